@@ -1,0 +1,3 @@
+from xendiscover._cli import main
+
+main()
