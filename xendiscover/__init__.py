@@ -1,0 +1,50 @@
+"""xendiscover: find the Xen hosts on your networks, tell what runs on them, name them.
+
+The whole public surface is listed in ``__all__``::
+
+    import asyncio, xendiscover
+
+    hosts = asyncio.run(xendiscover.discover(["10.0.0.0/24"], port=8002))
+    print([h.display_name for h in hosts])
+
+:func:`scan` yields hosts as they are found; :func:`discover` waits for the end
+and sorts them. Both run the same pipeline as the ``xendiscover`` command.
+"""
+
+from xendiscover._errors import ScanLimitError, TargetError, XenDiscoverError
+from xendiscover._model import Fingerprint, Host, Service, Verdict
+from xendiscover._networks import LocalNetwork, interface_is_up, local_networks
+from xendiscover._pipeline import DEFAULT_PORTS, ScanOptions, ScanPlan, discover, plan, scan
+from xendiscover._probe import Connector, ConnectResult, Outcome, ScanStats, SocketConnector
+from xendiscover._resolve import DNSNameResolver, NameResolver
+from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace
+from xendiscover._version import __version__
+
+__all__ = [
+    "DEFAULT_MAX_HOSTS",
+    "DEFAULT_PORTS",
+    "ConnectResult",
+    "Connector",
+    "DNSNameResolver",
+    "Fingerprint",
+    "Host",
+    "LocalNetwork",
+    "NameResolver",
+    "Outcome",
+    "ScanLimitError",
+    "ScanOptions",
+    "ScanPlan",
+    "ScanStats",
+    "Service",
+    "SocketConnector",
+    "TargetError",
+    "TargetSpace",
+    "Verdict",
+    "XenDiscoverError",
+    "__version__",
+    "discover",
+    "interface_is_up",
+    "local_networks",
+    "plan",
+    "scan",
+]

@@ -1,0 +1,263 @@
+"""What to sweep: target specifications parsed into a lazy address space.
+
+A :class:`TargetSpace` is a handful of integer intervals per address family,
+merged so that overlapping targets are probed once. It counts its addresses
+without listing them and walks them lazily, so its memory does not grow with
+the size of the sweep.
+
+Target syntax follows nmap's:
+
+======================  ==============================================
+``10.0.0.0/24``         a network, every address in it
+``10.0.0.7``            one address (IPv6 too: ``fd00::7``)
+``10.0.0.10-10.0.0.40`` an inclusive range (IPv6 too)
+``10.0.0.10-40``        the same, the last octet only
+``db1.example.org``     a host name, resolved now to its first address
+======================  ==============================================
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from xendiscover._errors import ScanLimitError, TargetError
+from xendiscover._networks import LocalNetwork
+
+__all__ = [
+    "DEFAULT_MAX_HOSTS",
+    "TargetSpace",
+    "parse_port",
+    "parse_target",
+]
+
+#: The largest sweep, in addresses, allowed without ``max_hosts``.
+DEFAULT_MAX_HOSTS = 65_536
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_Interval = tuple[int, int]  # inclusive bounds
+_FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
+_BYTES = {4: 4, 6: 16}
+
+Resolver = Callable[[str], str]
+
+
+def _resolve_first(name: str) -> str:
+    """The first address the system resolver gives for ``name``."""
+    try:
+        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise TargetError(f"cannot resolve host name {name!r}") from None
+    return str(infos[0][4][0])
+
+
+def _looks_like_hostname(text: str) -> bool:
+    labels = text.rstrip(".").split(".")
+    return bool(text) and all(
+        0 < len(label) <= 63
+        and label.replace("-", "").replace("_", "").isalnum()
+        and label.isascii()
+        and not label.startswith("-")
+        for label in labels
+    )
+
+
+def _ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
+def parse_target(spec: str, *, resolve: Resolver = _resolve_first) -> tuple[int, _Interval]:
+    """Parse one target into its IP version and an inclusive integer interval.
+
+    Args:
+        spec: A network, address, range or host name (see the module doc).
+        resolve: Turns a host name into an address; the system resolver by
+            default. Tests pass a function.
+
+    Raises:
+        TargetError: ``spec`` is none of the accepted forms.
+    """
+    text = spec.strip()
+    if not text:
+        raise TargetError("empty target")
+    if "/" in text:
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise TargetError(f"invalid network {spec!r}") from None
+        return net.version, (int(net.network_address), int(net.broadcast_address))
+    if (single := _ip(text)) is not None:
+        return single.version, (int(single), int(single))
+    first_text, dash, last_text = text.partition("-")
+    if dash and (first := _ip(first_text)) is not None:
+        last = _ip(last_text)
+        if last is None and first.version == 4 and last_text.isdigit():
+            if int(last_text) > 255:
+                raise TargetError(f"invalid range {spec!r}: {last_text} is not an octet")
+            last = ipaddress.IPv4Address((int(first) & ~0xFF) | int(last_text))
+        if last is None or last.version != first.version:
+            raise TargetError(f"invalid range {spec!r}")
+        if int(last) < int(first):
+            raise TargetError(f"invalid range {spec!r}: it ends before it starts")
+        return first.version, (int(first), int(last))
+    if _looks_like_hostname(text) and not text.replace(".", "").isdigit():
+        address = ipaddress.ip_address(resolve(text))
+        return address.version, (int(address), int(address))
+    raise TargetError(f"invalid target {spec!r}")
+
+
+def parse_port(text: str | int) -> int:
+    """Parse a TCP port number, 1 to 65535.
+
+    Raises:
+        TargetError: ``text`` is not a number in that range.
+    """
+    try:
+        port = int(text)
+    except (TypeError, ValueError):
+        raise TargetError(f"invalid port {text!r}: not a number") from None
+    if not 1 <= port <= 65535:
+        raise TargetError(f"invalid port {port}: must be 1 to 65535")
+    return port
+
+
+def _merge(intervals: Iterable[_Interval]) -> list[_Interval]:
+    merged: list[_Interval] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1] + 1:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _subtract(intervals: list[_Interval], holes: list[_Interval]) -> list[_Interval]:
+    result: list[_Interval] = []
+    for start, end in intervals:
+        cursor = start
+        for hole_start, hole_end in holes:
+            if hole_end < cursor or hole_start > end:
+                continue
+            if hole_start > cursor:
+                result.append((cursor, hole_start - 1))
+            cursor = max(cursor, hole_end + 1)
+        if cursor <= end:
+            result.append((cursor, end))
+    return result
+
+
+@dataclass(frozen=True)
+class TargetSpace:
+    """A set of addresses to sweep, held as merged intervals.
+
+    Build one with :meth:`from_specs` (explicit targets) or
+    :meth:`from_networks` (auto-discovered local networks).
+
+    Attributes:
+        intervals: For each IP version (4, 6), sorted disjoint inclusive
+            integer intervals.
+    """
+
+    intervals: tuple[tuple[int, tuple[_Interval, ...]], ...]
+
+    @classmethod
+    def _build(
+        cls,
+        include: Iterable[tuple[int, _Interval]],
+        exclude: Iterable[tuple[int, _Interval]] = (),
+    ) -> TargetSpace:
+        by_version: dict[int, list[_Interval]] = {4: [], 6: []}
+        holes: dict[int, list[_Interval]] = {4: [], 6: []}
+        for version, interval in include:
+            by_version[version].append(interval)
+        for version, interval in exclude:
+            holes[version].append(interval)
+        return cls(
+            tuple(
+                (version, tuple(_subtract(_merge(spans), _merge(holes[version]))))
+                for version, spans in sorted(by_version.items())
+            )
+        )
+
+    @classmethod
+    def from_specs(
+        cls,
+        specs: Iterable[str],
+        *,
+        exclude: Iterable[str] = (),
+        resolve: Resolver = _resolve_first,
+    ) -> TargetSpace:
+        """The addresses named by target specifications, less the excluded ones.
+
+        Raises:
+            TargetError: A specification is malformed or a name does not resolve.
+        """
+        return cls._build(
+            [parse_target(s, resolve=resolve) for s in specs],
+            [parse_target(s, resolve=resolve) for s in exclude],
+        )
+
+    @classmethod
+    def from_networks(
+        cls,
+        networks: Iterable[LocalNetwork],
+        *,
+        exclude: Iterable[str] = (),
+        resolve: Resolver = _resolve_first,
+    ) -> TargetSpace:
+        """The hosts of local networks, less their network, broadcast and own addresses.
+
+        A /31 has two hosts and no broadcast address (RFC 3021).
+
+        Raises:
+            TargetError: An exclusion is malformed or a name does not resolve.
+        """
+        include: list[tuple[int, _Interval]] = []
+        holes = [parse_target(s, resolve=resolve) for s in exclude]
+        for local in networks:
+            net = local.network
+            first, last = int(net.network_address), int(net.broadcast_address)
+            if net.prefixlen < net.max_prefixlen - 1:
+                first, last = first + 1, last - 1
+            include.append((net.version, (first, last)))
+            holes.extend((net.version, (int(a), int(a))) for a in local.own_addresses)
+        return cls._build(include, holes)
+
+    @property
+    def size(self) -> int:
+        """The number of addresses in the space (an IPv6 /64 has 2**64)."""
+        return sum(end - start + 1 for _, spans in self.intervals for start, end in spans)
+
+    def __iter__(self) -> Iterator[tuple[socket.AddressFamily, str]]:
+        """Walk the addresses lazily as ``(family, address text)`` pairs."""
+        for version, spans in self.intervals:
+            family = _FAMILY[version]
+            size = _BYTES[version]
+            to_text = socket.inet_ntoa if version == 4 else _inet6_ntoa
+            for start, end in spans:
+                for value in range(start, end + 1):
+                    yield family, to_text(value.to_bytes(size, "big"))
+
+    def check_size(self, max_hosts: int = DEFAULT_MAX_HOSTS) -> None:
+        """Refuse a sweep of more than ``max_hosts`` addresses.
+
+        Raises:
+            ScanLimitError: The space is larger than ``max_hosts``.
+        """
+        size = self.size
+        if size > max_hosts:
+            raise ScanLimitError(
+                f"refusing to sweep {size:,} addresses (limit {max_hosts:,}); "
+                "narrow the targets or raise the limit with --max-hosts"
+            )
+
+
+def _inet6_ntoa(packed: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET6, packed)
