@@ -1,0 +1,136 @@
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from xendiscover import Outcome, ScanStats
+from xendiscover._probe import RESOURCE_RETRY_LIMIT, Prober, ProbeResult, outcome_of_errno
+from xendiscover.testing import FakeConnector
+
+V4 = socket.AF_INET
+
+
+def items(count: int, port: int = 8002) -> Iterator[tuple[socket.AddressFamily, str, int]]:
+    return ((V4, f"10.0.{i // 256}.{i % 256}", port) for i in range(count))
+
+
+async def sweep(
+    connector: FakeConnector, count: int, *, retries: int = 1, window: int = 64
+) -> tuple[dict[str, ProbeResult], ScanStats]:
+    results: dict[str, ProbeResult] = {}
+    prober = Prober(connector, timeout=0.5, retries=retries, window=window)
+
+    def emit(result: ProbeResult) -> None:
+        assert result.address not in results, "a probe was reported twice"
+        results[result.address] = result
+
+    await asyncio.wait_for(prober.run(items(count), emit), 10)
+    return results, prober.stats
+
+
+@pytest.mark.parametrize("pending", [False, True])
+async def test_every_address_gets_exactly_one_result(pending: bool) -> None:
+    connector = FakeConnector(
+        {"10.0.0.5": "open", "10.0.1.7": "open", "10.0.0.9": "dark", "10.0.0.10": "unreachable"},
+        pending=pending,
+    )
+    results, stats = await sweep(connector, 600)
+    assert len(results) == 600
+    assert {a for a, r in results.items() if r.outcome is Outcome.OPEN} == {"10.0.0.5", "10.0.1.7"}
+    assert results["10.0.0.9"].outcome is Outcome.TIMEOUT
+    assert results["10.0.0.10"].outcome is Outcome.UNREACHABLE
+    assert stats.done == 600
+    assert stats.open == 2
+    assert stats.outcomes[Outcome.CLOSED] == 596
+
+
+async def test_a_timeout_is_retried_and_a_lost_syn_costs_no_host() -> None:
+    connector = FakeConnector({"10.0.0.3": ["dark", "open"], "10.0.0.4": "dark"}, pending=True)
+    results, stats = await sweep(connector, 8, retries=1)
+    assert results["10.0.0.3"].outcome is Outcome.OPEN
+    assert results["10.0.0.3"].attempts == 2
+    assert results["10.0.0.4"].outcome is Outcome.TIMEOUT
+    assert results["10.0.0.4"].attempts == 2  # one try plus one retry, no more
+    assert connector.attempts.count(("10.0.0.4", 8002)) == 2
+    assert stats.retries == 2
+
+
+async def test_retries_zero_means_one_attempt() -> None:
+    connector = FakeConnector({"10.0.0.3": ["dark", "open"]}, pending=True)
+    results, _ = await sweep(connector, 4, retries=0)
+    assert results["10.0.0.3"].outcome is Outcome.TIMEOUT
+
+
+async def test_refused_is_not_retried() -> None:
+    connector = FakeConnector(pending=True)
+    await sweep(connector, 50, retries=3)
+    assert len(connector.attempts) == 50
+
+
+async def test_window_bounds_connects_in_flight() -> None:
+    connector = FakeConnector(default="dark", pending=True)
+    await sweep(connector, 500, retries=0, window=16)
+    assert connector.max_in_flight == 16
+
+
+async def test_resource_errors_shrink_the_window_and_lose_no_host() -> None:
+    # A process allowed 10 sockets, asked to keep 200 connects in flight.
+    hosts = {f"10.0.{i // 256}.{i % 256}": "open" for i in range(0, 1000, 37)}
+    connector = FakeConnector(hosts, default="dark", pending=True, capacity=10)  # type: ignore[arg-type]
+    results, stats = await sweep(connector, 1000, retries=0, window=200)
+    assert len(results) == 1000
+    assert {a for a, r in results.items() if r.outcome is Outcome.OPEN} == set(hosts)
+    assert not any(r.outcome is Outcome.RESOURCE for r in results.values())
+    assert stats.backoffs > 0
+    assert connector.max_in_flight <= 10
+    assert max(connector.sleeps, default=0.0) <= 1.0
+
+
+@pytest.mark.parametrize("error", ["emfile", "enobufs", "eaddrnotavail"])
+async def test_transient_resource_errors_are_retried_not_reported(error: str) -> None:
+    connector = FakeConnector({"10.0.0.2": [error, error, error, "open"]})  # type: ignore[list-item]
+    results, stats = await sweep(connector, 4)
+    assert results["10.0.0.2"].outcome is Outcome.OPEN
+    assert stats.backoffs == 3
+    assert connector.sleeps[:3] == sorted(connector.sleeps[:3])  # exponential back-off
+
+
+async def test_a_resource_error_that_never_clears_ends_as_error() -> None:
+    connector = FakeConnector({"10.0.0.1": "emfile"})
+    results, _ = await sweep(connector, 3)
+    assert results["10.0.0.1"].outcome is Outcome.ERROR
+    assert connector.attempts.count(("10.0.0.1", 8002)) == RESOURCE_RETRY_LIMIT + 1
+    assert results["10.0.0.2"].outcome is Outcome.CLOSED
+
+
+async def test_cancelling_the_run_cancels_pending_connects() -> None:
+    connector = FakeConnector(default="dark", pending=True)
+    started = asyncio.Event()
+    prober = Prober(connector, timeout=60, retries=0, window=8)
+
+    def never(result: ProbeResult) -> None:
+        started.set()
+
+    task = asyncio.ensure_future(prober.run(items(1_000_000), never))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert prober.stats.in_flight == 0
+
+
+def test_errno_classification() -> None:
+    import errno
+
+    assert outcome_of_errno(0) is Outcome.OPEN
+    assert outcome_of_errno(errno.ECONNREFUSED) is Outcome.CLOSED
+    assert outcome_of_errno(errno.EHOSTUNREACH) is Outcome.UNREACHABLE
+    assert outcome_of_errno(errno.EMFILE) is Outcome.RESOURCE
+    assert outcome_of_errno(errno.EADDRNOTAVAIL) is Outcome.RESOURCE
+    assert outcome_of_errno(errno.EINVAL) is Outcome.ERROR
+
+
+def test_bad_prober_settings() -> None:
+    with pytest.raises(ValueError, match="timeout must be"):
+        Prober(FakeConnector(), timeout=0, retries=1, window=1)

@@ -1,0 +1,313 @@
+"""The one coroutine pipeline: targets → connect → fingerprint → name → Host.
+
+:func:`scan` is the pipeline; :func:`discover` and the command line are thin
+layers over it. Every input is checked by :func:`plan` before the first
+packet leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypedDict, Unpack
+
+from xendiscover._errors import TargetError
+
+try:  # TEMP until the fingerprint module lands
+    from xendiscover._fingerprint import WELL_KNOWN_PORTS, fingerprint_port
+except ImportError:  # pragma: no cover
+    WELL_KNOWN_PORTS = (443, 80, 8002, 8000, 8006, 9363, 16509)
+
+    async def fingerprint_port(address: str, port: int, *, timeout: float = 2.0) -> Fingerprint:
+        return UNPROBED
+
+
+from xendiscover._model import UNPROBED, Fingerprint, Host
+from xendiscover._networks import system_networks
+from xendiscover._probe import (
+    Connector,
+    Outcome,
+    Prober,
+    ProbeResult,
+    ScanStats,
+    SocketConnector,
+    default_window,
+)
+from xendiscover._resolve import DNSNameResolver, NameResolver, parse_nameserver
+from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace, parse_port
+
+__all__ = ["DEFAULT_PORTS", "ScanOptions", "ScanPlan", "discover", "plan", "run_plan", "scan"]
+
+#: The ports swept when none is named: every Xen management port we know.
+DEFAULT_PORTS: tuple[int, ...] = WELL_KNOWN_PORTS
+
+#: A function that fingerprints one open port within a deadline.
+Fingerprinter = Callable[[str, int, float], Awaitable[Fingerprint]]
+
+#: How many open ports are fingerprinted and named at once.
+_POST_CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """A checked scan, ready to run: every input validated, nothing sent yet.
+
+    Attributes:
+        space: The addresses to sweep.
+        ports: The TCP ports to try on each address.
+        timeout: Seconds one connect attempt may wait.
+        retries: Extra attempts after a timeout.
+        window: The most connects pending at once.
+        nameservers: DNS servers for reverse lookups (system's when empty).
+        resolve: Whether to look up names.
+        fingerprint: Whether to ask each open port what it is.
+    """
+
+    space: TargetSpace
+    ports: tuple[int, ...]
+    timeout: float
+    retries: int
+    window: int
+    nameservers: tuple[str, ...]
+    resolve: bool
+    fingerprint: bool
+
+    @property
+    def total(self) -> int:
+        """The number of probes: addresses × ports."""
+        return self.space.size * len(self.ports)
+
+
+def _ports(port: int | str | Iterable[int | str] | None) -> tuple[int, ...]:
+    if port is None:
+        return DEFAULT_PORTS
+    raw = [port] if isinstance(port, int | str) else list(port)
+    if not raw:
+        return DEFAULT_PORTS
+    return tuple(dict.fromkeys(parse_port(p) for p in raw))
+
+
+class ScanOptions(TypedDict, total=False):
+    """The options of :func:`scan` and :func:`discover`, all optional.
+
+    Attributes:
+        port: One port or several; all well-known Xen ports by default.
+        exclude: Targets to leave out (same syntax as the targets).
+        interfaces: With no targets, sweep only these interfaces' networks.
+        timeout: Seconds one connect attempt may wait for an answer (1.0).
+        retries: Extra attempts after a timeout, so a lost SYN costs no host (1).
+        concurrency: The most connects in flight; sized from the open-file
+            limit by default.
+        max_hosts: Refuse sweeps of more addresses than this (65,536).
+        resolve: Look up each host's name by PTR (True).
+        nameservers: DNS servers for names (``IP`` or ``IP:PORT``); the
+            system's resolver configuration by default.
+        fingerprint: Probe each open port for the service behind it (True).
+        connector: Where connects happen (tests pass a fake).
+        resolver: Where names come from (tests pass a fake).
+        fingerprinter: How open ports are probed (tests pass a fake).
+        stats: Counters updated as the sweep runs, for progress displays.
+    """
+
+    port: int | str | Iterable[int | str] | None
+    exclude: Iterable[str]
+    interfaces: Iterable[str] | None
+    timeout: float
+    retries: int
+    concurrency: int | None
+    max_hosts: int
+    resolve: bool
+    nameservers: Sequence[str]
+    fingerprint: bool
+    connector: Connector | None
+    resolver: NameResolver | None
+    fingerprinter: Fingerprinter | None
+    stats: ScanStats | None
+
+
+def plan(targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]) -> ScanPlan:
+    """Check a scan's inputs and work out what it will sweep; send nothing.
+
+    With no ``targets`` the IPv4 networks of this machine's up interfaces are
+    swept. The I/O options (``connector``, ``resolver``, ``fingerprinter``,
+    ``stats``) are ignored here; see :class:`ScanOptions` for the rest.
+
+    Raises:
+        TargetError: An input is invalid, or the sweep is too large.
+    """
+    timeout = options.get("timeout", 1.0)
+    retries = options.get("retries", 1)
+    concurrency = options.get("concurrency")
+    max_hosts = options.get("max_hosts", DEFAULT_MAX_HOSTS)
+    exclude = list(options.get("exclude", ()))
+    if not timeout > 0:
+        raise TargetError(f"invalid timeout {timeout}: must be more than 0 seconds")
+    if retries < 0:
+        raise TargetError(f"invalid retries {retries}: must be 0 or more")
+    if concurrency is not None and concurrency < 1:
+        raise TargetError(f"invalid concurrency {concurrency}: must be 1 or more")
+    if max_hosts < 1:
+        raise TargetError(f"invalid max-hosts {max_hosts}: must be 1 or more")
+    ports = _ports(options.get("port"))
+    servers = tuple(parse_nameserver(n) for n in options.get("nameservers", ()))
+    specs = list(targets) if targets is not None else []
+    if specs:
+        space = TargetSpace.from_specs(specs, exclude=exclude)
+    else:
+        networks = system_networks(options.get("interfaces"))
+        if not networks:
+            raise TargetError("no up IPv4 network to sweep; name the targets")
+        space = TargetSpace.from_networks(networks, exclude=exclude)
+    space.check_size(max_hosts)
+    return ScanPlan(
+        space=space,
+        ports=ports,
+        timeout=float(timeout),
+        retries=retries,
+        window=concurrency or default_window(),
+        nameservers=servers,
+        resolve=options.get("resolve", True),
+        fingerprint=options.get("fingerprint", True),
+    )
+
+
+async def _fingerprint(address: str, port: int, timeout: float) -> Fingerprint:
+    return await fingerprint_port(address, port, timeout=timeout)
+
+
+async def run_plan(
+    scan_plan: ScanPlan,
+    *,
+    connector: Connector | None = None,
+    resolver: NameResolver | None = None,
+    fingerprinter: Fingerprinter | None = None,
+    stats: ScanStats | None = None,
+) -> AsyncGenerator[Host, None]:
+    """Run a checked :class:`ScanPlan`, yielding each open port as a Host.
+
+    The I/O can be swapped: ``connector`` (connects), ``resolver`` (names),
+    ``fingerprinter`` (service probes). ``stats`` is updated as it runs.
+    """
+    stats = stats if stats is not None else ScanStats()
+    stats.total = scan_plan.total
+    prober = Prober(
+        connector or SocketConnector(),
+        timeout=scan_plan.timeout,
+        retries=scan_plan.retries,
+        window=scan_plan.window,
+        stats=stats,
+    )
+    names: NameResolver | None = None
+    if scan_plan.resolve:
+        names = resolver or DNSNameResolver(scan_plan.nameservers)
+    probe_service = fingerprinter or _fingerprint
+    found: asyncio.Queue[Host | None] = asyncio.Queue()
+    post: set[asyncio.Task[None]] = set()
+    gate = asyncio.Semaphore(_POST_CONCURRENCY)
+    lookups: dict[str, asyncio.Task[str | None]] = {}
+
+    async def name_of(address: str) -> str | None:
+        if names is None:
+            return None
+        if address not in lookups:  # one lookup per address, whatever its ports
+            lookups[address] = asyncio.ensure_future(names.reverse(address))
+        return await lookups[address]
+
+    async def finish(hit: ProbeResult) -> None:
+        async with gate:
+            fp = UNPROBED
+            if scan_plan.fingerprint:
+                fp = await probe_service(hit.address, hit.port, max(2.0, scan_plan.timeout))
+            hostname = await name_of(hit.address)
+        found.put_nowait(
+            Host(
+                address=hit.address,
+                port=hit.port,
+                hostname=hostname,
+                latency_ms=hit.latency * 1000.0,
+                service=fp.service,
+                verdict=fp.verdict,
+                evidence=fp.evidence,
+            )
+        )
+
+    def on_result(result: ProbeResult) -> None:
+        if result.outcome is Outcome.OPEN:
+            task = asyncio.ensure_future(finish(result))
+            post.add(task)
+            task.add_done_callback(post.discard)
+
+    async def produce() -> None:
+        try:
+            items = (
+                (family, address, p) for family, address in scan_plan.space for p in scan_plan.ports
+            )
+            await prober.run(items, on_result)
+            while post:
+                await asyncio.gather(*post)
+        finally:
+            found.put_nowait(None)
+
+    producer = asyncio.ensure_future(produce())
+    try:
+        while (host := await found.get()) is not None:
+            yield host
+        await producer
+    finally:
+        for task in (producer, *post, *lookups.values()):
+            task.cancel()
+        await asyncio.gather(producer, *post, *lookups.values(), return_exceptions=True)
+        if names is not None and resolver is None:
+            await names.aclose()
+
+
+async def scan(
+    targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]
+) -> AsyncGenerator[Host, None]:
+    """Sweep for Xen hosts, yielding each open port as soon as it is known.
+
+    Args:
+        targets: Networks, addresses, ranges or host names (nmap syntax). With
+            none, the IPv4 networks of this machine's up interfaces.
+        **options: See :class:`ScanOptions`.
+
+    Yields:
+        One :class:`Host` per open port, in the order they are found.
+
+    Raises:
+        TargetError: An input is invalid (raised before anything is sent).
+
+    Closing the iterator early (``contextlib.aclosing``) or cancelling the
+    task that iterates it closes every socket the scan opened.
+    """
+    checked = plan(targets, **options)
+    async with contextlib.aclosing(
+        run_plan(
+            checked,
+            connector=options.get("connector"),
+            resolver=options.get("resolver"),
+            fingerprinter=options.get("fingerprinter"),
+            stats=options.get("stats"),
+        )
+    ) as hosts:
+        async for host in hosts:
+            yield host
+
+
+async def discover(
+    targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]
+) -> list[Host]:
+    """Sweep for Xen hosts and return every open port found, sorted by address.
+
+    Takes the same arguments as :func:`scan`, which it runs to the end.
+
+    Example::
+
+        hosts = await discover(["10.0.0.0/24"], port=8002)
+        print([h.display_name for h in hosts if h.verdict == "confirmed"])
+    """
+    async with contextlib.aclosing(scan(targets, **options)) as hosts:
+        found = [host async for host in hosts]
+    return sorted(found, key=lambda h: h.sort_key)
