@@ -1,0 +1,85 @@
+"""Real sockets on loopback: the sweep finds exactly the listening addresses."""
+
+import asyncio
+import contextlib
+import os
+import socket
+
+import xendiscover
+from xendiscover import Outcome, SocketConnector
+
+from support import hosts_of
+
+
+async def test_sweep_finds_exactly_the_listeners(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+    expected = hosts_of(loopback_net, 1, 300, 2049, 4094)
+    listeners(expected, 8002)
+    listeners(hosts_of(loopback_net, 77), 8003)  # another port: not a hit
+    hosts = await xendiscover.discover(
+        [loopback_net], port=8002, resolve=False, fingerprint=False, timeout=1.0
+    )
+    assert [h.address for h in hosts] == expected
+    assert all(h.port == 8002 and h.latency_ms >= 0 for h in hosts)
+
+
+async def test_several_ports_and_ranges(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+    a, b = hosts_of(loopback_net, 10, 20)
+    listeners([a], 8002)
+    listeners([a, b], 8000)
+    first, last = hosts_of(loopback_net, 5, 25)
+    hosts = await xendiscover.discover(
+        [f"{first}-{last}"], port=[8002, 8000], resolve=False, fingerprint=False
+    )
+    assert [(h.address, h.port) for h in hosts] == [(a, 8000), (a, 8002), (b, 8000)]
+
+
+async def test_ipv6_loopback_target(listeners) -> None:  # type: ignore[no-untyped-def]
+    try:
+        listeners(["::1"], 0)
+    except OSError:
+        import pytest
+
+        pytest.skip("no IPv6 loopback here")
+    sock = socket.socket(socket.AF_INET6)
+    sock.bind(("::1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    try:
+        hosts = await xendiscover.discover(["::1"], port=port, resolve=False, fingerprint=False)
+    finally:
+        sock.close()
+    assert [(h.address, h.port) for h in hosts] == [("::1", port)]
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_socket_connector_outcomes_and_no_leaks(listeners) -> None:  # type: ignore[no-untyped-def]
+    (sock,) = listeners(["127.0.0.1"], 0)
+    port = sock.getsockname()[1]
+    connector = SocketConnector()
+    before = open_fds()
+    opened = connector.connect(socket.AF_INET, "127.0.0.1", port, 1.0)
+    refused = connector.connect(socket.AF_INET, "127.0.0.1", 1, 1.0)
+    for started in (opened, refused):
+        if isinstance(started, asyncio.Future):
+            await started
+    results = [s if not isinstance(s, asyncio.Future) else s.result() for s in (opened, refused)]
+    assert [r.outcome for r in results] == [Outcome.OPEN, Outcome.CLOSED]
+    assert open_fds() == before
+
+
+async def test_cancelled_scans_leave_no_socket_open(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+    listeners(hosts_of(loopback_net, 3), 8002)
+    before = open_fds()
+    for _ in range(20):
+        task = asyncio.ensure_future(
+            xendiscover.discover([loopback_net], port=8002, resolve=False, fingerprint=False)
+        )
+        await asyncio.sleep(0.002)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await asyncio.sleep(0)
+    assert open_fds() == before

@@ -1,0 +1,136 @@
+"""The pipeline with fake I/O: no socket, no DNS."""
+
+import asyncio
+import contextlib
+
+import pytest
+
+import xendiscover
+from xendiscover import Fingerprint, Host, TargetError
+from xendiscover.testing import FakeConnector, FakeResolver
+
+
+async def no_fingerprint(address: str, port: int, timeout: float) -> Fingerprint:
+    return Fingerprint("xend-relocation", "confirmed", "(ok (help")
+
+
+async def test_discover_returns_hits_sorted_by_address_with_names() -> None:
+    connector = FakeConnector({"10.0.0.20": "open", "10.0.0.3": "open", "10.0.0.9": "dark"})
+    resolver = FakeResolver({"10.0.0.3": "polar.inf.example"})
+    hosts = await xendiscover.discover(
+        ["10.0.0.0/27"],
+        port=8002,
+        connector=connector,
+        resolver=resolver,
+        fingerprinter=no_fingerprint,
+    )
+    assert [(h.address, h.port, h.hostname) for h in hosts] == [
+        ("10.0.0.3", 8002, "polar.inf.example"),
+        ("10.0.0.20", 8002, None),
+    ]
+    assert hosts[0].display_name == "polar.inf.example"
+    assert hosts[1].display_name == "10.0.0.20"
+    assert hosts[0].service == "xend-relocation"
+    assert hosts[0].verdict == "confirmed"
+    assert sorted(resolver.lookups) == ["10.0.0.20", "10.0.0.3"]  # hits only
+
+
+async def test_names_are_looked_up_once_per_address() -> None:
+    connector = FakeConnector({"10.0.0.1": "open"})
+    resolver = FakeResolver({"10.0.0.1": "xen1"})
+    hosts = await xendiscover.discover(
+        ["10.0.0.1"],
+        port=[8002, 8000, 443],
+        connector=connector,
+        resolver=resolver,
+        fingerprinter=no_fingerprint,
+    )
+    assert [h.port for h in hosts] == [443, 8000, 8002]
+    assert resolver.lookups == ["10.0.0.1"]
+
+
+async def test_scan_streams_hosts_as_found() -> None:
+    connector = FakeConnector({"10.0.0.1": "open", "10.0.0.2": "open"}, pending=True)
+    seen = []
+    async with contextlib.aclosing(
+        xendiscover.scan(
+            ["10.0.0.0/29"], port=8002, connector=connector, resolve=False, fingerprint=False
+        )
+    ) as hosts:
+        async for host in hosts:
+            seen.append(host)
+    assert {h.address for h in seen} == {"10.0.0.1", "10.0.0.2"}
+    assert all(isinstance(h, Host) and h.verdict == "unknown" for h in seen)
+
+
+async def test_no_resolve_skips_names() -> None:
+    resolver = FakeResolver({"10.0.0.1": "xen1"})
+    hosts = await xendiscover.discover(
+        ["10.0.0.1"],
+        port=8002,
+        connector=FakeConnector({"10.0.0.1": "open"}),
+        resolver=resolver,
+        resolve=False,
+        fingerprint=False,
+    )
+    assert hosts[0].hostname is None
+    assert resolver.lookups == []
+
+
+async def test_default_ports_are_the_xen_management_ports() -> None:
+    connector = FakeConnector()
+    await xendiscover.discover(["10.0.0.1"], connector=connector, resolve=False)
+    assert {p for _, p in connector.attempts} >= {443, 80, 8002, 8000, 8006, 9363, 16509}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"port": 0}, "invalid port"),
+        ({"port": [8002, 70000]}, "invalid port"),
+        ({"timeout": 0}, "invalid timeout"),
+        ({"timeout": -1.5}, "invalid timeout"),
+        ({"retries": -1}, "invalid retries"),
+        ({"concurrency": 0}, "invalid concurrency"),
+        ({"nameservers": ["dns.example"]}, "invalid nameserver"),
+        ({"max_hosts": 100}, "refusing to sweep 256 addresses"),
+    ],
+)
+async def test_bad_input_is_refused_before_any_connect(
+    kwargs: dict[str, object], message: str
+) -> None:
+    connector = FakeConnector()
+    with pytest.raises(TargetError, match=message):
+        await xendiscover.discover(["10.0.0.0/24"], connector=connector, **kwargs)  # type: ignore[arg-type]
+    assert connector.attempts == []
+
+
+async def test_cancelling_a_scan_stops_it_and_closes_the_resolver() -> None:
+    connector = FakeConnector(default="dark", pending=True)
+    resolver = FakeResolver()
+    task = asyncio.ensure_future(
+        xendiscover.discover(["10.0.0.0/16"], port=8002, connector=connector, resolver=resolver)
+    )
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    tried = len(connector.attempts)
+    await asyncio.sleep(0.05)
+    assert len(connector.attempts) == tried  # nothing runs on after the cancel
+    assert tried < 2 * 65536
+
+
+async def test_stats_follow_the_sweep() -> None:
+    stats = xendiscover.ScanStats()
+    await xendiscover.discover(
+        ["10.0.0.0/28"],
+        port=8002,
+        connector=FakeConnector({"10.0.0.4": "open"}),
+        resolve=False,
+        fingerprint=False,
+        stats=stats,
+    )
+    assert stats.total == 16
+    assert stats.done == 16
+    assert stats.open == 1
