@@ -23,6 +23,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Run the property tests with 10,000 examples each (hypothesis "fuzz" profile)."""
+    session.install("-e", ".[test]")
+    session.env["HYPOTHESIS_PROFILE"] = "fuzz"
+    session.run("pytest", "-m", "not netns", "-k", "propert or hypothesis", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff."""
     session.install("ruff")

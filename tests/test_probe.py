@@ -5,7 +5,13 @@ from collections.abc import Iterator
 import pytest
 
 from xendiscover import Outcome, ScanStats
-from xendiscover._probe import RESOURCE_RETRY_LIMIT, Prober, ProbeResult, outcome_of_errno
+from xendiscover._probe import (
+    RESOURCE_RETRY_LIMIT,
+    Prober,
+    ProbeResult,
+    RttEstimator,
+    outcome_of_errno,
+)
 from xendiscover.testing import FakeConnector
 
 V4 = socket.AF_INET
@@ -134,3 +140,30 @@ def test_errno_classification() -> None:
 def test_bad_prober_settings() -> None:
     with pytest.raises(ValueError, match="timeout must be"):
         Prober(FakeConnector(), timeout=0, retries=1, window=1)
+
+
+def test_rtt_estimator_follows_answers_within_floor_and_ceiling() -> None:
+    rtt = RttEstimator(ceiling=2.0, floor=0.25)
+    assert rtt.timeout == 2.0  # no sample yet: the user's timeout
+    rtt.sample(0.001)
+    assert rtt.timeout == 0.25  # fast LAN: the floor
+    for _ in range(50):
+        rtt.sample(0.4)
+    assert 0.4 < rtt.timeout < 0.6  # converged on srtt plus a little variance
+    rtt.sample(30.0)
+    assert rtt.timeout == 2.0  # never beyond the ceiling
+
+
+async def test_first_attempts_adapt_and_retries_get_the_full_timeout() -> None:
+    connector = FakeConnector({"10.0.0.50": ["dark", "dark", "open"]}, pending=True)
+    results: dict[str, ProbeResult] = {}
+    prober = Prober(connector, timeout=3.0, retries=2, window=1)
+    await prober.run(items(60), lambda r: results.__setitem__(r.address, r))
+    assert connector.timeouts[0] == 3.0  # nothing measured yet
+    late_host = [
+        t
+        for (a, _), t in zip(connector.attempts, connector.timeouts, strict=True)
+        if a == "10.0.0.50"
+    ]
+    assert late_host == [0.25, 3.0, 3.0]  # adapted first try, full-length retries
+    assert results["10.0.0.50"].outcome is Outcome.OPEN

@@ -22,7 +22,14 @@ import typer
 
 from xendiscover._errors import XenDiscoverError
 from xendiscover._model import Host
-from xendiscover._pipeline import DEFAULT_PORTS, ScanPlan, plan, run_plan
+from xendiscover._pipeline import (
+    DEFAULT_PORTS,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    ScanPlan,
+    plan,
+    run_plan,
+)
 from xendiscover._probe import ScanStats
 from xendiscover._resolve import parse_nameserver
 from xendiscover._targets import DEFAULT_MAX_HOSTS
@@ -101,9 +108,15 @@ def scan_command(
     ] = None,
     timeout: Annotated[
         float,
-        typer.Option(callback=_positive, help="Seconds one connect attempt may wait."),
-    ] = 1.0,
-    retries: Annotated[int, typer.Option(min=0, help="Extra attempts after a timeout.")] = 1,
+        typer.Option(
+            callback=_positive,
+            help="Seconds a connect attempt may wait: every retry's deadline, and the "
+            "first attempt's until round-trip times are known (it then adapts, >= 0.25 s).",
+        ),
+    ] = DEFAULT_TIMEOUT,
+    retries: Annotated[
+        int, typer.Option(min=0, help="Extra attempts after a timeout.")
+    ] = DEFAULT_RETRIES,
     concurrency: Annotated[
         int | None,
         typer.Option(

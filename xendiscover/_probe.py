@@ -247,6 +247,41 @@ _YIELD_EVERY = 64
 
 _Item = tuple[socket.AddressFamily, str, int]
 
+#: The shortest first-attempt deadline the estimator may choose, in seconds.
+#: Retries always get the user's full timeout, so a host slower than its
+#: neighbours is still found; this floor only bounds how eager the first try is.
+MIN_TIMEOUT = 0.25
+
+
+class RttEstimator:
+    """Smoothed round-trip time and the deadline it suggests (RFC 6298).
+
+    The deadline starts at ``ceiling`` (the user's ``--timeout``) and, once
+    answers have been timed, follows ``srtt + 4 * rttvar``, kept between
+    ``floor`` and ``ceiling``. Only answers (open or refused) are samples:
+    silence says nothing about the round-trip time.
+
+    Args:
+        ceiling: The initial and the largest deadline, in seconds.
+        floor: The smallest deadline, in seconds.
+    """
+
+    def __init__(self, ceiling: float, floor: float = MIN_TIMEOUT) -> None:
+        self.ceiling = ceiling
+        self.floor = min(floor, ceiling)
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.timeout = ceiling
+
+    def sample(self, rtt: float) -> None:
+        """Fold in one measured round-trip time, in seconds."""
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.timeout = min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar))
+
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
@@ -272,7 +307,9 @@ class Prober:
 
     Args:
         connector: Where connects happen (:class:`SocketConnector` for real).
-        timeout: Seconds one attempt may wait for an answer.
+        timeout: Seconds an attempt may wait for an answer: the first
+            attempt's deadline until round-trip times are known, the ceiling
+            after, and every retry's deadline.
         retries: Extra attempts for a probe whose attempt timed out.
         window: The most connects pending at once.
         stats: Counters to update (a fresh :class:`ScanStats` by default).
@@ -290,7 +327,7 @@ class Prober:
         if timeout <= 0 or retries < 0 or window < 1:
             raise ValueError("timeout must be > 0, retries >= 0, window >= 1")
         self._connector = connector
-        self._timeout = timeout
+        self.rtt = RttEstimator(timeout)
         self._retries = retries
         self._max_window = window
         self.stats = stats if stats is not None else ScanStats()
@@ -327,7 +364,11 @@ class Prober:
                 if self._backoff:
                     await self._connector.sleep(self._backoff)
                 stats.attempts += 1
-                started = self._connector.connect(item[0], item[1], item[2], self._timeout)
+                # A first attempt waits as long as the network has shown it
+                # needs; a retry waits the full timeout, so a slow host is
+                # not lost to a fast neighbourhood.
+                deadline = self.rtt.timeout if attempts == 0 else self.rtt.ceiling
+                started = self._connector.connect(item[0], item[1], item[2], deadline)
                 if isinstance(started, ConnectResult):
                     self._settle(item, attempts + 1, resource_errors, started, emit)
                     immediate += 1
@@ -390,6 +431,8 @@ class Prober:
             # Additive increase: one more slot per answer, until the ceiling.
             self._backoff = 0.0
             stats.window = min(self._max_window, stats.window + 1)
+        if outcome is Outcome.OPEN or outcome is Outcome.CLOSED:
+            self.rtt.sample(result.latency)
         if outcome is Outcome.TIMEOUT and attempts <= self._retries:
             stats.retries += 1
             self._again.append((item, attempts, resource_errors))
