@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings
 from support import free_udp_port
 
 
@@ -105,3 +106,9 @@ def _answers(address: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+# Hypothesis profiles: "default" for every run, "fuzz" for ``nox -s fuzz``.
+settings.register_profile("default", max_examples=200, deadline=None)
+settings.register_profile("fuzz", max_examples=10_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

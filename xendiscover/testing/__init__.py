@@ -6,13 +6,9 @@
   decoys that are not), on any address and port you bind them to.
 """
 
-try:
-    from xendiscover.testing import _servers
-except ImportError:
-    import types
-
-    _servers = types.SimpleNamespace(__all__=[])
+from xendiscover.testing import _servers
 from xendiscover.testing._fakes import Behaviour, FakeConnector, FakeResolver
+from xendiscover.testing._servers import *  # noqa: F403
 
 __all__ = ["Behaviour", "FakeConnector", "FakeResolver"]
 __all__ += _servers.__all__
