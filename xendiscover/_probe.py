@@ -461,5 +461,5 @@ def default_window(cap: int = 4096, headroom: int = 128) -> int:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
                 soft = wanted
         if soft != resource.RLIM_INFINITY:
-            return max(1, min(cap, soft - headroom, soft // 2))
+            return max(1, min(cap, soft - min(headroom, soft // 2)))
     return 256

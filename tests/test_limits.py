@@ -1,0 +1,138 @@
+"""Local limits: a low open-file limit changes how fast, never what is found.
+
+Runs in a network namespace made here, where nftables drops SYNs to most of
+a loopback /23, so connects stay pending and hold descriptors, and the
+process (under a low RLIMIT_NOFILE) runs out of them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+pytestmark = pytest.mark.netns
+
+LISTENERS = ["127.99.0.7", "127.99.0.200", "127.99.1.33", "127.99.1.254"]
+LOW_LIMIT = 48
+
+
+def _reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root for network namespaces"
+    if shutil.which("ip") is None or shutil.which("nft") is None:
+        return "needs iproute2 and nftables"
+    return None
+
+
+@pytest.fixture(scope="module")
+def namespace() -> Iterator[str]:
+    if (reason := _reason()) is not None:
+        pytest.skip(reason)
+    ns = f"xdrl{os.getpid() % 100000}{random.randrange(100, 999)}"
+    responder = None
+    try:
+        subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, timeout=10)
+        allowed = ", ".join(LISTENERS)
+        rules = f"""
+            table inet lab {{
+                chain out {{
+                    type filter hook output priority 0;
+                    ip daddr {{ {allowed} }} accept
+                    ip daddr 127.99.0.0/23 tcp dport 8002 tcp flags syn drop
+                }}
+            }}
+        """
+        subprocess.run(
+            ["ip", "netns", "exec", ns, "nft", "-f", "-"],
+            input=rules,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+        responder = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                sys.executable,
+                str(HERE / "xend_responder.py"),
+                *LISTENERS,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert responder.stdout is not None
+        assert responder.stdout.readline().strip() == "ready"
+        yield ns
+    finally:
+        if responder is not None:
+            responder.terminate()
+            responder.wait(5)
+        subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+def sweep(ns: str, nofile: int | None, *args: str) -> subprocess.CompletedProcess[str]:
+    limit = f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile}));" if nofile else ""
+    code = f"import resource, sys; {limit}from xendiscover._cli import main; main(sys.argv[1:])"
+    return subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            "-c",
+            code,
+            "-p",
+            "8002",
+            "--no-resolve",
+            "--no-fingerprint",
+            "--timeout",
+            "0.3",
+            "--retries",
+            "0",
+            "-v",
+            *args,
+            "127.99.0.0/23",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def backoffs(stderr: str) -> int:
+    match = re.search(r"(\d+) back-offs", stderr)
+    assert match, stderr
+    return int(match.group(1))
+
+
+def test_a_low_file_limit_finds_the_same_hosts(namespace: str) -> None:
+    roomy = sweep(namespace, None, "--concurrency", "400")
+    assert roomy.returncode == 0, roomy.stderr
+    assert roomy.stdout.split() == LISTENERS
+    assert backoffs(roomy.stderr) == 0
+
+    cramped = sweep(namespace, LOW_LIMIT, "--concurrency", "400")
+    assert cramped.returncode == 0, cramped.stderr
+    assert cramped.stdout.split() == LISTENERS  # not one host lost to EMFILE
+    assert backoffs(cramped.stderr) > 0  # it did run out, and backed off
+    assert "Traceback" not in cramped.stderr
+
+
+def test_the_default_window_fits_the_file_limit(namespace: str) -> None:
+    proc = sweep(namespace, LOW_LIMIT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == LISTENERS
