@@ -1,0 +1,423 @@
+"""Helpers shared by the sans-IO reply parsers: errors, evidence, HTTP and XML-RPC.
+
+Nothing here touches a socket. Every function takes the bytes a peer sent and
+returns a value, or raises :class:`ReplyError` (the only exception a parser may
+raise)::
+
+    ReplyError          a parser could not reach a verdict from these bytes
+    └── NeedMoreData    ...yet: the peer is still open and may send more
+
+A parser raises :class:`NeedMoreData` only while ``closed`` is false; once the
+peer has closed, every parser returns a :class:`~xendiscover._model.Fingerprint`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from xendiscover._errors import XenDiscoverError
+from xendiscover._model import Fingerprint, Service
+
+__all__ = [
+    "EVIDENCE_LIMIT",
+    "HttpHead",
+    "NeedMoreData",
+    "ReplyError",
+    "ReplyParser",
+    "RpcShape",
+    "XmlRpcReply",
+    "closed_silently",
+    "decode_xmlrpc",
+    "evidence",
+    "excerpt",
+    "first_line",
+    "http_body",
+    "http_host",
+    "http_post",
+    "looks_like_http",
+    "parse_http_head",
+    "xenapi_failure",
+    "xenapi_failure_fingerprint",
+    "xmlrpc_shape",
+]
+
+#: The longest evidence string a parser produces (in characters).
+EVIDENCE_LIMIT = 80
+
+
+class ReplyError(XenDiscoverError, ValueError):
+    """A reply parser could not reach a verdict from the bytes it was given."""
+
+
+class NeedMoreData(ReplyError):
+    """The bytes so far cannot decide; only raised while the peer is still open."""
+
+
+class ReplyParser(Protocol):
+    """The signature every reply parser has.
+
+    A parser is a pure function: the bytes the peer sent so far, whether the
+    peer closed the connection, and the nonce the request carried (the UUID of
+    an ``isAlive`` probe; ignored by parsers that do not need it).
+    """
+
+    def __call__(self, data: bytes, *, closed: bool, nonce: str) -> Fingerprint:
+        """Decide what answered, or raise :class:`ReplyError`."""
+        ...
+
+
+_ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\"}
+
+
+def excerpt(data: bytes, limit: int = EVIDENCE_LIMIT) -> str:
+    r"""Render ``data`` as a printable excerpt of at most ``limit`` characters.
+
+    Printable ASCII is kept; ``\r``, ``\n``, ``\t`` and backslash are escaped
+    the C way, every other byte as ``\xNN``. A cut excerpt ends in ``...``.
+
+    Args:
+        data: The bytes to show.
+        limit: The longest result, in characters (at least 4).
+
+    Returns:
+        The excerpt, pure printable ASCII.
+    """
+    limit = max(limit, 4)
+    out: list[str] = []
+    size = 0
+    for byte in data:
+        piece = _ESCAPES.get(byte) or (chr(byte) if 0x20 <= byte < 0x7F else f"\\x{byte:02x}")
+        if size + len(piece) > limit:
+            while out and size + 3 > limit:
+                size -= len(out.pop())
+            out.append("...")
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
+def evidence(label: str, data: bytes = b"") -> str:
+    """Write evidence: a label, then an excerpt of ``data``, within the limit.
+
+    Args:
+        label: What was seen, in words (kept whole).
+        data: The bytes that decided it; shown after ``": "`` if not empty.
+
+    Returns:
+        At most :data:`EVIDENCE_LIMIT` printable characters.
+    """
+    label = excerpt(label.encode("ascii", "backslashreplace"), EVIDENCE_LIMIT)
+    if not data:
+        return label
+    room = EVIDENCE_LIMIT - len(label) - 2
+    if room < 8:
+        return label
+    return f"{label}: {excerpt(data, room)}"
+
+
+def first_line(data: bytes) -> bytes:
+    """Return the bytes up to (not including) the first line break, or all."""
+    return data.split(b"\n", 1)[0].rstrip(b"\r")
+
+
+def closed_silently(service: Service | None = None) -> Fingerprint:
+    """Describe a peer that accepted, then closed without sending a byte."""
+    return Fingerprint(service, "unknown", "accepted and closed without a reply")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpHead:
+    """The status line and headers of an HTTP response.
+
+    Attributes:
+        version: ``"HTTP/1.0"`` or ``"HTTP/1.1"``.
+        status: The status code.
+        reason: The reason phrase.
+        headers: ``(name, value)`` pairs in order, names as sent.
+        body_start: The offset of the first body byte in the reply.
+    """
+
+    version: str
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body_start: int
+
+    def get(self, name: str) -> str | None:
+        """Return the first header called ``name`` (any case), or ``None``."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+    @property
+    def content_length(self) -> int | None:
+        """The ``Content-Length`` as a number, or ``None`` if absent or invalid."""
+        value = self.get("content-length")
+        if value is None or not value.strip().isdigit():
+            return None
+        return int(value.strip())
+
+    @property
+    def status_line(self) -> str:
+        """The status line as text, e.g. ``HTTP/1.1 200 OK``."""
+        return f"{self.version} {self.status} {self.reason}".rstrip()
+
+
+_STATUS_LINE = re.compile(rb"(HTTP/1\.[01]) ([0-9]{3})(?: ([^\r\n]*))?\r?\Z")
+_HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*?)[ \t]*\r?\Z")
+
+
+def looks_like_http(data: bytes) -> bool | None:
+    """Whether ``data`` starts like an HTTP response (``None``: too short to tell)."""
+    if len(data) < 5:
+        return None if b"HTTP/".startswith(data) else False
+    return data.startswith(b"HTTP/")
+
+
+def parse_http_head(data: bytes, *, closed: bool) -> HttpHead | None:
+    """Parse the head of an HTTP/1.x response.
+
+    Args:
+        data: The reply so far.
+        closed: Whether the peer has closed (a head cut short is then final).
+
+    Returns:
+        The head, or ``None`` if ``data`` is not an HTTP/1.x response head (or
+        the peer closed before the head was complete).
+
+    Raises:
+        NeedMoreData: The head is not complete yet and the peer is still open.
+    """
+    end = data.find(b"\r\n\r\n")
+    sep = 4
+    lf_end = data.find(b"\n\n")
+    if lf_end != -1 and (end == -1 or lf_end < end):
+        end, sep = lf_end, 2
+    if end == -1:
+        if looks_like_http(data) is False:
+            return None
+        if closed:
+            return None
+        raise NeedMoreData("HTTP head incomplete")
+    lines = data[:end].split(b"\n")
+    match = _STATUS_LINE.match(lines[0])
+    if match is None:
+        return None
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        header = _HEADER.match(line)
+        if header is None:
+            return None
+        headers.append((header[1].decode("ascii"), header[2].decode("latin-1")))
+    return HttpHead(
+        version=match[1].decode("ascii"),
+        status=int(match[2]),
+        reason=(match[3] or b"").decode("latin-1"),
+        headers=tuple(headers),
+        body_start=end + sep,
+    )
+
+
+def http_body(data: bytes, head: HttpHead, *, closed: bool) -> bytes:
+    """Return the body of an HTTP response, once it is complete.
+
+    The body is complete when ``Content-Length`` bytes arrived, or when the
+    peer closed (a body without ``Content-Length`` ends at the close).
+
+    Raises:
+        NeedMoreData: The body is not complete yet and the peer is still open.
+    """
+    body = data[head.body_start :]
+    length = head.content_length
+    if length is not None and len(body) >= length:
+        return body[:length]
+    if closed:
+        return body
+    raise NeedMoreData("HTTP body incomplete")
+
+
+#: Who wrote an XML-RPC document, from its surface: ``ocaml`` (ocaml-rpc, as
+#: xapi: double-quoted XML declaration, bare ``<value>text</value>``),
+#: ``python`` (xmlrpclib, as xend: single quotes, ``<value><string>``), or
+#: ``other``.
+RpcShape = Literal["ocaml", "python", "other"]
+
+
+def xmlrpc_shape(body: bytes) -> RpcShape:
+    """Tell ocaml-rpc (xapi) from Python xmlrpclib (xend) by how they write XML."""
+    head = body.lstrip()[:64]
+    bare_string = re.search(rb"<value>[^<]", body) is not None
+    typed_string = b"<value><string>" in body
+    if head.startswith(b'<?xml version="1.0"?>') and bare_string and not typed_string:
+        return "ocaml"
+    if head.startswith(b"<?xml version='1.0'?>") and typed_string:
+        return "python"
+    return "other"
+
+
+#: An XML-RPC value, as this module decodes it.
+RpcValue = str | int | float | bool | list["RpcValue"] | dict[str, "RpcValue"] | None
+
+
+@dataclass(frozen=True, slots=True)
+class XmlRpcReply:
+    """A decoded XML-RPC ``methodResponse``.
+
+    Attributes:
+        value: The single returned value (``None`` for a fault).
+        fault: The fault string, if the reply was a ``<fault>``.
+        shape: Who wrote the document (see :data:`RpcShape`).
+    """
+
+    value: RpcValue
+    fault: str | None
+    shape: RpcShape
+
+
+_MAX_DEPTH = 16
+
+
+def _decode_value(node: ET.Element, depth: int = 0) -> RpcValue:
+    if depth > _MAX_DEPTH:
+        raise ReplyError("XML-RPC value nested too deep")
+    children = list(node)
+    if not children:
+        return node.text or ""
+    typed = children[0]
+    tag = typed.tag
+    text = typed.text or ""
+    if tag == "string":
+        return text
+    if tag in ("int", "i4", "i8"):
+        try:
+            return int(text.strip())
+        except ValueError as error:
+            raise ReplyError("bad XML-RPC int") from error
+    if tag == "boolean":
+        return text.strip() == "1"
+    if tag == "double":
+        try:
+            return float(text.strip())
+        except ValueError as error:
+            raise ReplyError("bad XML-RPC double") from error
+    if tag == "array":
+        data = typed.find("data")
+        items = [] if data is None else data.findall("value")
+        return [_decode_value(item, depth + 1) for item in items]
+    if tag == "struct":
+        result: dict[str, RpcValue] = {}
+        for member in typed.findall("member"):
+            name = member.find("name")
+            value = member.find("value")
+            if name is None or value is None:
+                raise ReplyError("bad XML-RPC struct member")
+            result[name.text or ""] = _decode_value(value, depth + 1)
+        return result
+    return text
+
+
+def decode_xmlrpc(body: bytes) -> XmlRpcReply | None:
+    """Decode an XML-RPC ``methodResponse`` without trusting it.
+
+    Documents with a DTD (``<!``) are refused before they reach the XML
+    parser, so no entity can expand.
+
+    Returns:
+        The reply, or ``None`` if ``body`` is not a well-formed
+        ``methodResponse`` with one value or a fault.
+    """
+    if b"<!" in body or b"<methodResponse" not in body:
+        return None
+    try:
+        root = ET.fromstring(body)
+    except (ET.ParseError, ValueError):
+        return None
+    if root.tag != "methodResponse":
+        return None
+    shape = xmlrpc_shape(body)
+    try:
+        fault = root.find("fault/value")
+        if fault is not None:
+            value = _decode_value(fault)
+            text = value.get("faultString") if isinstance(value, dict) else None
+            return XmlRpcReply(None, str(text) if text is not None else "fault", shape)
+        param = root.find("params/param/value")
+        if param is None:
+            return None
+        return XmlRpcReply(_decode_value(param), None, shape)
+    except ReplyError:
+        return None
+
+
+def xenapi_failure(value: RpcValue) -> list[str] | None:
+    """Return the ``ErrorDescription`` of a Xen-API ``Failure`` struct, else ``None``.
+
+    Xen-API servers (xapi, and xend's Xen-API server) answer errors as a
+    normal struct ``{'Status': 'Failure', 'ErrorDescription': [code, ...]}``
+    rather than an XML-RPC fault.
+    """
+    if not isinstance(value, dict) or value.get("Status") != "Failure":
+        return None
+    description = value.get("ErrorDescription")
+    if not isinstance(description, list) or not description:
+        return None
+    return [str(item) for item in description]
+
+
+def xenapi_failure_fingerprint(failure: list[str], shape: RpcShape) -> Fingerprint:
+    """Tell who wrote a Xen-API ``Failure`` struct.
+
+    The struct itself is the Xen-API convention; the XML surface tells xapi
+    (ocaml-rpc) from xend's XML-RPC servers (Python xmlrpclib).
+    """
+    code = failure[0].encode("ascii", "backslashreplace")
+    if shape == "ocaml":
+        return Fingerprint("xapi", "confirmed", evidence("Xen-API Failure (ocaml-rpc)", code))
+    if shape == "python":
+        return Fingerprint(
+            "xend-xmlrpc", "confirmed", evidence("Xen-API Failure (xmlrpclib)", code)
+        )
+    return Fingerprint("xapi", "likely", evidence("Xen-API Failure struct", code))
+
+
+def http_host(address: str) -> str:
+    """Return the ``Host`` header value for ``address``: an IP literal, or a fixed name.
+
+    Only IP literals are echoed (IPv6 in brackets), so no caller text can
+    smuggle a word into a request; anything else becomes ``localhost``.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "localhost"
+    return f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
+
+
+def http_post(path: str, host: str, content_type: str, body: bytes, *, http10: bool) -> bytes:
+    """Build an HTTP POST request with ``Connection: close``.
+
+    Args:
+        path: The request target, e.g. ``/RPC2``.
+        host: The address the request goes to (see :func:`http_host`).
+        content_type: The body's media type.
+        body: The request body.
+        http10: Send ``HTTP/1.0`` rather than ``HTTP/1.1``.
+    """
+    version = "HTTP/1.0" if http10 else "HTTP/1.1"
+    head = (
+        f"POST {path} {version}\r\n"
+        f"Host: {http_host(host)}\r\n"
+        f"User-Agent: xendiscover\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+    )
+    return head.encode("ascii") + body
