@@ -6,9 +6,36 @@
   decoys that are not), on any address and port you bind them to.
 """
 
-from xendiscover.testing import _servers
 from xendiscover.testing._fakes import Behaviour, FakeConnector, FakeResolver
-from xendiscover.testing._servers import *  # noqa: F403
+from xendiscover.testing._servers import (
+    DEFAULT_XEND_METHODS,
+    FakeHttpServer,
+    FakeLibvirt,
+    FakeResetter,
+    FakeServer,
+    FakeStreamer,
+    FakeTarpit,
+    FakeXapi,
+    FakeXendHttp,
+    FakeXendRelocation,
+    FakeXendXmlRpc,
+    fake_tls_context,
+)
 
-__all__ = ["Behaviour", "FakeConnector", "FakeResolver"]
-__all__ += _servers.__all__
+__all__ = [
+    "DEFAULT_XEND_METHODS",
+    "Behaviour",
+    "FakeConnector",
+    "FakeHttpServer",
+    "FakeLibvirt",
+    "FakeResetter",
+    "FakeResolver",
+    "FakeServer",
+    "FakeStreamer",
+    "FakeTarpit",
+    "FakeXapi",
+    "FakeXendHttp",
+    "FakeXendRelocation",
+    "FakeXendXmlRpc",
+    "fake_tls_context",
+]
