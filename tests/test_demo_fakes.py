@@ -1,0 +1,21 @@
+"""The demo network: every fake starts on loopback and answers as promised."""
+
+from __future__ import annotations
+
+import contextlib
+
+from xendiscover._demo import DEMO_FAKES, start_demo_fakes
+from xendiscover._fingerprint import probe_port
+
+
+async def test_demo_fakes_start_and_answer_as_promised() -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        started = await start_demo_fakes(stack)
+        assert len(started) == len(DEMO_FAKES)
+        for (address, port, description), spec in zip(started, DEMO_FAKES, strict=True):
+            assert address == spec.address
+            assert address.startswith("127.77.0.")
+            assert description
+            found = await probe_port(address, port, timeout=0.5, plan_port=spec.port)
+            assert (found.service, found.verdict) == (spec.service, spec.verdict), description
+    assert len({(address, port) for address, port, _ in started}) == len(started)
