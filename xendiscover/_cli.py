@@ -293,13 +293,44 @@ def _print(found: Sequence[Host], *, as_json: bool, show_all: bool, xen_only: bo
             typer.echo(h.display_name)
 
 
-demo_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+demo_app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 
 @demo_app.command()
 def demo_command() -> None:
-    """Start fake Xen services on loopback, scan them, and show the result."""
-    raise typer.Exit(1)
+    """Start fake Xen services on loopback (127.77.0.x), scan them, show the result.
+
+    Nothing leaves this machine: the fakes and the scan stay on loopback, and
+    no name is looked up.
+    """
+    from xendiscover._demo import start_demo_fakes
+
+    async def run() -> list[Host]:
+        async with contextlib.AsyncExitStack() as stack:
+            fakes = await start_demo_fakes(stack)
+            typer.echo("Fake services started on loopback:")
+            for address, port, description in fakes:
+                typer.echo(f"  {address}:{port}\t{description}")
+            addresses = sorted(
+                {a for a, _, _ in fakes}, key=lambda a: tuple(map(int, a.split(".")))
+            )
+            ports = sorted({p for _, p, _ in fakes})
+            typer.echo(
+                f"\nScanning: xendiscover --all --no-resolve "
+                f"{' '.join(f'-p {p}' for p in ports)} {addresses[0]}-{addresses[-1]}\n"
+            )
+            checked = plan([f"{addresses[0]}-{addresses[-1]}"], port=ports, resolve=False)
+            async with contextlib.aclosing(run_plan(checked)) as hosts:
+                return [host async for host in hosts]
+
+    found = asyncio.run(run())
+    _print(found, as_json=False, show_all=True, xen_only=False)
+    raise typer.Exit(0 if found else 1)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

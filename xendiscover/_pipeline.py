@@ -14,16 +14,7 @@ from dataclasses import dataclass
 from typing import TypedDict, Unpack
 
 from xendiscover._errors import TargetError
-
-try:  # TEMP until the fingerprint module lands
-    from xendiscover._fingerprint import WELL_KNOWN_PORTS, fingerprint_port
-except ImportError:  # pragma: no cover
-    WELL_KNOWN_PORTS = (443, 80, 8002, 8000, 8006, 9363, 16509)
-
-    async def fingerprint_port(address: str, port: int, *, timeout: float = 2.0) -> Fingerprint:
-        return UNPROBED
-
-
+from xendiscover._fingerprint import WELL_KNOWN_PORTS, fingerprint_port
 from xendiscover._model import UNPROBED, Fingerprint, Host
 from xendiscover._networks import system_networks
 from xendiscover._probe import (
