@@ -379,7 +379,7 @@ replies = st.one_of(
 
 
 @pytest.mark.parametrize("parse", PARSERS, ids=lambda p: str(getattr(p, "__name__", p)))
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(data=replies, closed=st.booleans(), nonce=st.sampled_from([NONCE, str(uuid.uuid4()), ""]))
 def test_parser_contract(parse: ReplyParser, data: bytes, closed: bool, nonce: str) -> None:
     check_contract(parse, data, closed, nonce)

@@ -10,6 +10,7 @@ with verdict ``unknown``, never as an exception.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import ssl
 from collections.abc import Awaitable, Callable
@@ -94,6 +95,43 @@ def _undecided(parse: BoundParser, data: bytes, why: str) -> Fingerprint:
     return Fingerprint(None, "unknown", evidence(why, data))
 
 
+#: Connect attempts per exchange: a lost SYN (or SYN-ACK) must not turn a
+#: Xen host into "unknown" on a lossy link. A peer that accepts and then
+#: stays silent still costs one deadline: only the connect is retried.
+CONNECT_ATTEMPTS = 3
+#: Local resource errors (too many open files, no buffer space, no free
+#: port) are retried after a back-off, this many times at most.
+RESOURCE_ATTEMPTS = 8
+_RESOURCE_ERRNOS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL, errno.EAGAIN}
+)
+
+
+async def _connect(
+    connect: Connector, address: str, port: int, *, timeout: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open the TCP connection, retrying a connect that timed out or met a local limit.
+
+    Raises:
+        TimeoutError: Every attempt timed out.
+        OSError: The peer refused or the network failed (not retried).
+    """
+    timeouts = resource_errors = 0
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                return await connect(address, port)
+        except TimeoutError:
+            timeouts += 1
+            if timeouts >= CONNECT_ATTEMPTS:
+                raise
+        except OSError as error:
+            if error.errno not in _RESOURCE_ERRNOS or resource_errors >= RESOURCE_ATTEMPTS:
+                raise
+            resource_errors += 1
+            await asyncio.sleep(min(1.0, 0.01 * 2**resource_errors))
+
+
 async def exchange(
     address: str,
     port: int,
@@ -125,14 +163,11 @@ async def exchange(
     writer: asyncio.StreamWriter | None = None
     connected = False
     try:
+        reader, writer = await _connect(connect, address, port, timeout=timeout)
+        connected = True
         async with asyncio.timeout(timeout):
-            if tls:
-                reader, writer = await connect(
-                    address, port, ssl=client_tls_context(), server_hostname=""
-                )
-            else:
-                reader, writer = await connect(address, port)
-            connected = True
+            if tls:  # the handshake counts against the exchange's one deadline
+                await writer.start_tls(client_tls_context())
             writer.write(request)
             await writer.drain()
             while len(data) < cap:
@@ -149,7 +184,12 @@ async def exchange(
             why = f"no verdict within {cap} bytes"
             return Exchange(_undecided(parse, bytes(data), why), "cap", len(data))
     except TimeoutError:
-        why = f"no reply within {timeout:g} s" if not data else f"no verdict within {timeout:g} s"
+        if not connected:
+            why = f"connect timed out {CONNECT_ATTEMPTS} times"
+        elif not data:
+            why = f"no reply within {timeout:g} s"
+        else:
+            why = f"no verdict within {timeout:g} s"
         return Exchange(_undecided(parse, bytes(data), why), "deadline", len(data))
     except ConnectionRefusedError:
         return Exchange(Fingerprint(None, "unknown", "connection refused"), "refused", 0)

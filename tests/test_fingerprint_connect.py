@@ -1,0 +1,55 @@
+"""The fingerprint connect is retried after a lost SYN or a local resource error."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import random
+
+import pytest
+
+from xendiscover._fingerprint import probe_port
+from xendiscover._fingerprint._driver import CONNECT_ATTEMPTS
+from xendiscover.testing import FakeXendRelocation
+
+
+def flaky(failures: list[BaseException | None]):  # type: ignore[no-untyped-def]
+    """An open_connection that fails as listed, then connects for real."""
+    calls: list[str] = []
+
+    async def connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        calls.append(host)
+        failure = failures.pop(0) if failures else None
+        if isinstance(failure, TimeoutError):
+            await asyncio.sleep(3600)  # a SYN that gets no answer
+        if failure is not None:
+            raise failure
+        return await asyncio.open_connection(host, port)
+
+    return connect, calls
+
+
+@pytest.mark.parametrize(
+    "failures",
+    [
+        [TimeoutError()],
+        [TimeoutError()] * (CONNECT_ATTEMPTS - 1),
+        [OSError(errno.EMFILE, "Too many open files")] * 3,
+        [OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"), TimeoutError()],
+    ],
+)
+async def test_a_lost_connect_is_retried(failures: list[BaseException | None]) -> None:
+    host = f"127.{random.randrange(100, 250)}.9.{random.randrange(2, 250)}"
+    async with FakeXendRelocation(host, 0) as fake:
+        connect, calls = flaky(list(failures))
+        found = await probe_port(fake.host, fake.port, timeout=0.3, plan_port=8002, connect=connect)
+    assert (found.service, found.verdict) == ("xend-relocation", "confirmed")
+    assert len(calls) == len(failures) + 1
+
+
+async def test_connect_attempts_are_bounded() -> None:
+    connect, calls = flaky([TimeoutError()] * 10)
+    found = await probe_port("127.0.0.1", 8002, timeout=0.1, plan_port=8002, connect=connect)
+    assert found.verdict == "unknown"
+    assert "connect timed out" in found.evidence
+    assert len(calls) == CONNECT_ATTEMPTS
