@@ -27,7 +27,12 @@ def fuzz(session: nox.Session) -> None:
     """Run the property tests with 10,000 examples each (hypothesis "fuzz" profile)."""
     session.install("-e", ".[test]")
     session.env["HYPOTHESIS_PROFILE"] = "fuzz"
-    session.run("pytest", "-m", "not netns", "-k", "propert or hypothesis", *session.posargs)
+    properties = [
+        "tests/test_properties.py",  # target, port and nameserver parsing
+        "tests/test_fingerprint_parsers.py",  # every parser's contract
+        "tests/test_fingerprint_safety.py",  # no forbidden word in any request
+    ]
+    session.run("pytest", "-q", *properties, *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -43,3 +48,29 @@ def typecheck(session: nox.Session) -> None:
     """Type-check the package, the tests and this file with mypy --strict."""
     session.install("-e", ".[test]", "mypy", "nox")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (site/) with MkDocs, warnings as errors."""
+    session.install("-e", ".[docs]")
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # Material's banner about MkDocs 2.0
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark against nmap and thread-per-address; write docs/performance.md.
+
+    Installs Debian's nmap with apt-get if it is missing. The routed workloads
+    (W2, W3) need root for their network namespaces and are skipped without
+    it. Pass options after ``--``, e.g. ``nox -s bench -- --quick`` or
+    ``-- --workloads W1,W4``.
+    """
+    import shutil
+
+    if shutil.which("nmap") is None:
+        session.run("apt-get", "update", external=True)
+        session.run("apt-get", "install", "-y", "nmap", external=True)
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench.py", *session.posargs)
