@@ -51,6 +51,26 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def lab(session: nox.Session) -> None:
+    """Run ``python -m xendiscover ARGS`` inside the virtual LAN of tests/netlab.py.
+
+    Needs root: it builds network namespaces (an admin host, a /24 with Xen
+    fakes and decoys, a lossy /20, a down interface, an IPv6 /64, a routed
+    subnet behind a gateway, a dnsmasq), runs the scan in the admin
+    namespace, and tears everything down. Example: ``nox -s lab -- --all``.
+    """
+    import sys
+
+    session.install("-e", ".")
+    sys.path.insert(0, "tests")
+    import netlab
+
+    code = netlab.run_in_lab(session.posargs, python=f"{session.bin}/python")
+    if code not in (0, 1):
+        session.error(f"xendiscover exited with {code}")
+
+
+@nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """Build the documentation site (site/) with MkDocs, warnings as errors."""
     session.install("-e", ".[docs]")
