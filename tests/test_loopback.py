@@ -83,3 +83,23 @@ async def test_cancelled_scans_leave_no_socket_open(loopback_net: str, listeners
             await task
     await asyncio.sleep(0)
     assert open_fds() == before
+
+
+async def test_rate_caps_new_connections_per_second(loopback_net: str) -> None:
+    import time
+
+    started = time.monotonic()
+    stats = xendiscover.ScanStats()
+    await xendiscover.discover(
+        [loopback_net.replace("/20", "/24")],
+        port=8002,
+        rate=500,
+        resolve=False,
+        fingerprint=False,
+        stats=stats,
+    )
+    elapsed = time.monotonic() - started
+    assert stats.attempts == 256
+    # 256 connects at 500/s cannot take less than about half a second
+    # (one 10 ms burst allowed); the upper side is not asserted.
+    assert elapsed >= 256 / 500 - 0.05

@@ -112,3 +112,22 @@ def test_bad_ports(text: str) -> None:
 def test_good_ports() -> None:
     assert parse_port("1") == 1
     assert parse_port(65535) == 65535
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 300])
+def test_shards_are_disjoint_and_cover_the_space(count: int) -> None:
+    space = TargetSpace.from_specs(["10.0.0.0/26", "10.0.1.3-10.0.1.9", "fd00::1-fd00::4"])
+    shards = [space.sharded(i, count) for i in range(1, count + 1)]
+    walked = [addresses(s) for s in shards]
+    assert sorted(sum(walked, []), key=lambda a: (":" in a, ipaddress.ip_address(a))) == addresses(
+        space
+    )
+    assert len(set(sum(walked, []))) == space.size  # disjoint
+    assert [s.size for s in shards] == [len(w) for w in walked]
+
+
+def test_bad_shards() -> None:
+    space = TargetSpace.from_specs(["10.0.0.0/24"])
+    for index, count in [(0, 4), (5, 4), (1, 0)]:
+        with pytest.raises(TargetError, match="invalid shard"):
+            space.sharded(index, count)

@@ -72,6 +72,7 @@ class ScanPlan:
         nameservers: DNS servers for reverse lookups (system's when empty).
         resolve: Whether to look up names.
         fingerprint: Whether to ask each open port what it is.
+        rate: The most connects started per second, or ``None``.
     """
 
     space: TargetSpace
@@ -82,6 +83,7 @@ class ScanPlan:
     nameservers: tuple[str, ...]
     resolve: bool
     fingerprint: bool
+    rate: float | None = None
 
     @property
     def total(self) -> int:
@@ -116,6 +118,9 @@ class ScanOptions(TypedDict, total=False):
         nameservers: DNS servers for names (``IP`` or ``IP:PORT``); the
             system's resolver configuration by default.
         fingerprint: Probe each open port for the service behind it (True).
+        shard: ``(i, n)``: sweep only the i-th of n interleaved shards of the
+            targets, so n machines together sweep them exactly once.
+        rate: The most new connections per second (no limit by default).
         connector: Where connects happen (tests pass a fake).
         resolver: Where names come from (tests pass a fake).
         fingerprinter: How open ports are probed (tests pass a fake).
@@ -132,6 +137,8 @@ class ScanOptions(TypedDict, total=False):
     resolve: bool
     nameservers: Sequence[str]
     fingerprint: bool
+    shard: tuple[int, int] | None
+    rate: float | None
     connector: Connector | None
     resolver: NameResolver | None
     fingerprinter: Fingerprinter | None
@@ -161,6 +168,9 @@ def plan(targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]) -
         raise TargetError(f"invalid concurrency {concurrency}: must be 1 or more")
     if max_hosts < 1:
         raise TargetError(f"invalid max-hosts {max_hosts}: must be 1 or more")
+    rate = options.get("rate")
+    if rate is not None and not rate > 0:
+        raise TargetError(f"invalid rate {rate}: must be more than 0 per second")
     ports = _ports(options.get("port"))
     servers = tuple(parse_nameserver(n) for n in options.get("nameservers", ()))
     specs = list(targets) if targets is not None else []
@@ -171,6 +181,8 @@ def plan(targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]) -
         if not networks:
             raise TargetError("no up IPv4 network to sweep; name the targets")
         space = TargetSpace.from_networks(networks, exclude=exclude)
+    if (shard := options.get("shard")) is not None:
+        space = space.sharded(*shard)
     space.check_size(max_hosts)
     return ScanPlan(
         space=space,
@@ -181,6 +193,7 @@ def plan(targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]) -
         nameservers=servers,
         resolve=options.get("resolve", True),
         fingerprint=options.get("fingerprint", True),
+        rate=rate,
     )
 
 
@@ -208,6 +221,7 @@ async def run_plan(
         timeout=scan_plan.timeout,
         retries=scan_plan.retries,
         window=scan_plan.window,
+        rate=scan_plan.rate,
         stats=stats,
     )
     names: NameResolver | None = None

@@ -312,6 +312,7 @@ class Prober:
             after, and every retry's deadline.
         retries: Extra attempts for a probe whose attempt timed out.
         window: The most connects pending at once.
+        rate: The most connects started per second, or ``None``.
         stats: Counters to update (a fresh :class:`ScanStats` by default).
     """
 
@@ -322,10 +323,13 @@ class Prober:
         timeout: float,
         retries: int,
         window: int,
+        rate: float | None = None,
         stats: ScanStats | None = None,
     ) -> None:
-        if timeout <= 0 or retries < 0 or window < 1:
-            raise ValueError("timeout must be > 0, retries >= 0, window >= 1")
+        if timeout <= 0 or retries < 0 or window < 1 or (rate is not None and rate <= 0):
+            raise ValueError("timeout must be > 0, retries >= 0, window >= 1, rate > 0")
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next_slot = 0.0
         self._connector = connector
         self.rtt = RttEstimator(timeout)
         self._retries = retries
@@ -363,6 +367,8 @@ class Prober:
                     await self._wait()
                 if self._backoff:
                     await self._connector.sleep(self._backoff)
+                if self._interval:
+                    await self._pace()
                 stats.attempts += 1
                 # A first attempt waits as long as the network has shown it
                 # needs; a retry waits the full timeout, so a slow host is
@@ -387,6 +393,15 @@ class Prober:
             if self._pending:
                 self._pending.clear()
                 await asyncio.sleep(0)  # let the connector release what it holds
+
+    async def _pace(self) -> None:
+        # Token bucket with a burst of about 10 ms: sleeping per connect
+        # would cost more than the connects at high rates.
+        now = asyncio.get_running_loop().time()
+        self._next_slot = max(self._next_slot, now) + self._interval
+        ahead = self._next_slot - now
+        if ahead > 0.01:
+            await self._connector.sleep(ahead)
 
     async def _wait(self) -> None:
         self._wake.clear()

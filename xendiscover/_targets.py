@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xendiscover._errors import ScanLimitError, TargetError
 from xendiscover._networks import LocalNetwork
@@ -163,9 +163,12 @@ class TargetSpace:
     Attributes:
         intervals: For each IP version (4, 6), sorted disjoint inclusive
             integer intervals.
+        shard: ``(i, n)``: this space is the i-th of n interleaved shards of
+            the intervals (see :meth:`sharded`); ``(1, 1)`` is all of it.
     """
 
     intervals: tuple[tuple[int, tuple[_Interval, ...]], ...]
+    shard: tuple[int, int] = (1, 1)
 
     @classmethod
     def _build(
@@ -230,20 +233,41 @@ class TargetSpace:
             holes.extend((net.version, (int(a), int(a))) for a in local.own_addresses)
         return cls._build(include, holes)
 
+    def sharded(self, index: int, count: int) -> TargetSpace:
+        """The ``index``-th of ``count`` shards (1-based), as zmap and masscan split.
+
+        Address number k of the whole space (in walking order, from 0)
+        belongs to shard ``k % count + 1``: the shards are disjoint, together
+        they are the whole space, and each is spread across all of it, so no
+        one machine gets all the dark space.
+
+        Raises:
+            TargetError: Not ``1 <= index <= count``.
+        """
+        if not 1 <= index <= count:
+            raise TargetError(f"invalid shard {index}/{count}: need 1 <= I <= N")
+        return replace(self, shard=(index, count))
+
     @property
     def size(self) -> int:
         """The number of addresses in the space (an IPv6 /64 has 2**64)."""
-        return sum(end - start + 1 for _, spans in self.intervals for start, end in spans)
+        total = sum(end - start + 1 for _, spans in self.intervals for start, end in spans)
+        first, step = self.shard[0] - 1, self.shard[1]
+        return max(0, (total - first + step - 1) // step)
 
     def __iter__(self) -> Iterator[tuple[socket.AddressFamily, str]]:
         """Walk the addresses lazily as ``(family, address text)`` pairs."""
+        first, step = self.shard[0] - 1, self.shard[1]
+        index = 0  # of the interval's first address, in the whole space
         for version, spans in self.intervals:
             family = _FAMILY[version]
             size = _BYTES[version]
             to_text = socket.inet_ntoa if version == 4 else _inet6_ntoa
             for start, end in spans:
-                for value in range(start, end + 1):
+                skip = (first - index) % step
+                for value in range(start + skip, end + 1, step):
                     yield family, to_text(value.to_bytes(size, "big"))
+                index += end - start + 1
 
     def check_size(self, max_hosts: int = DEFAULT_MAX_HOSTS) -> None:
         """Refuse a sweep of more than ``max_hosts`` addresses.
