@@ -122,3 +122,130 @@ def test_python_m_bad_input_has_no_traceback() -> None:
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_targets_file_comments_and_exclusions(loopback_net: str, listeners, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a, b, c = hosts_of(loopback_net, 3, 4, 5)
+    listeners([a, b, c], 8002)
+    targets = tmp_path / "targets.txt"
+    targets.write_text(f"# lab hosts\n{a}  # first\n\n{b}-{c.rsplit('.', 1)[1]}\n")
+    skip = tmp_path / "skip.txt"
+    skip.write_text(f"{b}\n")
+    result = runner.invoke(
+        app,
+        [
+            "-iL",
+            str(targets),
+            "--exclude-file",
+            str(skip),
+            "-p",
+            "8002",
+            "--no-resolve",
+            "--no-fingerprint",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [a, c]
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n\n"])
+def test_an_empty_targets_file_never_falls_back_to_local_networks(
+    content: str,
+    tmp_path,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-iL", str(empty)])
+    assert exit_info.value.code == 2
+    assert "names no target" in capsys.readouterr().err
+
+
+def test_unreadable_targets_file(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-iL", "/nonexistent/targets.txt"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "cannot read targets file" in err
+
+
+@pytest.mark.parametrize("shard", ["0/4", "5/4", "x/2", "2"])
+def test_bad_shards_exit_2(shard: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--shard", shard, "127.0.0.1"])
+    assert exit_info.value.code == 2
+    assert "--shard" in capsys.readouterr().err
+
+
+def test_shards_split_the_hits_between_jobs(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+    found = hosts_of(loopback_net, *range(1, 30, 3))
+    listeners(found, 8002)
+    seen: list[str] = []
+    for index in (1, 2, 3):
+        result = runner.invoke(
+            app,
+            [
+                "--shard",
+                f"{index}/3",
+                "-p",
+                "8002",
+                "--no-resolve",
+                "--no-fingerprint",
+                loopback_net,
+            ],
+        )
+        seen += result.stdout.split()
+    assert sorted(seen) == sorted(found)
+    assert len(seen) == len(set(seen))
+
+
+def test_output_file_and_formats(loopback_net: str, listeners, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import csv
+
+    (address,) = hosts_of(loopback_net, 12)
+    listeners([address], 8002)
+    out = tmp_path / "hosts.csv"
+    result = runner.invoke(
+        app, ["-p", "8002", "--no-resolve", "--format", "csv", "-o", str(out), loopback_net]
+    )
+    assert result.stdout == ""
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [r["address"] for r in rows] == [address]
+
+
+def test_jsonl_streams_one_record_per_line(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+    found = hosts_of(loopback_net, 40, 41)
+    listeners(found, 8002)
+    result = runner.invoke(app, ["-p", "8002", "--no-resolve", "-f", "jsonl", loopback_net])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(r["address"] for r in records) == found
+
+
+def test_environment_defaults(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+    (address,) = hosts_of(loopback_net, 77)
+    listeners([address], 8006)
+    result = runner.invoke(
+        app,
+        ["--no-resolve", "--no-fingerprint", loopback_net],
+        env={"XENDISCOVER_PORT": "8006", "XENDISCOVER_FORMAT": "list"},
+    )
+    assert result.stdout.strip() == repr([address])
+
+
+def test_demo_runs_on_loopback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "xendiscover", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split("\t") for line in proc.stdout.splitlines() if line.startswith("127.77.")]
+    verdicts = {(cols[2], cols[3]) for cols in lines}
+    assert ("xapi", "confirmed") in verdicts
+    assert ("xend-relocation", "likely") in verdicts
+    assert ("libvirt", "unknown") in verdicts
+    assert ("-", "not-xen") in verdicts

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from xendiscover._errors import XenDiscoverError
 from xendiscover._model import Host
+from xendiscover._output import (
+    FORMATS,
+    XEN_VERDICTS,
+    format_all,
+    format_jsonl_line,
+    render,
+    write_atomically,
+)
 from xendiscover._pipeline import (
     DEFAULT_PORTS,
     DEFAULT_RETRIES,
@@ -36,19 +43,17 @@ from xendiscover._targets import DEFAULT_MAX_HOSTS
 from xendiscover._version import __version__
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.progress import Progress
 
-__all__ = ["app", "main"]
+__all__ = ["app", "demo_app", "main"]
 
-_log = logging.getLogger("xendiscover")
-
-#: Verdicts that make a host a Xen host in the default output.
-_XEN_VERDICTS = frozenset({"confirmed", "likely"})
+_TARGETS = "Targets"
+_PROBING = "Probing"
+_OUTPUT = "Output"
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -72,17 +77,51 @@ def _nameservers(values: list[str] | None) -> list[str]:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    index, slash, count = value.partition("/")
+    if not (slash and index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
+        raise _UsageError(f"invalid --shard {value!r}: not I/N with 1 <= I <= N")
+    return int(index), int(count)
+
+
+def _format(value: str) -> str:
+    if value not in FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    return value
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"xendiscover {__version__}")
         raise typer.Exit()
 
 
+def read_target_file(path: str) -> list[str]:
+    """The targets in a file (``-`` for stdin): whitespace-separated, ``#`` comments.
+
+    Raises:
+        XenDiscoverError: The file cannot be read or names no target.
+    """
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise _UsageError(f"cannot read targets file {path!r}: {why}") from None
+    specs = [spec for line in text.splitlines() for spec in line.split("#", 1)[0].split()]
+    if not specs:
+        # An empty list must never fall back to sweeping the local networks.
+        raise _UsageError(f"targets file {path!r} names no target")
+    return specs
+
+
 @app.command(
     epilog=(
-        "Examples: xendiscover --port 8002 (sweep the local networks); "
-        "xendiscover 10.0.0.0/24 10.0.1.5-10.0.1.40 db1.example.org; "
-        "xendiscover --json --all 192.168.7.0/24; xendiscover demo"
+        "Examples: xendiscover -p 8002 (sweep the local networks for xend); "
+        "xendiscover 10.0.0.0/24 10.0.1.5-40 xen1.example.org; "
+        "xendiscover -iL hosts.txt --format ansible -o inventory.json; "
+        "xendiscover --shard 2/4 10.0.0.0/16; xendiscover demo (fake Xen on loopback)"
     )
 )
 def scan_command(
@@ -94,6 +133,48 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
+    targets_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--targets-file",
+            "-iL",
+            help="Read targets from a file ('-' for stdin); '#' starts a comment.",
+            rich_help_panel=_TARGETS,
+            show_default=False,
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Targets to leave out; repeatable.", rich_help_panel=_TARGETS),
+    ] = None,
+    exclude_file: Annotated[
+        list[str] | None,
+        typer.Option(help="Read targets to leave out from a file.", rich_help_panel=_TARGETS),
+    ] = None,
+    interface: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--interface",
+            "-i",
+            help="With no targets, sweep only this interface's networks; repeatable.",
+            rich_help_panel=_TARGETS,
+            show_default=False,
+        ),
+    ] = None,
+    max_hosts: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Refuse sweeps of more addresses than this.", rich_help_panel=_TARGETS
+        ),
+    ] = DEFAULT_MAX_HOSTS,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Sweep only shard I of N (e.g. 2/4): N jobs with 1/N..N/N cover it once.",
+            rich_help_panel=_TARGETS,
+            show_default=False,
+        ),
+    ] = None,
     port: Annotated[
         list[int] | None,
         typer.Option(
@@ -101,8 +182,9 @@ def scan_command(
             "-p",
             min=1,
             max=65535,
-            help="TCP port to probe; repeat for several. "
-            f"Default: {', '.join(map(str, DEFAULT_PORTS))}.",
+            envvar="XENDISCOVER_PORT",
+            help=f"TCP port to probe; repeatable. Default: {', '.join(map(str, DEFAULT_PORTS))}.",
+            rich_help_panel=_PROBING,
             show_default=False,
         ),
     ] = None,
@@ -110,59 +192,108 @@ def scan_command(
         float,
         typer.Option(
             callback=_positive,
+            envvar="XENDISCOVER_TIMEOUT",
             help="Seconds a connect attempt may wait: every retry's deadline, and the "
             "first attempt's until round-trip times are known (it then adapts, >= 0.25 s).",
+            rich_help_panel=_PROBING,
         ),
     ] = DEFAULT_TIMEOUT,
     retries: Annotated[
-        int, typer.Option(min=0, help="Extra attempts after a timeout.")
+        int,
+        typer.Option(
+            min=0,
+            envvar="XENDISCOVER_RETRIES",
+            help="Extra attempts after a timeout.",
+            rich_help_panel=_PROBING,
+        ),
     ] = DEFAULT_RETRIES,
     concurrency: Annotated[
         int | None,
         typer.Option(
             min=1,
+            envvar="XENDISCOVER_CONCURRENCY",
             help="Most connects in flight. Default: from the open-file limit.",
+            rich_help_panel=_PROBING,
             show_default=False,
         ),
     ] = None,
-    max_hosts: Annotated[
-        int, typer.Option(min=1, help="Refuse sweeps of more addresses than this.")
-    ] = DEFAULT_MAX_HOSTS,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(help="Targets to leave out; repeatable.", show_default=False),
-    ] = None,
-    interface: Annotated[
-        list[str] | None,
+    rate: Annotated[
+        float | None,
         typer.Option(
-            "--interface",
-            "-i",
-            help="Sweep only this interface's networks (no targets); repeatable.",
+            callback=_positive,
+            help="Most new connections per second. Default: no limit.",
+            rich_help_panel=_PROBING,
             show_default=False,
         ),
     ] = None,
+    no_fingerprint: Annotated[
+        bool,
+        typer.Option(
+            "--no-fingerprint",
+            help="Only connect (as the 2007 tool did); list every open port.",
+            rich_help_panel=_PROBING,
+        ),
+    ] = False,
     nameserver: Annotated[
         list[str] | None,
         typer.Option(
             callback=_nameservers,
+            envvar="XENDISCOVER_NAMESERVER",
             help="DNS server for names, IP[:PORT]; repeatable. Default: the system's.",
+            rich_help_panel=_PROBING,
             show_default=False,
         ),
     ] = None,
-    no_resolve: Annotated[bool, typer.Option("--no-resolve", help="Do not look up names.")] = False,
-    no_fingerprint: Annotated[
+    no_resolve: Annotated[
         bool,
-        typer.Option("--no-fingerprint", help="Only connect; list every open port."),
+        typer.Option("--no-resolve", help="Do not look up names.", rich_help_panel=_PROBING),
+    ] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            callback=_format,
+            envvar="XENDISCOVER_FORMAT",
+            help=f"Output format: {', '.join(FORMATS)}.",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = "text",
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Shorthand for --format json.", rich_help_panel=_OUTPUT),
     ] = False,
     show_all: Annotated[
-        bool, typer.Option("--all", "-a", help="List every open port with its verdict.")
+        bool,
+        typer.Option(
+            "--all",
+            "-a",
+            help="List every open port with its verdict, not only Xen hosts.",
+            rich_help_panel=_OUTPUT,
+        ),
     ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print every record as a JSON array.")
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the output to this file (replaced whole, never half-written).",
+            rich_help_panel=_OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress on stderr.", rich_help_panel=_OUTPUT),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Say more on stderr (summary, back-offs).")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="A summary (retries, back-offs) and warnings on stderr, terminal or not.",
+            rich_help_panel=_OUTPUT,
+        ),
     ] = False,
     version: Annotated[
         bool,
@@ -171,17 +302,25 @@ def scan_command(
         ),
     ] = False,
 ) -> None:
-    """Find the Xen hosts on your networks and name them."""
+    """Find the Xen hosts on your networks, tell what they run, and name them."""
+    import logging
+
     logging.basicConfig(
         stream=sys.stderr,
         format="xendiscover: %(message)s",
         level=logging.INFO if verbose else logging.WARNING,
     )
+    specs = list(targets or [])
+    for path in targets_file or []:
+        specs += read_target_file(path)
+    excluded = list(exclude or [])
+    for path in exclude_file or []:
+        excluded += read_target_file(path)
     try:
         checked = plan(
-            targets,
+            specs,
             port=port,
-            exclude=exclude or (),
+            exclude=excluded,
             interfaces=interface,
             timeout=timeout,
             retries=retries,
@@ -190,32 +329,69 @@ def scan_command(
             resolve=not no_resolve,
             nameservers=nameserver or (),
             fingerprint=not no_fingerprint,
+            shard=_shard(shard),
+            rate=rate,
         )
     except XenDiscoverError as exc:
         raise _UsageError(str(exc)) from None
-    progress = sys.stderr.isatty() and not quiet
+
+    fmt = "json" if as_json else output_format
+    xen_only = not (show_all or no_fingerprint)
+    streaming = fmt == "jsonl" and output is None
+    live = sys.stderr.isatty() and not quiet
+
+    def shown(host: Host) -> None:
+        if streaming:
+            typer.echo(format_jsonl_line(host), nl=False)
+            sys.stdout.flush()
+
     found: list[Host] = []
     stats = ScanStats()
     started = time.monotonic()
-    code = _run(checked, found, stats, progress=progress)
-    _print(found, as_json=as_json, show_all=show_all, xen_only=not no_fingerprint)
-    if verbose:
-        _log.info(
-            "%d probes in %.2f s: %d open, %d retries after timeout, %d back-offs",
-            stats.done,
-            time.monotonic() - started,
-            stats.open,
-            stats.retries,
-            stats.backoffs,
+    code = _run(checked, found, stats, on_host=shown, live=live)
+    if not streaming:
+        # --all lists every open port; --no-fingerprint every open host, by name.
+        text = (
+            format_all(found)
+            if fmt == "text" and show_all
+            else render(found, fmt, xen_only=xen_only)
         )
+        if output is not None:
+            try:
+                write_atomically(output, text)
+            except OSError as exc:
+                typer.echo(f"xendiscover: cannot write {output}: {exc.strerror}", err=True)
+                raise typer.Exit(2) from None
+        else:
+            typer.echo(text, nl=False)
+    if live or verbose:
+        typer.echo(_summary(checked, stats, found, time.monotonic() - started), err=True)
     if code:
         raise typer.Exit(code)
-    xen_only = not (show_all or no_fingerprint)
-    listed = [h for h in found if h.verdict in _XEN_VERDICTS] if xen_only else found
+    listed = [h for h in found if h.verdict in XEN_VERDICTS] if xen_only else found
     raise typer.Exit(0 if listed else 1)
 
 
-def _run(checked: ScanPlan, found: list[Host], stats: ScanStats, *, progress: bool) -> int:
+def _summary(checked: ScanPlan, stats: ScanStats, found: Sequence[Host], seconds: float) -> str:
+    verdicts = {v: sum(1 for h in found if h.verdict == v) for v in XEN_VERDICTS}
+    others = len(found) - sum(verdicts.values())
+    return (
+        f"xendiscover: {stats.done:,} of {checked.total:,} probes "
+        f"({checked.space.size:,} addresses x {len(checked.ports)} ports) in {seconds:.1f} s: "
+        f"{verdicts['confirmed']} confirmed, {verdicts['likely']} likely, "
+        f"{others} other open; {stats.retries:,} retries after timeout, "
+        f"{stats.backoffs:,} back-offs"
+    )
+
+
+def _run(
+    checked: ScanPlan,
+    found: list[Host],
+    stats: ScanStats,
+    *,
+    on_host: Callable[[Host], None],
+    live: bool,
+) -> int:
     """Run the scan, collecting into ``found``; the exit code of an interruption, or 0."""
     stopped_by: list[int] = []
 
@@ -230,16 +406,25 @@ def _run(checked: ScanPlan, found: list[Host], stats: ScanStats, *, progress: bo
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, terminate)
-        shown = asyncio.ensure_future(_show_progress(stats)) if progress else None
-        try:
-            async with contextlib.aclosing(run_plan(checked, stats=stats)) as hosts:
-                async for host in hosts:
-                    found.append(host)
-        finally:
-            if shown is not None:
-                shown.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await shown
+        with contextlib.ExitStack() as stack:
+            bar = stack.enter_context(_progress()) if live else None
+            ticker = asyncio.ensure_future(_tick(bar, stats)) if bar is not None else None
+            try:
+                async with contextlib.aclosing(run_plan(checked, stats=stats)) as hosts:
+                    async for host in hosts:
+                        found.append(host)
+                        on_host(host)
+                        if bar is not None:
+                            bar.console.print(
+                                f"found {host.display_name}:{host.port} "
+                                f"{host.service or '-'} {host.verdict}",
+                                highlight=False,
+                            )
+            finally:
+                if ticker is not None:
+                    ticker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await ticker
 
     try:
         asyncio.run(collect())
@@ -250,53 +435,39 @@ def _run(checked: ScanPlan, found: list[Host], stats: ScanStats, *, progress: bo
     return 0
 
 
-async def _show_progress(stats: ScanStats) -> None:
+def _progress() -> Progress:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    columns = (
-        "[progress.description]{task.description}",
+    return Progress(
+        "{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
+        "{task.fields[rate]}",
         TimeRemainingColumn(),
+        transient=True,
+        console=Console(stderr=True),
     )
-    with Progress(*columns, transient=True, console=_stderr_console()) as bar:
-        task = bar.add_task("sweeping", total=stats.total or None)
-        while True:
-            bar.update(
-                task,
-                completed=stats.done,
-                total=stats.total or None,
-                description=f"sweeping, {stats.open} open",
-            )
-            await asyncio.sleep(0.1)
 
 
-def _stderr_console() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def _print(found: Sequence[Host], *, as_json: bool, show_all: bool, xen_only: bool) -> None:
-    hosts = sorted(found, key=lambda h: h.sort_key)
-    if as_json:
-        typer.echo(json.dumps([h.as_dict() for h in hosts], indent=2))
-        return
-    if show_all:
-        for h in hosts:
-            typer.echo(f"{h.display_name}\t{h.port}\t{h.service or '-'}\t{h.verdict}\t{h.evidence}")
-        return
-    seen: set[str] = set()
-    for h in hosts:
-        if (h.verdict in _XEN_VERDICTS or not xen_only) and h.address not in seen:
-            seen.add(h.address)
-            typer.echo(h.display_name)
+async def _tick(bar: Progress, stats: ScanStats) -> None:
+    task = bar.add_task("sweeping", total=stats.total or None, rate="")
+    started = time.monotonic()
+    while True:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        bar.update(
+            task,
+            completed=stats.done,
+            total=stats.total or None,
+            description=f"sweeping, {stats.open} open",
+            rate=f"{stats.done / elapsed:,.0f}/s",
+        )
+        await asyncio.sleep(0.1)
 
 
 demo_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -320,16 +491,17 @@ def demo_command() -> None:
                 {a for a, _, _ in fakes}, key=lambda a: tuple(map(int, a.split(".")))
             )
             ports = sorted({p for _, p, _ in fakes})
+            target = f"{addresses[0]}-{addresses[-1]}"
             typer.echo(
                 f"\nScanning: xendiscover --all --no-resolve "
-                f"{' '.join(f'-p {p}' for p in ports)} {addresses[0]}-{addresses[-1]}\n"
+                f"{' '.join(f'-p {p}' for p in ports)} {target}\n"
             )
-            checked = plan([f"{addresses[0]}-{addresses[-1]}"], port=ports, resolve=False)
+            checked = plan([target], port=ports, resolve=False)
             async with contextlib.aclosing(run_plan(checked)) as hosts:
                 return [host async for host in hosts]
 
     found = asyncio.run(run())
-    _print(found, as_json=False, show_all=True, xen_only=False)
+    typer.echo(format_all(found), nl=False)
     raise typer.Exit(0 if found else 1)
 
 
