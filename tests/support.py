@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
+
+#: The ``listeners`` fixture: bind listening sockets on addresses and a port.
+Listen = Callable[[list[str], int], list[socket.socket]]
+#: The ``dnsmasq`` fixture: serve PTR records, return ``IP:PORT``.
+Dnsmasq = Callable[[dict[str, str]], str]
 
 
 def hosts_of(net: str, *offsets: int) -> list[str]:

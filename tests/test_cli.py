@@ -3,9 +3,10 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from support import hosts_of
+from support import Listen, hosts_of
 from typer.testing import CliRunner
 
 from xendiscover._cli import app, main
@@ -13,7 +14,7 @@ from xendiscover._cli import app, main
 runner = CliRunner()
 
 
-def test_lists_hosts_one_per_line_sorted(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+def test_lists_hosts_one_per_line_sorted(loopback_net: str, listeners: Listen) -> None:
     found = hosts_of(loopback_net, 9, 1000, 31)
     listeners(found, 8002)
     result = runner.invoke(
@@ -23,7 +24,7 @@ def test_lists_hosts_one_per_line_sorted(loopback_net: str, listeners) -> None: 
     assert result.stdout.splitlines() == sorted(found, key=lambda a: tuple(map(int, a.split("."))))
 
 
-def test_json_records(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+def test_json_records(loopback_net: str, listeners: Listen) -> None:
     (address,) = hosts_of(loopback_net, 5)
     listeners([address], 8002)
     result = runner.invoke(app, ["-p", "8002", "--json", "--no-resolve", loopback_net])
@@ -87,7 +88,7 @@ def test_help_shows_the_options() -> None:
         assert option in result.stdout
 
 
-def test_python_m_runs_a_real_scan(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+def test_python_m_runs_a_real_scan(loopback_net: str, listeners: Listen) -> None:
     found = hosts_of(loopback_net, 200)
     listeners(found, 8002)
     proc = subprocess.run(
@@ -124,7 +125,9 @@ def test_python_m_bad_input_has_no_traceback() -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_targets_file_comments_and_exclusions(loopback_net: str, listeners, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_targets_file_comments_and_exclusions(
+    loopback_net: str, listeners: Listen, tmp_path: Path
+) -> None:
     a, b, c = hosts_of(loopback_net, 3, 4, 5)
     listeners([a, b, c], 8002)
     targets = tmp_path / "targets.txt"
@@ -151,8 +154,8 @@ def test_targets_file_comments_and_exclusions(loopback_net: str, listeners, tmp_
 @pytest.mark.parametrize("content", ["", "# only a comment\n\n"])
 def test_an_empty_targets_file_never_falls_back_to_local_networks(
     content: str,
-    tmp_path,
-    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text(content)
@@ -179,7 +182,7 @@ def test_bad_shards_exit_2(shard: str, capsys: pytest.CaptureFixture[str]) -> No
     assert "--shard" in capsys.readouterr().err
 
 
-def test_shards_split_the_hits_between_jobs(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+def test_shards_split_the_hits_between_jobs(loopback_net: str, listeners: Listen) -> None:
     found = hosts_of(loopback_net, *range(1, 30, 3))
     listeners(found, 8002)
     seen: list[str] = []
@@ -201,7 +204,7 @@ def test_shards_split_the_hits_between_jobs(loopback_net: str, listeners) -> Non
     assert len(seen) == len(set(seen))
 
 
-def test_output_file_and_formats(loopback_net: str, listeners, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_output_file_and_formats(loopback_net: str, listeners: Listen, tmp_path: Path) -> None:
     import csv
 
     (address,) = hosts_of(loopback_net, 12)
@@ -215,7 +218,7 @@ def test_output_file_and_formats(loopback_net: str, listeners, tmp_path) -> None
     assert [r["address"] for r in rows] == [address]
 
 
-def test_jsonl_streams_one_record_per_line(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+def test_jsonl_streams_one_record_per_line(loopback_net: str, listeners: Listen) -> None:
     found = hosts_of(loopback_net, 40, 41)
     listeners(found, 8002)
     result = runner.invoke(app, ["-p", "8002", "--no-resolve", "-f", "jsonl", loopback_net])
@@ -223,7 +226,7 @@ def test_jsonl_streams_one_record_per_line(loopback_net: str, listeners) -> None
     assert sorted(r["address"] for r in records) == found
 
 
-def test_environment_defaults(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+def test_environment_defaults(loopback_net: str, listeners: Listen) -> None:
     (address,) = hosts_of(loopback_net, 77)
     listeners([address], 8006)
     result = runner.invoke(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import random
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -12,8 +13,10 @@ from xendiscover._fingerprint import probe_port
 from xendiscover._fingerprint._driver import CONNECT_ATTEMPTS
 from xendiscover.testing import FakeXendRelocation
 
+Connect = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
-def flaky(failures: list[BaseException | None]):  # type: ignore[no-untyped-def]
+
+def flaky(failures: list[BaseException | None]) -> tuple[Connect, list[str]]:
     """An open_connection that fails as listed, then connects for real."""
     calls: list[str] = []
 

@@ -5,6 +5,8 @@ import contextlib
 import os
 import random
 
+from support import Dnsmasq
+
 import xendiscover
 from xendiscover.testing import FakeXapi, FakeXendRelocation
 
@@ -13,7 +15,7 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def test_scans_and_cancellations_leak_no_socket_and_no_task(dnsmasq) -> None:  # type: ignore[no-untyped-def]
+async def test_scans_and_cancellations_leak_no_socket_and_no_task(dnsmasq: Dnsmasq) -> None:
     base = f"127.{random.randrange(100, 250)}.{random.randrange(0, 250)}"
     async with (
         FakeXendRelocation(f"{base}.2", 8002),

@@ -5,13 +5,13 @@ import contextlib
 import os
 import socket
 
+from support import Listen, hosts_of
+
 import xendiscover
 from xendiscover import Outcome, SocketConnector
 
-from support import hosts_of
 
-
-async def test_sweep_finds_exactly_the_listeners(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+async def test_sweep_finds_exactly_the_listeners(loopback_net: str, listeners: Listen) -> None:
     expected = hosts_of(loopback_net, 1, 300, 2049, 4094)
     listeners(expected, 8002)
     listeners(hosts_of(loopback_net, 77), 8003)  # another port: not a hit
@@ -22,7 +22,7 @@ async def test_sweep_finds_exactly_the_listeners(loopback_net: str, listeners) -
     assert all(h.port == 8002 and h.latency_ms >= 0 for h in hosts)
 
 
-async def test_several_ports_and_ranges(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+async def test_several_ports_and_ranges(loopback_net: str, listeners: Listen) -> None:
     a, b = hosts_of(loopback_net, 10, 20)
     listeners([a], 8002)
     listeners([a, b], 8000)
@@ -33,7 +33,7 @@ async def test_several_ports_and_ranges(loopback_net: str, listeners) -> None:  
     assert [(h.address, h.port) for h in hosts] == [(a, 8000), (a, 8002), (b, 8000)]
 
 
-async def test_ipv6_loopback_target(listeners) -> None:  # type: ignore[no-untyped-def]
+async def test_ipv6_loopback_target(listeners: Listen) -> None:
     try:
         listeners(["::1"], 0)
     except OSError:
@@ -55,7 +55,7 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def test_socket_connector_outcomes_and_no_leaks(listeners) -> None:  # type: ignore[no-untyped-def]
+async def test_socket_connector_outcomes_and_no_leaks(listeners: Listen) -> None:
     (sock,) = listeners(["127.0.0.1"], 0)
     port = sock.getsockname()[1]
     connector = SocketConnector()
@@ -70,7 +70,7 @@ async def test_socket_connector_outcomes_and_no_leaks(listeners) -> None:  # typ
     assert open_fds() == before
 
 
-async def test_cancelled_scans_leave_no_socket_open(loopback_net: str, listeners) -> None:  # type: ignore[no-untyped-def]
+async def test_cancelled_scans_leave_no_socket_open(loopback_net: str, listeners: Listen) -> None:
     listeners(hosts_of(loopback_net, 3), 8002)
     before = open_fds()
     for _ in range(20):

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def namespaces() -> Iterator[tuple[str, str]]:
         pytest.skip(reason)
     tag = f"{os.getpid() % 100000}{random.randrange(100, 999)}"
     admin, hosts = f"xdta{tag}", f"xdth{tag}"
-    procs: list[subprocess.Popen[str]] = []
+    procs: list[subprocess.Popen[Any]] = []
     etc = Path("/etc/netns") / admin
     try:
         sh("ip", "netns", "add", admin)

@@ -60,7 +60,7 @@ def test_ranges_parse_in_order_or_are_refused(
 def networks(min_prefix: int) -> st.SearchStrategy[ipaddress.IPv4Network]:
     # Inside 10.0.0.0/20 so that includes and excludes overlap often.
     return st.builds(
-        lambda offset, prefix: ipaddress.ip_network(f"10.0.{offset}.0/{prefix}", strict=False),
+        lambda offset, prefix: ipaddress.IPv4Network(f"10.0.{offset}.0/{prefix}", strict=False),
         st.integers(0, 15),
         st.integers(min_prefix, 30),
     )

@@ -13,7 +13,7 @@ def test_all_lists_every_public_member(module: object) -> None:
     public = {
         name
         for name, value in vars(module).items()
-        if not name.startswith("_") and not inspect.ismodule(value) or name == "__version__"
+        if (not name.startswith("_") and not inspect.ismodule(value)) or name == "__version__"
     }
     assert public == set(module.__all__)  # type: ignore[attr-defined]
 

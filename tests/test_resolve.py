@@ -3,15 +3,16 @@
 import time
 
 import pytest
+from support import Dnsmasq, Listen, free_udp_port, hosts_of
 
 import xendiscover
 from xendiscover import DNSNameResolver, TargetError
 from xendiscover._resolve import parse_nameserver
 
-from support import free_udp_port, hosts_of
 
-
-async def test_names_come_from_ptr_records(loopback_net: str, listeners, dnsmasq) -> None:  # type: ignore[no-untyped-def]
+async def test_names_come_from_ptr_records(
+    loopback_net: str, listeners: Listen, dnsmasq: Dnsmasq
+) -> None:
     named, unnamed = hosts_of(loopback_net, 7, 8)
     listeners([named, unnamed], 8002)
     server = dnsmasq({named: "carbono12.inf.example"})
