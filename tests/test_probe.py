@@ -154,7 +154,7 @@ def test_rtt_estimator_follows_answers_within_floor_and_ceiling() -> None:
     assert rtt.timeout == 2.0  # never beyond the ceiling
 
 
-async def test_first_attempts_adapt_and_retries_get_the_full_timeout() -> None:
+async def test_attempts_adapt_and_the_last_gets_the_full_timeout() -> None:
     connector = FakeConnector({"10.0.0.50": ["dark", "dark", "open"]}, pending=True)
     results: dict[str, ProbeResult] = {}
     prober = Prober(connector, timeout=3.0, retries=2, window=1)
@@ -165,5 +165,5 @@ async def test_first_attempts_adapt_and_retries_get_the_full_timeout() -> None:
         for (a, _), t in zip(connector.attempts, connector.timeouts, strict=True)
         if a == "10.0.0.50"
     ]
-    assert late_host == [0.25, 3.0, 3.0]  # adapted first try, full-length retries
+    assert late_host == [0.25, 0.25, 3.0]  # adapted tries, a full-length last one
     assert results["10.0.0.50"].outcome is Outcome.OPEN

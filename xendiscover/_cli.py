@@ -193,8 +193,8 @@ def scan_command(
         typer.Option(
             callback=_positive,
             envvar="XENDISCOVER_TIMEOUT",
-            help="Seconds a connect attempt may wait: every retry's deadline, and the "
-            "first attempt's until round-trip times are known (it then adapts, >= 0.25 s).",
+            help="Seconds a connect attempt may wait: the last attempt's deadline, and "
+            "every attempt's until round-trip times are known (then it adapts, >= 0.25 s).",
             rich_help_panel=_PROBING,
         ),
     ] = DEFAULT_TIMEOUT,

@@ -307,9 +307,9 @@ class Prober:
 
     Args:
         connector: Where connects happen (:class:`SocketConnector` for real).
-        timeout: Seconds an attempt may wait for an answer: the first
-            attempt's deadline until round-trip times are known, the ceiling
-            after, and every retry's deadline.
+        timeout: Seconds an attempt may wait for an answer: every attempt's
+            deadline until round-trip times are known, the ceiling after
+            that, and always the last attempt's deadline.
         retries: Extra attempts for a probe whose attempt timed out.
         window: The most connects pending at once.
         rate: The most connects started per second, or ``None``.
@@ -370,10 +370,11 @@ class Prober:
                 if self._interval:
                     await self._pace()
                 stats.attempts += 1
-                # A first attempt waits as long as the network has shown it
-                # needs; a retry waits the full timeout, so a slow host is
-                # not lost to a fast neighbourhood.
-                deadline = self.rtt.timeout if attempts == 0 else self.rtt.ceiling
+                # Attempts wait as long as the network has shown it needs (a
+                # lost SYN shows within a few round trips); the last one
+                # waits the full timeout, so a slow host is not lost to a
+                # fast neighbourhood.
+                deadline = self.rtt.ceiling if attempts >= self._retries else self.rtt.timeout
                 started = self._connector.connect(item[0], item[1], item[2], deadline)
                 if isinstance(started, ConnectResult):
                     self._settle(item, attempts + 1, resource_errors, started, emit)
