@@ -67,6 +67,12 @@ async def test_socket_connector_outcomes_and_no_leaks(listeners: Listen) -> None
             await started
     results = [s if not isinstance(s, asyncio.Future) else s.result() for s in (opened, refused)]
     assert [r.outcome for r in results] == [Outcome.OPEN, Outcome.CLOSED]
+    assert open_fds() == before + 1  # the refused socket, kept for the next connect
+    again = connector.connect(socket.AF_INET, "127.0.0.1", 1, 1.0)
+    assert not isinstance(again, asyncio.Future)
+    assert again.outcome is Outcome.CLOSED
+    assert open_fds() == before + 1  # ... and reused, not replaced
+    connector.close()
     assert open_fds() == before
 
 

@@ -218,8 +218,11 @@ async def run_plan(
     """
     stats = stats if stats is not None else ScanStats()
     stats.total = scan_plan.total
+    owned = None  # a connector made here is closed here
+    if connector is None:
+        connector = owned = SocketConnector()
     prober = Prober(
-        connector or SocketConnector(),
+        connector,
         timeout=scan_plan.timeout,
         retries=scan_plan.retries,
         window=scan_plan.window,
@@ -288,6 +291,8 @@ async def run_plan(
         await asyncio.gather(producer, *post, *lookups.values(), return_exceptions=True)
         if names is not None and resolver is None:
             await names.aclose()
+        if owned is not None:
+            owned.close()
 
 
 async def scan(

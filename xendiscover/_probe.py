@@ -111,6 +111,9 @@ class ConnectResult:
     errno: int = 0
 
 
+#: The answer of a refused connect (it ended inside connect(): latency 0).
+_REFUSED = ConnectResult(Outcome.CLOSED, 0.0, errno.ECONNREFUSED)
+
 #: A finished attempt, or the future of a pending one.
 Started = ConnectResult | asyncio.Future[ConnectResult]
 
@@ -138,37 +141,69 @@ class Connector(Protocol):
 # SO_LINGER {on, 0 s}: close() sends a reset and leaves no TIME_WAIT behind.
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _SOCK_FLAGS = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+_EINPROGRESS, _EALREADY = errno.EINPROGRESS, errno.EALREADY
+_ECONNREFUSED = errno.ECONNREFUSED
+#: A second connect() saying the socket is connected (0, EISCONN) or pending.
+_LIVE = frozenset({0, errno.EALREADY, errno.EISCONN})
+#: Failures after which the socket is back to unconnected and can connect again.
+_REUSABLE = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH})
+_perf_counter = time.perf_counter
 
 
 class SocketConnector:
-    """The real connector: non-blocking sockets on the running event loop."""
+    """The real connector: non-blocking sockets on the running event loop.
+
+    A socket whose connect was refused (or found no route) is kept and used
+    for the next address: Linux lets a TCP socket connect again once a failed
+    attempt has been collected, which saves a ``socket()`` and a ``close()``
+    per probe, a third of the kernel's work on a refused port.
+    """
+
+    def __init__(self) -> None:
+        self._spare: dict[int, socket.socket] = {}
 
     def connect(
         self, family: socket.AddressFamily, address: str, port: int, timeout: float
     ) -> Started:
         """Start a connect; see :meth:`Connector.connect`."""
-        start = time.perf_counter()
+        start = _perf_counter()
+        sock = self._spare.pop(family, None)
+        if sock is None:
+            try:
+                sock = socket.socket(family, _SOCK_FLAGS)
+            except OSError as exc:
+                return ConnectResult(outcome_of_errno(exc.errno or 0), 0.0, exc.errno or 0)
+        target = (address, port)
         try:
-            sock = socket.socket(family, _SOCK_FLAGS)
-        except OSError as exc:
-            return ConnectResult(outcome_of_errno(exc.errno or 0), 0.0, exc.errno or 0)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
-            code = sock.connect_ex((address, port))
+            code = sock.connect_ex(target)
+            if code == _EINPROGRESS:
+                # On loopback and fast links the handshake (or the reset) has
+                # usually happened inside connect() already. A second connect()
+                # reports it (0: connected; an errno: failed, and the socket is
+                # reset for reuse) or says EALREADY: still pending.
+                code = sock.connect_ex(target)
         except OSError as exc:  # e.g. an IPv6 address on a host without IPv6
             sock.close()
             return ConnectResult(outcome_of_errno(exc.errno or 0), 0.0, exc.errno or 0)
-        if code == errno.EINPROGRESS:
-            # On loopback and fast links the handshake (or the reset) has
-            # usually happened inside connect() already: ask before waiting.
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if code == 0:
-                try:
-                    sock.getpeername()
-                except OSError:
-                    return self._pending(sock, start, timeout)
+        if code in _REUSABLE:
+            self._spare[family] = sock
+            if code == _ECONNREFUSED:
+                return _REFUSED  # the common case: no allocation, no clock
+            return ConnectResult(outcome_of_errno(code), _perf_counter() - start, code)
+        if code in _LIVE:
+            # Connected or pending: whatever happens, close() must reset, not linger.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+            if code == _EALREADY:
+                return self._pending(sock, start, timeout)
+            code = 0
         sock.close()
-        return ConnectResult(outcome_of_errno(code), time.perf_counter() - start, code)
+        return ConnectResult(outcome_of_errno(code), _perf_counter() - start, code)
+
+    def close(self) -> None:
+        """Close the spare sockets."""
+        for sock in self._spare.values():
+            sock.close()
+        self._spare.clear()
 
     @staticmethod
     def _pending(
