@@ -1,12 +1,16 @@
-"""Shared fixtures: loopback listeners and a real DNS server (dnsmasq).
+"""Shared fixtures: a loopback-only guard, loopback listeners, a real dnsmasq.
 
-Traffic from these tests stays on loopback (127.0.0.0/8). Tests that need a
-network namespace make their own and tear it down (see ``test_netns.py`` and
-the ``lab`` package).
+Traffic from these tests stays on loopback (127.0.0.0/8, ::1): the autouse
+guard below fails any test whose process connects anywhere else or asks the
+system resolver about a name, so no test can reach the machine's own
+network or its DNS server by accident. Tests that need a network namespace
+make their own, run the scanner inside it as a subprocess, and tear it down
+(see ``test_netns.py`` and the ``lab`` package).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import random
 import shutil
@@ -14,10 +18,51 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import settings
 from support import free_udp_port
+
+
+def _literal(host: object) -> bool:
+    try:
+        ipaddress.ip_address(str(host).split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _check_loopback(address: Any) -> None:
+    if isinstance(address, tuple):
+        host = str(address[0]).split("%", 1)[0]
+        if not ipaddress.ip_address(host).is_loopback:
+            raise AssertionError(f"a test tried to connect to {host}: only loopback is allowed")
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail a test that connects beyond loopback or sends a name to the system's DNS."""
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is None or host == "localhost" or _literal(host):
+            return real_getaddrinfo(host, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, f"test guard: no DNS lookup of {host!r}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        _check_loopback(address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        _check_loopback(address)
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,63 @@ def test_demo_runs_on_loopback() -> None:
     assert ("xend-relocation", "likely") in verdicts
     assert ("libvirt", "unknown") in verdicts
     assert ("-", "not-xen") in verdicts
+
+
+def test_a_dead_nameserver_gives_one_warning_and_addresses(
+    loopback_net: str, listeners: Listen
+) -> None:
+    from support import free_udp_port
+
+    found = hosts_of(loopback_net, 6, 7, 8)
+    listeners(found, 8002)
+    silent = f"127.0.0.1:{free_udp_port('127.0.0.1')}"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xendiscover",
+            "-p",
+            "8002",
+            "--no-fingerprint",
+            "--nameserver",
+            silent,
+            loopback_net,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.split() == found  # the scan is complete, shown by address
+    warnings = proc.stderr.splitlines()
+    assert len(warnings) == 1, proc.stderr  # one warning, not one per host
+    assert "reverse DNS failed" in warnings[0]
+
+
+def test_a_slash_16_under_a_256_file_limit_finds_the_same_hosts(listeners: Listen) -> None:
+    base = f"127.{200 + int(time.time()) % 50}"
+    found = [f"{base}.0.9", f"{base}.77.1", f"{base}.255.254"]
+    listeners(found, 8002)
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256));"
+        "from xendiscover._cli import main; main(sys.argv[1:])"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "-p",
+            "8002",
+            "--no-resolve",
+            "--no-fingerprint",
+            f"{base}.0.0/16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == found
