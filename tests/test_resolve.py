@@ -57,3 +57,13 @@ def test_nameserver_forms(text: str, expected: str) -> None:
 def test_bad_nameservers(text: str) -> None:
     with pytest.raises(TargetError, match="invalid nameserver"):
         parse_nameserver(text)
+
+
+async def test_a_missing_name_does_not_silence_the_resolver(dnsmasq: Dnsmasq) -> None:
+    server = dnsmasq({"127.3.0.7": "xen7.lab.test"})
+    resolver = DNSNameResolver([server], timeout=1.0)
+    try:
+        assert await resolver.reverse("127.3.0.8") is None  # dnsmasq: REFUSED / NXDOMAIN
+        assert await resolver.reverse("127.3.0.7") == "xen7.lab.test"
+    finally:
+        await resolver.aclose()

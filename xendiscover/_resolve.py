@@ -15,6 +15,7 @@ from typing import Protocol
 
 import aiodns
 import aiodns.error
+import pycares
 
 from xendiscover._errors import TargetError
 
@@ -22,15 +23,9 @@ __all__ = ["DNSNameResolver", "NameResolver", "parse_nameserver"]
 
 _log = logging.getLogger("xendiscover")
 
-#: Answers that mean the nameserver itself is not usable, not "no name".
-_SERVER_DOWN = frozenset(
-    {
-        aiodns.error.ARES_ETIMEOUT,
-        aiodns.error.ARES_ECONNREFUSED,
-        aiodns.error.ARES_ESERVFAIL,
-        aiodns.error.ARES_EREFUSED,
-    }
-)
+#: Answers that mean the nameserver cannot be reached at all, not "no name".
+#: (A REFUSED or SERVFAIL is about one name: the next may still resolve.)
+_SERVER_DOWN = frozenset({aiodns.error.ARES_ETIMEOUT, aiodns.error.ARES_ECONNREFUSED})
 
 
 class NameResolver(Protocol):
@@ -79,8 +74,7 @@ class DNSNameResolver:
 
     Args:
         nameservers: Servers to ask (``IP`` or ``IP:PORT``); the system's
-            resolver configuration when empty. With explicit servers the
-            hosts file is not consulted.
+            resolver configuration (``/etc/resolv.conf``) when empty.
         timeout: Seconds one lookup may take in all.
     """
 
@@ -92,13 +86,11 @@ class DNSNameResolver:
 
     def _channel(self) -> aiodns.DNSResolver:
         if self._resolver is None:
-            options: dict[str, object] = {"timeout": self._timeout / 2, "tries": 2}
-            if self._nameservers:
-                options["lookups"] = "b"  # DNS only: the named server decides
             self._resolver = aiodns.DNSResolver(
                 nameservers=self._nameservers or None,
                 loop=asyncio.get_running_loop(),
-                **options,
+                timeout=self._timeout / 2,
+                tries=2,
             )
         return self._resolver
 
@@ -106,19 +98,24 @@ class DNSNameResolver:
         """The PTR name of ``address``, or ``None`` (no name, or no DNS)."""
         if self._down:
             return None
+        query = ipaddress.ip_address(address).reverse_pointer
         try:
             async with asyncio.timeout(self._timeout + 0.5):
-                result = await self._channel().gethostbyaddr(address)
+                result = await self._channel().query_dns(query, "PTR")
         except TimeoutError:
             self._give_up(address, "no answer")
             return None
         except aiodns.error.DNSError as exc:
             code = exc.args[0] if exc.args else None
             if code in _SERVER_DOWN:
-                self._give_up(address, str(exc.args[-1]) if exc.args else "error")
+                self._give_up(address, str(exc.args[-1]))
             return None
-        name = result.name.rstrip(".")
-        return name or None
+        for record in result.answer:
+            if record.type == pycares.QUERY_TYPE_PTR and isinstance(
+                record.data, pycares.PTRRecordData
+            ):
+                return record.data.dname.rstrip(".") or None
+        return None
 
     def _give_up(self, address: str, why: str) -> None:
         if not self._down:
