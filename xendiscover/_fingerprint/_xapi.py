@@ -12,18 +12,14 @@ import json
 
 from xendiscover._fingerprint._common import (
     HttpHead,
-    NeedMoreData,
-    closed_silently,
     decode_xmlrpc,
     evidence,
-    first_line,
     http_body,
     http_post,
-    parse_http_head,
     xenapi_failure,
     xenapi_failure_fingerprint,
 )
-from xendiscover._fingerprint._xend import match_relocation_reply
+from xendiscover._fingerprint._xend import read_http_head
 from xendiscover._model import Fingerprint
 
 __all__ = [
@@ -68,18 +64,9 @@ def _http_summary(head: HttpHead) -> bytes:
 
 def _read_http(data: bytes, closed: bool) -> tuple[HttpHead, bytes] | Fingerprint:
     """Return the head and complete body of an HTTP reply, or a verdict if none."""
-    if not data:
-        if closed:
-            return closed_silently()
-        raise NeedMoreData("no reply yet")
-    found = match_relocation_reply(data, closed=closed)
-    if found is not None:
-        return found
-    head = parse_http_head(data, closed=closed)
-    if head is None:
-        if data.startswith(b"("):
-            return Fingerprint(None, "unknown", evidence("SXP reply", first_line(data)))
-        return Fingerprint(None, "not-xen", evidence("not HTTP", data))
+    head = read_http_head(data, closed=closed)
+    if isinstance(head, Fingerprint):
+        return head
     return head, http_body(data, head, closed=closed)
 
 

@@ -8,6 +8,7 @@ driver does the I/O. Each ``parse_*`` function follows
 from __future__ import annotations
 
 from xendiscover._fingerprint._common import (
+    HttpHead,
     NeedMoreData,
     closed_silently,
     decode_xmlrpc,
@@ -31,6 +32,7 @@ __all__ = [
     "parse_http",
     "parse_relocation",
     "parse_xmlrpc",
+    "read_http_head",
 ]
 
 #: The evidence of a relocation port that accepts and closes at once: what a
@@ -95,6 +97,27 @@ def match_relocation_reply(data: bytes, *, closed: bool) -> Fingerprint | None:
     return None
 
 
+def read_http_head(data: bytes, *, closed: bool) -> HttpHead | Fingerprint:
+    """The head of an HTTP reply, or the verdict when there is none to read.
+
+    The opening every HTTP-based probe shares: nothing yet (wait, or a close
+    without a byte), a relocation server's error line (it took the request
+    line for an op), SXP that is not xend's, or bytes that are not HTTP.
+
+    Raises:
+        NeedMoreData: Nothing has arrived yet, or the head is incomplete.
+    """
+    if not data:
+        if closed:
+            return closed_silently()
+        raise NeedMoreData("no reply yet")
+    found = match_relocation_reply(data, closed=closed)
+    if found is not None:
+        return found
+    head = parse_http_head(data, closed=closed)
+    return _not_http_not_sxp(data) if head is None else head
+
+
 def _not_http_not_sxp(data: bytes) -> Fingerprint:
     if data.startswith(b"("):
         return Fingerprint(None, "unknown", evidence("SXP reply, not xend's", first_line(data)))
@@ -136,16 +159,9 @@ def parse_http(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
     xend's HTTP/SXP server. A relocation server's error line (it took ``GET``
     for an op) confirms relocation. Any other HTTP reply is *not-xen*.
     """
-    if not data:
-        if closed:
-            return closed_silently()
-        raise NeedMoreData("no reply yet")
-    found = match_relocation_reply(data, closed=closed)
-    if found is not None:
-        return found
-    head = parse_http_head(data, closed=closed)
-    if head is None:
-        return _not_http_not_sxp(data)
+    head = read_http_head(data, closed=closed)
+    if isinstance(head, Fingerprint):
+        return head
     content_type = (head.get("content-type") or "").lower()
     if "application/sxp" in content_type:
         body = data[head.body_start :]
@@ -168,16 +184,9 @@ def parse_xmlrpc(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
     Xen-API names only is *likely* xend's Xen-API server; a Xen-API
     ``Failure`` struct is told apart by its XML surface (xapi or xend).
     """
-    if not data:
-        if closed:
-            return closed_silently()
-        raise NeedMoreData("no reply yet")
-    found = match_relocation_reply(data, closed=closed)
-    if found is not None:
-        return found
-    head = parse_http_head(data, closed=closed)
-    if head is None:
-        return _not_http_not_sxp(data)
+    head = read_http_head(data, closed=closed)
+    if isinstance(head, Fingerprint):
+        return head
     body = http_body(data, head, closed=closed)
     reply = decode_xmlrpc(body)
     if reply is None:
