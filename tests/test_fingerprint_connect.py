@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import errno
 import random
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
 
-from xendiscover._fingerprint import probe_port
+from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, probe_port
 from xendiscover._fingerprint._driver import CONNECT_ATTEMPTS
-from xendiscover.testing import FakeXendRelocation
+from xendiscover.testing import (
+    FakeHttpServer,
+    FakeResetter,
+    FakeServer,
+    FakeStreamer,
+    FakeTarpit,
+    FakeXendRelocation,
+)
 
 Connect = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
@@ -56,3 +64,29 @@ async def test_connect_attempts_are_bounded() -> None:
     assert found.verdict == "unknown"
     assert "connect timed out" in found.evidence
     assert len(calls) == CONNECT_ATTEMPTS
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda host: FakeHttpServer(host, 0),  # answers a ClientHello with plain HTTP
+        lambda host: FakeResetter(host, 0),  # resets during the handshake
+        lambda host: FakeStreamer(host, 0),  # streams garbage instead of a ServerHello
+        lambda host: FakeTarpit(host, 0),  # accepts and never answers the ClientHello
+    ],
+    ids=["plain-http", "reset", "streamer", "tarpit"],
+)
+async def test_a_broken_tls_handshake_costs_one_deadline_and_gives_a_verdict(
+    make: Callable[[str], FakeServer],
+) -> None:
+    host = f"127.{random.randrange(100, 250)}.10.{random.randrange(2, 250)}"
+    deadline = 0.5
+    async with make(host) as fake:
+        started = time.monotonic()
+        found = await probe_port(fake.host, fake.port, timeout=deadline, plan_port=443)
+        elapsed = time.monotonic() - started
+    assert found.verdict in {"unknown", "not-xen"}
+    assert found.service is None
+    # 443 runs the TLS probes (XML-RPC, then JSON-RPC): each costs at most
+    # one deadline, and a port at most MAX_DEADLINES_PER_PORT of them.
+    assert elapsed < (MAX_DEADLINES_PER_PORT + 0.5) * deadline
