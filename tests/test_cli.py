@@ -313,3 +313,30 @@ def test_a_slash_16_under_a_256_file_limit_finds_the_same_hosts(listeners: Liste
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == found
+
+
+def test_verbose_json_summary_counts_the_sweep(loopback_net: str, listeners: Listen) -> None:
+    found = hosts_of(loopback_net, 20, 21)
+    listeners(found, 8002)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xendiscover",
+            "-p",
+            "8002",
+            "--no-resolve",
+            "--json",
+            "-v",
+            loopback_net,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    summary = json.loads(proc.stderr.splitlines()[-1])["summary"]
+    assert summary["total"] == summary["done"] == 4096
+    assert summary["open"] == 2
+    assert summary["outcomes"] == {"closed": 4094, "open": 2}
+    assert summary["backoffs"] == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import time
@@ -291,7 +292,8 @@ def scan_command(
         typer.Option(
             "--verbose",
             "-v",
-            help="A summary (retries, back-offs) and warnings on stderr, terminal or not.",
+            help="A summary (retries, back-offs) and warnings on stderr, terminal or not; "
+            "with --format json or jsonl the summary is a JSON line.",
             rich_help_panel=_OUTPUT,
         ),
     ] = False,
@@ -365,7 +367,12 @@ def scan_command(
         else:
             typer.echo(text, nl=False)
     if live or verbose:
-        typer.echo(_summary(checked, stats, found, time.monotonic() - started), err=True)
+        seconds = time.monotonic() - started
+        if fmt in ("json", "jsonl"):  # a summary the same tools can read
+            summary = {"summary": {**stats.as_dict(), "seconds": round(seconds, 3)}}
+            typer.echo(json.dumps(summary), err=True)
+        else:
+            typer.echo(_summary(checked, stats, found, seconds), err=True)
     if code:
         raise typer.Exit(code)
     listed = [h for h in found if h.verdict in XEN_VERDICTS] if xen_only else found

@@ -270,6 +270,22 @@ class ScanStats:
     window: int = 0
     in_flight: int = 0
 
+    def as_dict(self) -> dict[str, object]:
+        """The counters as a JSON-ready dictionary (outcomes by name)."""
+        return {
+            "total": self.total,
+            "done": self.done,
+            "open": self.open,
+            "outcomes": {o.value: n for o, n in sorted(self.outcomes.items(), key=_by_value)},
+            "attempts": self.attempts,
+            "retries": self.retries,
+            "backoffs": self.backoffs,
+        }
+
+
+def _by_value(item: tuple[Outcome, int]) -> str:
+    return item[0].value
+
 
 #: Back-off after a local resource error: first wait, and the ceiling.
 BACKOFF_FIRST = 0.005
