@@ -95,9 +95,10 @@ def _undecided(parse: BoundParser, data: bytes, why: str) -> Fingerprint:
     return Fingerprint(None, "unknown", evidence(why, data))
 
 
-#: Connect attempts per exchange: a lost SYN (or SYN-ACK) must not turn a
-#: Xen host into "unknown" on a lossy link. A peer that accepts and then
-#: stays silent still costs one deadline: only the connect is retried.
+#: Connect attempts per exchange, each a share of its one deadline: a lost
+#: SYN (or SYN-ACK) must not turn a Xen host into "unknown" on a lossy link.
+#: Only the connect is retried, so a peer that accepts and then stays silent
+#: still costs exactly one deadline.
 CONNECT_ATTEMPTS = 3
 #: Local resource errors (too many open files, no buffer space, no free
 #: port) are retried after a back-off, this many times at most.
@@ -112,6 +113,9 @@ async def _connect(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open the TCP connection, retrying a connect that timed out or met a local limit.
 
+    Each attempt may take a third of ``timeout``; the caller's deadline
+    bounds them all.
+
     Raises:
         TimeoutError: Every attempt timed out.
         OSError: The peer refused or the network failed (not retried).
@@ -119,7 +123,7 @@ async def _connect(
     timeouts = resource_errors = 0
     while True:
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout / CONNECT_ATTEMPTS):
                 return await connect(address, port)
         except TimeoutError:
             timeouts += 1
@@ -163,10 +167,10 @@ async def exchange(
     writer: asyncio.StreamWriter | None = None
     connected = False
     try:
-        reader, writer = await _connect(connect, address, port, timeout=timeout)
-        connected = True
         async with asyncio.timeout(timeout):
-            if tls:  # the handshake counts against the exchange's one deadline
+            reader, writer = await _connect(connect, address, port, timeout=timeout)
+            connected = True
+            if tls:
                 await writer.start_tls(client_tls_context())
             writer.write(request)
             await writer.drain()
