@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 
 #: The ``listeners`` fixture: bind listening sockets on addresses and a port.
@@ -21,3 +23,28 @@ def free_udp_port(address: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((address, 0))
         return int(sock.getsockname()[1])
+
+
+def run_xendiscover(
+    *args: str, nofile: int | None = None, netns: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the command in a fresh interpreter, as a user would.
+
+    Args:
+        args: The command's arguments.
+        nofile: If given, the process's RLIMIT_NOFILE (soft and hard).
+        netns: If given, run inside this network namespace (``ip netns exec``).
+        timeout: Seconds before the run is killed and the test fails.
+    """
+    if nofile is None:
+        argv = [sys.executable, "-m", "xendiscover", *args]
+    else:
+        code = (
+            "import resource, sys; "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile}));"
+            "from xendiscover._cli import main; main(sys.argv[1:])"
+        )
+        argv = [sys.executable, "-c", code, *args]
+    if netns is not None:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)

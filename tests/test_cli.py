@@ -1,13 +1,11 @@
 """The command line: output, exit status, and one-line errors."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from support import Listen, hosts_of
+from support import Listen, hosts_of, run_xendiscover
 from typer.testing import CliRunner
 
 from xendiscover._cli import app, main
@@ -92,35 +90,14 @@ def test_help_shows_the_options() -> None:
 def test_python_m_runs_a_real_scan(loopback_net: str, listeners: Listen) -> None:
     found = hosts_of(loopback_net, 200)
     listeners(found, 8002)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xendiscover",
-            "-p",
-            "8002",
-            "--no-resolve",
-            "--no-fingerprint",
-            loopback_net,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_xendiscover("-p", "8002", "--no-resolve", "--no-fingerprint", loopback_net)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == found
     assert proc.stderr == ""  # stderr is not a terminal: no progress
 
 
 def test_python_m_bad_input_has_no_traceback() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "xendiscover", "--port", "99999", "127.0.0.1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_xendiscover("--port", "99999", "127.0.0.1")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
@@ -239,13 +216,7 @@ def test_environment_defaults(loopback_net: str, listeners: Listen) -> None:
 
 
 def test_demo_runs_on_loopback() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "xendiscover", "demo"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_xendiscover("demo")
     assert proc.returncode == 0, proc.stderr
     lines = [line.split("\t") for line in proc.stdout.splitlines() if line.startswith("127.77.")]
     verdicts = {(cols[2], cols[3]) for cols in lines}
@@ -263,23 +234,7 @@ def test_a_dead_nameserver_gives_one_warning_and_addresses(
     found = hosts_of(loopback_net, 6, 7, 8)
     listeners(found, 8002)
     silent = f"127.0.0.1:{free_udp_port('127.0.0.1')}"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xendiscover",
-            "-p",
-            "8002",
-            "--no-fingerprint",
-            "--nameserver",
-            silent,
-            loopback_net,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_xendiscover("-p", "8002", "--no-fingerprint", "--nameserver", silent, loopback_net)
     assert proc.returncode == 0
     assert proc.stdout.split() == found  # the scan is complete, shown by address
     warnings = proc.stderr.splitlines()
@@ -291,25 +246,8 @@ def test_a_slash_16_under_a_256_file_limit_finds_the_same_hosts(listeners: Liste
     base = f"127.{200 + int(time.time()) % 50}"
     found = [f"{base}.0.9", f"{base}.77.1", f"{base}.255.254"]
     listeners(found, 8002)
-    code = (
-        "import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256));"
-        "from xendiscover._cli import main; main(sys.argv[1:])"
-    )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "-p",
-            "8002",
-            "--no-resolve",
-            "--no-fingerprint",
-            f"{base}.0.0/16",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc = run_xendiscover(
+        "-p", "8002", "--no-resolve", "--no-fingerprint", f"{base}.0.0/16", nofile=256, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == found
@@ -318,23 +256,7 @@ def test_a_slash_16_under_a_256_file_limit_finds_the_same_hosts(listeners: Liste
 def test_verbose_json_summary_counts_the_sweep(loopback_net: str, listeners: Listen) -> None:
     found = hosts_of(loopback_net, 20, 21)
     listeners(found, 8002)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xendiscover",
-            "-p",
-            "8002",
-            "--no-resolve",
-            "--json",
-            "-v",
-            loopback_net,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_xendiscover("-p", "8002", "--no-resolve", "--json", "-v", loopback_net)
     summary = json.loads(proc.stderr.splitlines()[-1])["summary"]
     assert summary["total"] == summary["done"] == 4096
     assert summary["open"] == 2

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import run_xendiscover
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.netns
@@ -83,34 +84,10 @@ def namespace() -> Iterator[str]:
 
 
 def sweep(ns: str, nofile: int | None, *args: str) -> subprocess.CompletedProcess[str]:
-    limit = f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile}));" if nofile else ""
-    code = f"import resource, sys; {limit}from xendiscover._cli import main; main(sys.argv[1:])"
-    return subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            sys.executable,
-            "-c",
-            code,
-            "-p",
-            "8002",
-            "--no-resolve",
-            "--no-fingerprint",
-            "--timeout",
-            "0.3",
-            "--retries",
-            "0",
-            "-v",
-            *args,
-            "127.99.0.0/23",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_xendiscover(
+        "-p", "8002", "--no-resolve", "--no-fingerprint", "--timeout", "0.3", "--retries", "0",
+        "-v", *args, "127.99.0.0/23", nofile=nofile, netns=ns, timeout=120,
+    )  # fmt: skip
 
 
 def backoffs(stderr: str) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import run_xendiscover
 
 HERE = Path(__file__).parent
 NET = "10.213.7"
@@ -121,13 +122,7 @@ def namespaces() -> Iterator[tuple[str, str]]:
 
 
 def scan_in(admin: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ip", "netns", "exec", admin, sys.executable, "-m", "xendiscover", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_xendiscover(*args, netns=admin)
 
 
 def test_no_targets_sweeps_the_up_network_and_names_hosts(namespaces: tuple[str, str]) -> None:
