@@ -248,6 +248,15 @@ class TargetSpace:
             raise TargetError(f"invalid shard {index}/{count}: need 1 <= I <= N")
         return replace(self, shard=(index, count))
 
+    def split(self, parts: int) -> list[TargetSpace]:
+        """Split the space into ``parts`` interleaved, disjoint spaces that cover it.
+
+        A space that is already a shard splits into shards of that shard, so
+        ``--shard`` and worker processes compose.
+        """
+        index, count = self.shard
+        return [replace(self, shard=(index + count * j, count * parts)) for j in range(parts)]
+
     @property
     def size(self) -> int:
         """The number of addresses in the space (an IPv6 /64 has 2**64)."""
