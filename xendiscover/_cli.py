@@ -2,8 +2,9 @@
 
 Every option is checked before the first packet is sent; bad input ends in
 one line on stderr and exit status 2. Exit status: 0 when a host was found,
-1 when the scan finished and found none, 2 on bad usage, 130 on Ctrl-C and
-143 on SIGTERM (after printing what was found so far).
+1 when the scan finished and found none, 2 on bad usage, 3 when the scan
+could not finish (a probe process died), 130 on Ctrl-C and 143 on SIGTERM
+(after printing what was found so far).
 """
 
 from __future__ import annotations
@@ -218,6 +219,15 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Probe processes. Default: one per core for sweeps of 32,768 probes or more.",
+            rich_help_panel=_PROBING,
+            show_default=False,
+        ),
+    ] = None,
     rate: Annotated[
         float | None,
         typer.Option(
@@ -333,6 +343,7 @@ def scan_command(
             fingerprint=not no_fingerprint,
             shard=_shard(shard),
             rate=rate,
+            workers=workers,
         )
     except XenDiscoverError as exc:
         raise _UsageError(str(exc)) from None
@@ -435,6 +446,9 @@ def _run(
 
     try:
         asyncio.run(collect())
+    except XenDiscoverError as exc:  # the scan itself failed (a probe worker died)
+        typer.echo(f"xendiscover: error: {exc}", err=True)
+        return 3
     except KeyboardInterrupt:
         return 130
     except asyncio.CancelledError:

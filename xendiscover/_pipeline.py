@@ -28,6 +28,7 @@ from xendiscover._probe import (
 )
 from xendiscover._resolve import DNSNameResolver, NameResolver, parse_nameserver
 from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace, parse_port
+from xendiscover._workers import WorkerJob, auto_workers, run_worker
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -75,6 +76,7 @@ class ScanPlan:
         resolve: Whether to look up names.
         fingerprint: Whether to ask each open port what it is.
         rate: The most connects started per second, or ``None``.
+        workers: Probe processes (1: all in this one).
     """
 
     space: TargetSpace
@@ -86,6 +88,7 @@ class ScanPlan:
     resolve: bool
     fingerprint: bool
     rate: float | None = None
+    workers: int = 1
 
     @property
     def total(self) -> int:
@@ -123,6 +126,9 @@ class ScanOptions(TypedDict, total=False):
         shard: ``(i, n)``: sweep only the i-th of n interleaved shards of the
             targets, so n machines together sweep them exactly once.
         rate: The most new connections per second (no limit by default).
+        workers: Probe processes for the sweep; by default one per core for
+            sweeps of 32,768 probes or more, else 1. A fake ``connector``
+            always runs in this process.
         connector: Where connects happen (tests pass a fake).
         resolver: Where names come from (tests pass a fake).
         fingerprinter: How open ports are probed (tests pass a fake).
@@ -141,6 +147,7 @@ class ScanOptions(TypedDict, total=False):
     fingerprint: bool
     shard: tuple[int, int] | None
     rate: float | None
+    workers: int | None
     connector: Connector | None
     resolver: NameResolver | None
     fingerprinter: Fingerprinter | None
@@ -173,6 +180,9 @@ def plan(targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]) -
     rate = options.get("rate")
     if rate is not None and not rate > 0:
         raise TargetError(f"invalid rate {rate}: must be more than 0 per second")
+    workers = options.get("workers")
+    if workers is not None and workers < 1:
+        raise TargetError(f"invalid workers {workers}: must be 1 or more")
     ports = _ports(options.get("port"))
     servers = tuple(parse_nameserver(n) for n in options.get("nameservers", ()))
     specs = list(targets) if targets is not None else []
@@ -186,6 +196,7 @@ def plan(targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]) -
     if (shard := options.get("shard")) is not None:
         space = space.sharded(*shard)
     space.check_size(max_hosts)
+    total = space.size * len(ports)
     return ScanPlan(
         space=space,
         ports=ports,
@@ -196,6 +207,7 @@ def plan(targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]) -
         resolve=options.get("resolve", True),
         fingerprint=options.get("fingerprint", True),
         rate=rate,
+        workers=workers or auto_workers(total),
     )
 
 
@@ -219,16 +231,24 @@ async def run_plan(
     stats = stats if stats is not None else ScanStats()
     stats.total = scan_plan.total
     owned = None  # a connector made here is closed here
+    parts = [scan_plan.space]
     if connector is None:
         connector = owned = SocketConnector()
+        parts = scan_plan.space.split(scan_plan.workers)
+    window = max(1, scan_plan.window // len(parts))
+    rate = scan_plan.rate / len(parts) if scan_plan.rate else None
     prober = Prober(
         connector,
         timeout=scan_plan.timeout,
         retries=scan_plan.retries,
-        window=scan_plan.window,
-        rate=scan_plan.rate,
+        window=window,
+        rate=rate,
         stats=stats,
     )
+    jobs = [
+        WorkerJob(part, scan_plan.ports, scan_plan.timeout, scan_plan.retries, window, rate)
+        for part in parts[1:]
+    ]
     names: NameResolver | None = None
     if scan_plan.resolve:
         names = resolver or DNSNameResolver(scan_plan.nameservers)
@@ -271,10 +291,14 @@ async def run_plan(
 
     async def produce() -> None:
         try:
-            items = (
-                (family, address, p) for family, address in scan_plan.space for p in scan_plan.ports
-            )
-            await prober.run(items, on_result)
+            items = ((family, address, p) for family, address in parts[0] for p in scan_plan.ports)
+            try:
+                async with asyncio.TaskGroup() as group:  # one failing part stops them all
+                    group.create_task(prober.run(items, on_result))
+                    for job in jobs:
+                        group.create_task(run_worker(job, on_result, stats))
+            except ExceptionGroup as failed:
+                raise failed.exceptions[0] from None
             while post:
                 await asyncio.gather(*post)
         finally:
