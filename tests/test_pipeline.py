@@ -94,6 +94,7 @@ async def test_default_ports_are_the_xen_management_ports() -> None:
         ({"concurrency": 0}, "invalid concurrency"),
         ({"nameservers": ["dns.example"]}, "invalid nameserver"),
         ({"max_hosts": 100}, "refusing to sweep 256 addresses"),
+        ({"interfaces": ["eth0"]}, "without targets"),
     ],
 )
 async def test_bad_input_is_refused_before_any_connect(

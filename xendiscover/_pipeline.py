@@ -186,6 +186,8 @@ def plan(targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]) -
     ports = _ports(options.get("port"))
     servers = tuple(parse_nameserver(n) for n in options.get("nameservers", ()))
     specs = list(targets) if targets is not None else []
+    if specs and options.get("interfaces"):
+        raise TargetError("--interface chooses networks to discover: give it without targets")
     if specs:
         space = TargetSpace.from_specs(specs, exclude=exclude)
     else:
