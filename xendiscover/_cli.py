@@ -104,7 +104,8 @@ def read_target_file(path: str) -> list[str]:
     """The targets in a file (``-`` for stdin): whitespace-separated, ``#`` comments.
 
     Raises:
-        XenDiscoverError: The file cannot be read or names no target.
+        typer.TyperException: The file cannot be read or names no target
+            (a usage error: exit status 2).
     """
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")

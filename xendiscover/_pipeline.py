@@ -58,6 +58,10 @@ DEFAULT_RETRIES = 3
 #: A function that fingerprints one open port within a deadline.
 Fingerprinter = Callable[[str, int, float], Awaitable[Fingerprint]]
 
+#: The shortest per-probe deadline of a fingerprint, in seconds: a service
+#: that answers its handshake in time may still take a moment to reply.
+FINGERPRINT_TIMEOUT = 2.0
+
 #: How many open ports are fingerprinted and named at once.
 _POST_CONCURRENCY = 64
 
@@ -271,7 +275,8 @@ async def run_plan(
         async with gate:
             fp = UNPROBED
             if scan_plan.fingerprint:
-                fp = await probe_service(hit.address, hit.port, max(2.0, scan_plan.timeout))
+                deadline = max(FINGERPRINT_TIMEOUT, scan_plan.timeout)
+                fp = await probe_service(hit.address, hit.port, deadline)
             hostname = await name_of(hit.address)
         found.put_nowait(
             Host(
