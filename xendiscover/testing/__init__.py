@@ -1,12 +1,13 @@
 """Test doubles for code built on xendiscover, public and supported.
 
-- :class:`FakeConnector` and :class:`FakeResolver` stand in for the network
-  and DNS in :func:`xendiscover.scan` and :func:`xendiscover.discover`.
+- :class:`FakeBackend` (with :class:`FakeService` peers) and
+  :class:`FakeResolver` stand in for the network, the clock and DNS in
+  :func:`xendiscover.scan` and :func:`xendiscover.discover`.
 - The fake servers answer like real Xen management services (and like
   decoys that are not), on any address and port you bind them to.
 """
 
-from xendiscover.testing._fakes import Behaviour, FakeConnector, FakeResolver
+from xendiscover.testing._fakes import Behaviour, FakeBackend, FakeResolver, FakeService
 from xendiscover.testing._servers import (
     DEFAULT_XEND_METHODS,
     FakeHttpServer,
@@ -25,12 +26,13 @@ from xendiscover.testing._servers import (
 __all__ = [
     "DEFAULT_XEND_METHODS",
     "Behaviour",
-    "FakeConnector",
+    "FakeBackend",
     "FakeHttpServer",
     "FakeLibvirt",
     "FakeResetter",
     "FakeResolver",
     "FakeServer",
+    "FakeService",
     "FakeStreamer",
     "FakeTarpit",
     "FakeXapi",

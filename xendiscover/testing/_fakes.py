@@ -1,8 +1,19 @@
-"""Fake I/O for the pipeline: connects and names without a network.
+r"""Fake I/O for the pipeline: a whole network, DNS and clock without a socket.
 
-These implement the :class:`~xendiscover._probe.Connector` and
-:class:`~xendiscover._resolve.NameResolver` interfaces that :func:`scan`
-takes, so code built on xendiscover can be tested with no socket at all.
+:class:`FakeBackend` implements :class:`~xendiscover._backend.Backend`: the
+sweep's connects answer as scripted per address, open ports hold scripted
+:class:`FakeService` peers that the fingerprint probes talk to, probe
+"processes" run in this process over the same wire protocol as real ones,
+and time is virtual (a silent peer costs its deadline on the fake clock, not
+in real life). :class:`FakeResolver` stands in for DNS. With both, code built
+on :func:`xendiscover.scan` is tested with no network and no waiting::
+
+    backend = FakeBackend(
+        {"10.0.0.7": "open"},
+        services={("10.0.0.7", 8002): FakeService(b"(ok (help quit receive sslreceive))\n")},
+    )
+    hosts = await xendiscover.discover(["10.0.0.0/29"], port=8002, backend=backend,
+                                       resolver=FakeResolver({"10.0.0.7": "xen1.example"}))
 """
 
 from __future__ import annotations
@@ -10,12 +21,22 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+import ssl
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
-from xendiscover._probe import ConnectResult, Outcome, Started
+from xendiscover._backend import (
+    ConnectFailed,
+    ConnectionLost,
+    ConnectResult,
+    Outcome,
+    Started,
+    Stream,
+    TLSFailed,
+    WorkerProcess,
+)
 
-__all__ = ["Behaviour", "FakeConnector", "FakeResolver"]
+__all__ = ["Behaviour", "FakeBackend", "FakeResolver", "FakeService"]
 
 #: How a fake address answers one connect attempt.
 #:
@@ -33,26 +54,158 @@ _RESULTS: dict[str, ConnectResult] = {
     "eaddrnotavail": ConnectResult(Outcome.RESOURCE, 0.0, errno.EADDRNOTAVAIL),
 }
 
+#: What a :class:`FakeService` sends back: fixed bytes, or a function of
+#: everything the client has sent so far (returning everything sent so far).
+ReplyScript = bytes | Callable[[bytes], bytes]
 
-class FakeConnector:
-    """A scripted :class:`~xendiscover._probe.Connector`.
+
+class FakeService:
+    """A scripted peer behind an open port of a :class:`FakeBackend`.
 
     Args:
-        hosts: For each ``address`` or ``(address, port)``, how it answers:
-            one :data:`Behaviour` for every attempt, or a sequence consumed
-            one attempt at a time (the last entry repeats), e.g.
-            ``["dark", "open"]`` for a host whose first SYN is lost.
-        default: How every other address answers.
-        pending: If true, answers come later through the event loop (as on
-            a real network); if false, at once (as on loopback).
-        capacity: The most connects that may be pending at once; beyond it
-            a connect fails with ``EMFILE``, like a process at its file limit.
+        reply: What it sends: fixed bytes (sent once the client has sent
+            anything), or a function from all the bytes received so far to
+            all the bytes sent so far (so a conversation can go on).
+        close: Close the connection once the reply is out (``False``: stay
+            open and silent, like a tarpit once its reply is read).
+        delay: Virtual seconds before anything is sent (and before the close).
+        greeting: Bytes sent on connect, before any request (a banner).
+        certificate: Speak TLS with this DER certificate; ``None``: a TLS
+            handshake fails as against a plain service.
 
     Attributes:
-        attempts: Every ``(address, port)`` tried, in order.
+        received: What each connection sent, in order.
+    """
+
+    def __init__(
+        self,
+        reply: ReplyScript = b"",
+        *,
+        close: bool = True,
+        delay: float = 0.0,
+        greeting: bytes = b"",
+        certificate: bytes | None = None,
+    ) -> None:
+        self._reply = reply
+        self.close = close
+        self.delay = delay
+        self.greeting = greeting
+        self.certificate = certificate
+        self.received: list[bytes] = []
+
+    def answer(self, received: bytes) -> bytes:
+        """All the bytes the service has sent, given all it has received."""
+        if callable(self._reply):
+            return self.greeting + self._reply(received)
+        return self.greeting + (self._reply if received else b"")
+
+
+class _FakeStream:
+    """A :class:`~xendiscover._backend.Stream` to a :class:`FakeService`."""
+
+    def __init__(self, backend: FakeBackend, service: FakeService) -> None:
+        self._backend = backend
+        self._service = service
+        self._received = bytearray()
+        self._sent = 0
+        self._opened = backend.time()
+        self._certificate: bytes | None = None
+        self.closed = False
+        service.received.append(b"")
+        self._index = len(service.received) - 1
+
+    async def write(self, data: bytes, *, timeout: float) -> None:
+        await asyncio.sleep(0)
+        if self.closed:
+            raise ConnectionLost("closed")
+        self._received += data
+        self._service.received[self._index] = bytes(self._received)
+
+    async def read(self, max_bytes: int, *, timeout: float) -> bytes:
+        await asyncio.sleep(0)
+        service = self._service
+        ready_at = self._opened + service.delay
+        pending = service.answer(bytes(self._received))[self._sent :]
+        if pending or service.close:
+            wait = ready_at - self._backend.time()
+            if wait > timeout:
+                self._backend.advance(timeout)
+                raise TimeoutError
+            self._backend.advance(max(0.0, wait))
+            chunk = pending[:max_bytes]
+            self._sent += len(chunk)
+            return chunk
+        self._backend.advance(timeout)  # open and silent: the deadline passes
+        raise TimeoutError
+
+    async def start_tls(
+        self, context: ssl.SSLContext, *, server_hostname: str | None, timeout: float
+    ) -> None:
+        await asyncio.sleep(0)
+        if self._service.certificate is None:
+            raise TLSFailed("wrong version number")
+        self._certificate = self._service.certificate
+
+    def peer_certificate(self) -> bytes | None:
+        return self._certificate
+
+    def close(self) -> None:
+        self.closed = True
+        self._backend.open_streams.discard(self)
+
+
+class _FakeProcess:
+    """A probe "process" run as a task in this process, speaking the real wire format."""
+
+    def __init__(self, job: bytes, backend: FakeBackend) -> None:
+        from xendiscover._sweep._worker import run_encoded_job
+
+        self._output: asyncio.Queue[bytes] = asyncio.Queue()
+        self._task = asyncio.ensure_future(run_encoded_job(job, backend, self._output.put_nowait))
+        self._task.add_done_callback(lambda _: self._output.put_nowait(b""))
+
+    async def read(self) -> bytes:
+        return await self._output.get()
+
+    async def wait(self) -> int:
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            return -9
+        except Exception:
+            return 1
+        return 0
+
+    def kill(self) -> None:
+        self._task.cancel()
+
+
+class FakeBackend:
+    """A scripted :class:`~xendiscover._backend.Backend`: a network in a dictionary.
+
+    Args:
+        hosts: For each ``address`` or ``(address, port)``, how a sweep
+            connect to it answers: one :data:`Behaviour` for every attempt,
+            or a sequence consumed one attempt at a time (the last entry
+            repeats), e.g. ``["dark", "open"]`` for a host whose first SYN is
+            lost.
+        default: How every other address answers.
+        services: The peer behind each open ``(address, port)`` that a
+            fingerprint probe talks to; an open port without one accepts and
+            stays silent.
+        pending: If true, sweep answers come later through the event loop (as
+            on a real network); if false, at once (as on loopback).
+        capacity: The most connects that may be pending at once; beyond it a
+            connect fails with ``EMFILE``, like a process at its file limit.
+
+    Attributes:
+        attempts: Every sweep ``(address, port)`` tried, in order.
         sleeps: Every back-off the prober asked for, in seconds.
-        timeouts: The deadline each attempt was given.
-        max_in_flight: The most connects that were pending at once.
+        timeouts: The deadline each sweep attempt was given.
+        max_in_flight: The most sweep connects that were pending at once.
+        streams: Every ``(address, port)`` a stream was opened to, in order.
+        open_streams: Streams not closed yet (a leak check for tests).
+        workers: How many probe processes were started.
     """
 
     def __init__(
@@ -60,19 +213,30 @@ class FakeConnector:
         hosts: Mapping[str | tuple[str, int], Behaviour | Sequence[Behaviour]] | None = None,
         *,
         default: Behaviour = "closed",
+        services: Mapping[tuple[str, int], FakeService] | None = None,
         pending: bool = False,
         capacity: int | None = None,
     ) -> None:
         self._hosts = dict(hosts or {})
         self._default: Behaviour = default
+        self._services = dict(services or {})
         self._pending = pending
         self._capacity = capacity
         self._seen: dict[tuple[str, int], int] = {}
         self._in_flight = 0
+        self._now = 0.0
         self.attempts: list[tuple[str, int]] = []
         self.sleeps: list[float] = []
         self.timeouts: list[float] = []
         self.max_in_flight = 0
+        self.streams: list[tuple[str, int]] = []
+        self.open_streams: set[_FakeStream] = set()
+        self.workers = 0
+
+    @property
+    def pending(self) -> int:
+        """Sweep connects pending now (0 once a scan has released them all)."""
+        return self._in_flight
 
     def _behaviour(self, address: str, port: int) -> Behaviour:
         script = self._hosts.get((address, port), self._hosts.get(address, self._default))
@@ -85,7 +249,7 @@ class FakeConnector:
     def connect(
         self, family: socket.AddressFamily, address: str, port: int, timeout: float
     ) -> Started:
-        """Answer a connect as scripted; see ``Connector.connect``."""
+        """Answer a sweep connect as scripted; see ``Backend.connect``."""
         self.attempts.append((address, port))
         self.timeouts.append(timeout)
         if self._capacity is not None and self._in_flight >= self._capacity:
@@ -116,10 +280,42 @@ class FakeConnector:
         loop.call_soon(answer)
         return future
 
-    async def sleep(self, seconds: float) -> None:
-        """Record a back-off without waiting for it."""
-        self.sleeps.append(seconds)
+    async def open_stream(self, address: str, port: int, *, timeout: float) -> Stream:
+        """Connect to the scripted service; see ``Backend.open_stream``."""
         await asyncio.sleep(0)
+        self.streams.append((address, port))
+        behaviour = self._behaviour(address, port)
+        if behaviour == "dark":
+            self.advance(timeout)
+            raise TimeoutError
+        result = _RESULTS[behaviour]
+        if result.outcome is not Outcome.OPEN:
+            raise ConnectFailed(result.outcome, result.errno, result.outcome.value)
+        stream = _FakeStream(self, self._services.get((address, port)) or FakeService(close=False))
+        self.open_streams.add(stream)
+        return stream
+
+    async def spawn_worker(self, job: bytes) -> WorkerProcess:
+        """Run a probe "process" as a task here, over the real wire format."""
+        self.workers += 1
+        return _FakeProcess(job, self)
+
+    def time(self) -> float:
+        """The virtual clock, in seconds."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the virtual clock forward."""
+        self._now += max(0.0, seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        """Record a wait and pass it on the virtual clock at once."""
+        self.sleeps.append(seconds)
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class FakeResolver:

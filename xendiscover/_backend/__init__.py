@@ -1,0 +1,39 @@
+"""The I/O backend: every connect, stream, probe process and clock read of a scan.
+
+See :mod:`xendiscover._backend._base` for the interface and its exception
+tree; :class:`SocketBackend` is the real implementation and
+:class:`xendiscover.testing.FakeBackend` the scripted one.
+"""
+
+from xendiscover._backend._base import (
+    RESOURCE_ERRNOS,
+    Backend,
+    ConnectFailed,
+    ConnectionLost,
+    ConnectResult,
+    NetworkError,
+    Outcome,
+    Started,
+    Stream,
+    TLSFailed,
+    WorkerProcess,
+    outcome_of_errno,
+)
+from xendiscover._backend._socket import WORKER_MODULE, SocketBackend
+
+__all__ = [
+    "RESOURCE_ERRNOS",
+    "WORKER_MODULE",
+    "Backend",
+    "ConnectFailed",
+    "ConnectResult",
+    "ConnectionLost",
+    "NetworkError",
+    "Outcome",
+    "SocketBackend",
+    "Started",
+    "Stream",
+    "TLSFailed",
+    "WorkerProcess",
+    "outcome_of_errno",
+]

@@ -1,0 +1,279 @@
+"""The real backend: non-blocking sockets and subprocesses on the running loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+import ssl
+import struct
+import sys
+import time
+
+from xendiscover._backend._base import (
+    ConnectFailed,
+    ConnectionLost,
+    ConnectResult,
+    NetworkError,
+    Outcome,
+    Started,
+    Stream,
+    TLSFailed,
+    WorkerProcess,
+    outcome_of_errno,
+)
+
+__all__ = ["SocketBackend"]
+
+# SO_LINGER {on, 0 s}: close() sends a reset and leaves no TIME_WAIT behind.
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+_SOCK_FLAGS = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+_EINPROGRESS, _EALREADY = errno.EINPROGRESS, errno.EALREADY
+_ECONNREFUSED = errno.ECONNREFUSED
+#: A second connect() saying the socket is connected (0, EISCONN) or pending.
+_LIVE = frozenset({0, errno.EALREADY, errno.EISCONN})
+#: Failures after which the socket is back to unconnected and can connect again.
+_REUSABLE = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH})
+#: The answer of a refused connect (it ended inside connect(): latency 0).
+_REFUSED = ConnectResult(Outcome.CLOSED, 0.0, errno.ECONNREFUSED)
+_perf_counter = time.perf_counter
+
+#: The module a probe process runs (``python -m``).
+WORKER_MODULE = "xendiscover._sweep._worker"
+#: The most bytes one read of a probe process's output returns.
+_WORKER_READ = 65536
+
+
+class _PendingConnect:
+    """One connect in progress: a writer callback, a timer and a future.
+
+    No task and no coroutine. Whichever comes first (writable, deadline,
+    cancellation) settles it; everything after that is a no-op, so a writer
+    callback already queued when the future is cancelled cannot touch it, and
+    the file descriptor is released exactly once (a reused fd number is
+    never unregistered by a stale callback).
+    """
+
+    __slots__ = ("_fd", "_loop", "_sock", "_start", "_timeout", "_timer", "future")
+
+    def __init__(self, sock: socket.socket, start: float, timeout: float) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        self._sock: socket.socket | None = sock
+        self._fd = sock.fileno()
+        self._start = start
+        self._timeout = timeout
+        self.future: asyncio.Future[ConnectResult] = loop.create_future()
+        loop.add_writer(self._fd, self._writable)
+        self._timer = loop.call_later(timeout, self._expired)
+        self.future.add_done_callback(self._finished)
+
+    def _release(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        self._timer.cancel()
+        self._loop.remove_writer(self._fd)
+        sock.close()
+
+    def _settle(self, result: ConnectResult) -> None:
+        self._release()
+        if not self.future.done():
+            self.future.set_result(result)
+
+    def _writable(self) -> None:
+        if self._sock is None:
+            return
+        code = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self._settle(ConnectResult(outcome_of_errno(code), _perf_counter() - self._start, code))
+
+    def _expired(self) -> None:
+        self._settle(ConnectResult(Outcome.TIMEOUT, self._timeout, errno.ETIMEDOUT))
+
+    def _finished(self, _: asyncio.Future[ConnectResult]) -> None:
+        self._release()  # cancelled by the caller: close now
+
+
+class _SocketStream:
+    """A :class:`Stream` over asyncio's streams."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def write(self, data: bytes, *, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                self._writer.write(data)
+                await self._writer.drain()
+        except TimeoutError:
+            raise
+        except OSError as exc:  # ConnectionError included
+            raise ConnectionLost(_why(exc)) from None
+
+    async def read(self, max_bytes: int, *, timeout: float) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError:
+            raise
+        except ssl.SSLError as exc:
+            raise ConnectionLost(f"TLS: {exc.reason or 'error'}") from None
+        except OSError as exc:  # ConnectionError included
+            raise ConnectionLost(_why(exc)) from None
+
+    async def start_tls(
+        self, context: ssl.SSLContext, *, server_hostname: str | None, timeout: float
+    ) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                # "" sends no SNI and checks no name; None would send the address.
+                await self._writer.start_tls(context, server_hostname=server_hostname or "")
+        except TimeoutError:
+            raise
+        except ssl.SSLError as exc:
+            raise TLSFailed(exc.reason or "handshake failed") from None
+        except OSError as exc:  # ConnectionError included
+            raise ConnectionLost(_why(exc)) from None
+
+    def peer_certificate(self) -> bytes | None:
+        sslobj = self._writer.get_extra_info("ssl_object")
+        if not isinstance(sslobj, ssl.SSLObject):
+            return None
+        return sslobj.getpeercert(binary_form=True)
+
+    def close(self) -> None:
+        self._writer.transport.abort()
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return type(exc).__name__
+
+
+class _Subprocess:
+    """A :class:`WorkerProcess` over an asyncio subprocess."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self._proc = proc
+
+    async def read(self) -> bytes:
+        assert self._proc.stdout is not None
+        return await self._proc.stdout.read(_WORKER_READ)
+
+    async def wait(self) -> int:
+        return await self._proc.wait()
+
+    def kill(self) -> None:
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+
+
+class SocketBackend:
+    """The real :class:`~xendiscover._backend.Backend`.
+
+    A socket whose sweep connect was refused (or found no route) is kept and
+    used for the next address: Linux lets a TCP socket connect again once a
+    failed attempt has been collected, which saves a ``socket()`` and a
+    ``close()`` per probe, a third of the kernel's work on a refused port.
+    """
+
+    def __init__(self) -> None:
+        self._spare: dict[int, socket.socket] = {}
+
+    def connect(
+        self, family: socket.AddressFamily, address: str, port: int, timeout: float
+    ) -> Started:
+        """Start a sweep connect; see :meth:`Backend.connect`."""
+        start = _perf_counter()
+        sock = self._spare.pop(family, None)
+        if sock is None:
+            try:
+                sock = socket.socket(family, _SOCK_FLAGS)
+            except OSError as exc:
+                return ConnectResult(outcome_of_errno(exc.errno or 0), 0.0, exc.errno or 0)
+        target = (address, port)
+        try:
+            code = sock.connect_ex(target)
+            if code == _EINPROGRESS:
+                # On loopback and fast links the handshake (or the reset) has
+                # usually happened inside connect() already. A second connect()
+                # reports it (0: connected; an errno: failed, and the socket is
+                # reset for reuse) or says EALREADY: still pending.
+                code = sock.connect_ex(target)
+        except OSError as exc:  # e.g. an IPv6 address on a host without IPv6
+            sock.close()
+            return ConnectResult(outcome_of_errno(exc.errno or 0), 0.0, exc.errno or 0)
+        if code in _REUSABLE:
+            self._spare[family] = sock
+            if code == _ECONNREFUSED:
+                return _REFUSED  # the common case: no allocation, no clock
+            return ConnectResult(outcome_of_errno(code), _perf_counter() - start, code)
+        if code in _LIVE:
+            # Connected or pending: whatever happens, close() must reset, not linger.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+            if code == _EALREADY:
+                return _PendingConnect(sock, start, timeout).future
+            code = 0
+        sock.close()
+        return ConnectResult(outcome_of_errno(code), _perf_counter() - start, code)
+
+    async def open_stream(self, address: str, port: int, *, timeout: float) -> Stream:
+        """Open a TCP connection; see :meth:`Backend.open_stream`."""
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(address, port)
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            code = exc.errno or 0
+            raise ConnectFailed(outcome_of_errno(code), code, _why(exc)) from None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+        return _SocketStream(reader, writer)
+
+    async def spawn_worker(self, job: bytes) -> WorkerProcess:
+        """Start ``python -m xendiscover._sweep._worker`` and hand it ``job``.
+
+        The process gets its own process group, so a signal to this one's
+        group (Ctrl-C, ``kill -TERM -PGID``) reaches only the scanning
+        process, which owns termination; it dies with its parent.
+        """
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                WORKER_MODULE,
+                str(os.getpid()),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,  # it reports over the wire, or not at all
+                process_group=0,
+            )
+        except OSError as exc:
+            raise NetworkError(f"cannot start a probe process: {_why(exc)}") from None
+        assert proc.stdin is not None
+        with contextlib.suppress(ConnectionError):  # one that died at once: told by wait()
+            proc.stdin.write(job)
+            await proc.stdin.drain()
+        proc.stdin.close()
+        return _Subprocess(proc)
+
+    def time(self) -> float:
+        """The monotonic clock."""
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait on the event loop."""
+        await asyncio.sleep(seconds)
+
+    def close(self) -> None:
+        """Close the spare sockets."""
+        for sock in self._spare.values():
+            sock.close()
+        self._spare.clear()
