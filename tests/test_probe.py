@@ -5,14 +5,17 @@ from collections.abc import Iterator
 import pytest
 
 from xendiscover import Outcome, ScanStats
-from xendiscover._probe import (
+from xendiscover._backend import outcome_of_errno
+from xendiscover._sweep._prober import (
+    BACKOFF_FIRST,
     RESOURCE_RETRY_LIMIT,
     Prober,
     ProbeResult,
     RttEstimator,
-    outcome_of_errno,
 )
-from xendiscover.testing import FakeConnector
+from xendiscover.testing import FakeBackend
+
+EVERY = frozenset(Outcome)
 
 V4 = socket.AF_INET
 
@@ -21,23 +24,25 @@ def items(count: int, port: int = 8002) -> Iterator[tuple[socket.AddressFamily, 
     return ((V4, f"10.0.{i // 256}.{i % 256}", port) for i in range(count))
 
 
-async def sweep(
-    connector: FakeConnector, count: int, *, retries: int = 1, window: int = 64
-) -> tuple[dict[str, ProbeResult], ScanStats]:
+async def collect(prober: Prober, count: int) -> dict[str, ProbeResult]:
     results: dict[str, ProbeResult] = {}
-    prober = Prober(connector, timeout=0.5, retries=retries, window=window)
+    async with asyncio.timeout(10):
+        async for result in prober.run(items(count)):
+            assert result.address not in results, "a probe was reported twice"
+            results[result.address] = result
+    return results
 
-    def emit(result: ProbeResult) -> None:
-        assert result.address not in results, "a probe was reported twice"
-        results[result.address] = result
 
-    await asyncio.wait_for(prober.run(items(count), emit), 10)
-    return results, prober.stats
+async def sweep(
+    connector: FakeBackend, count: int, *, retries: int = 1, window: int = 64
+) -> tuple[dict[str, ProbeResult], ScanStats]:
+    prober = Prober(connector, timeout=0.5, retries=retries, window=window, report=EVERY)
+    return await collect(prober, count), prober.stats
 
 
 @pytest.mark.parametrize("pending", [False, True])
 async def test_every_address_gets_exactly_one_result(pending: bool) -> None:
-    connector = FakeConnector(
+    connector = FakeBackend(
         {"10.0.0.5": "open", "10.0.1.7": "open", "10.0.0.9": "dark", "10.0.0.10": "unreachable"},
         pending=pending,
     )
@@ -52,7 +57,7 @@ async def test_every_address_gets_exactly_one_result(pending: bool) -> None:
 
 
 async def test_a_timeout_is_retried_and_a_lost_syn_costs_no_host() -> None:
-    connector = FakeConnector({"10.0.0.3": ["dark", "open"], "10.0.0.4": "dark"}, pending=True)
+    connector = FakeBackend({"10.0.0.3": ["dark", "open"], "10.0.0.4": "dark"}, pending=True)
     results, stats = await sweep(connector, 8, retries=1)
     assert results["10.0.0.3"].outcome is Outcome.OPEN
     assert results["10.0.0.3"].attempts == 2
@@ -63,19 +68,19 @@ async def test_a_timeout_is_retried_and_a_lost_syn_costs_no_host() -> None:
 
 
 async def test_retries_zero_means_one_attempt() -> None:
-    connector = FakeConnector({"10.0.0.3": ["dark", "open"]}, pending=True)
+    connector = FakeBackend({"10.0.0.3": ["dark", "open"]}, pending=True)
     results, _ = await sweep(connector, 4, retries=0)
     assert results["10.0.0.3"].outcome is Outcome.TIMEOUT
 
 
 async def test_refused_is_not_retried() -> None:
-    connector = FakeConnector(pending=True)
+    connector = FakeBackend(pending=True)
     await sweep(connector, 50, retries=3)
     assert len(connector.attempts) == 50
 
 
 async def test_window_bounds_connects_in_flight() -> None:
-    connector = FakeConnector(default="dark", pending=True)
+    connector = FakeBackend(default="dark", pending=True)
     await sweep(connector, 500, retries=0, window=16)
     assert connector.max_in_flight == 16
 
@@ -83,7 +88,7 @@ async def test_window_bounds_connects_in_flight() -> None:
 async def test_resource_errors_shrink_the_window_and_lose_no_host() -> None:
     # A process allowed 10 sockets, asked to keep 200 connects in flight.
     hosts = {f"10.0.{i // 256}.{i % 256}": "open" for i in range(0, 1000, 37)}
-    connector = FakeConnector(hosts, default="dark", pending=True, capacity=10)  # type: ignore[arg-type]
+    connector = FakeBackend(hosts, default="dark", pending=True, capacity=10)  # type: ignore[arg-type]
     results, stats = await sweep(connector, 1000, retries=0, window=200)
     assert len(results) == 1000
     assert {a for a, r in results.items() if r.outcome is Outcome.OPEN} == set(hosts)
@@ -95,35 +100,50 @@ async def test_resource_errors_shrink_the_window_and_lose_no_host() -> None:
 
 @pytest.mark.parametrize("error", ["emfile", "enobufs", "eaddrnotavail"])
 async def test_transient_resource_errors_are_retried_not_reported(error: str) -> None:
-    connector = FakeConnector({"10.0.0.2": [error, error, error, "open"]})  # type: ignore[list-item]
+    connector = FakeBackend({"10.0.0.2": [error, error, error, "open"]})  # type: ignore[list-item]
     results, stats = await sweep(connector, 4)
     assert results["10.0.0.2"].outcome is Outcome.OPEN
     assert stats.backoffs == 3
-    assert connector.sleeps[:3] == sorted(connector.sleeps[:3])  # exponential back-off
+    # Exponential back-off: each failure doubles the wait, from BACKOFF_FIRST.
+    assert connector.sleeps == [BACKOFF_FIRST, 2 * BACKOFF_FIRST, 4 * BACKOFF_FIRST]
 
 
 async def test_a_resource_error_that_never_clears_ends_as_error() -> None:
-    connector = FakeConnector({"10.0.0.1": "emfile"})
+    connector = FakeBackend({"10.0.0.1": "emfile"})
     results, _ = await sweep(connector, 3)
     assert results["10.0.0.1"].outcome is Outcome.ERROR
     assert connector.attempts.count(("10.0.0.1", 8002)) == RESOURCE_RETRY_LIMIT + 1
     assert results["10.0.0.2"].outcome is Outcome.CLOSED
 
 
-async def test_cancelling_the_run_cancels_pending_connects() -> None:
-    connector = FakeConnector(default="dark", pending=True)
-    started = asyncio.Event()
+async def test_only_the_asked_outcomes_are_reported() -> None:
+    connector = FakeBackend({"10.0.0.5": "open", "10.0.0.9": "dark"}, pending=True)
+    prober = Prober(connector, timeout=0.5, retries=0, window=8)  # default: open only
+    results = await collect(prober, 20)
+    assert list(results) == ["10.0.0.5"]
+    assert prober.stats.done == 20
+
+
+@pytest.mark.parametrize("round_", range(20))
+async def test_cancelling_the_run_cancels_pending_connects(round_: int) -> None:
+    connector = FakeBackend(default="dark", pending=True)
     prober = Prober(connector, timeout=60, retries=0, window=8)
 
-    def never(result: ProbeResult) -> None:
-        started.set()
+    async def consume() -> None:
+        async for _ in prober.run(items(1_000_000)):
+            pass
 
-    task = asyncio.ensure_future(prober.run(items(1_000_000), never))
-    await asyncio.sleep(0.01)
+    task = asyncio.ensure_future(consume())
+    for _ in range(round_ + 1):
+        await asyncio.sleep(0)
+    # Cancel wherever the loop happens to be (rounds stop at different turns).
+    assert prober.in_flight == connector.pending <= 8
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert prober.stats.in_flight == 0
+    assert prober.in_flight == 0
+    await asyncio.sleep(0)  # the cancelled futures' callbacks run
+    assert connector.pending == 0
 
 
 def test_errno_classification() -> None:
@@ -139,7 +159,7 @@ def test_errno_classification() -> None:
 
 def test_bad_prober_settings() -> None:
     with pytest.raises(ValueError, match="timeout must be"):
-        Prober(FakeConnector(), timeout=0, retries=1, window=1)
+        Prober(FakeBackend(), timeout=0, retries=1, window=1)
 
 
 def test_rtt_estimator_follows_answers_within_floor_and_ceiling() -> None:
@@ -155,10 +175,9 @@ def test_rtt_estimator_follows_answers_within_floor_and_ceiling() -> None:
 
 
 async def test_attempts_adapt_and_the_last_gets_the_full_timeout() -> None:
-    connector = FakeConnector({"10.0.0.50": ["dark", "dark", "open"]}, pending=True)
-    results: dict[str, ProbeResult] = {}
-    prober = Prober(connector, timeout=3.0, retries=2, window=1)
-    await prober.run(items(60), lambda r: results.__setitem__(r.address, r))
+    connector = FakeBackend({"10.0.0.50": ["dark", "dark", "open"]}, pending=True)
+    prober = Prober(connector, timeout=3.0, retries=2, window=1, report=EVERY)
+    results = await collect(prober, 60)
     assert connector.timeouts[0] == 3.0  # nothing measured yet
     late_host = [
         t

@@ -1,0 +1,345 @@
+"""The connect prober: bounded, adaptive, and syscall-first.
+
+The 2007 design started one thread per address. Here one driver coroutine
+walks a lazy stream of ``(family, address, port)`` items and, for each, asks
+the :class:`~xendiscover._backend.Backend` to start a TCP connect:
+
+- Most connects finish inside the ``connect()`` call itself (a refused port
+  on loopback, an unreachable network), so the backend answers at once and
+  no task, future or timer is made for them.
+- A connect still in progress comes back as a future; at most ``window`` are
+  pending at once, each with its own deadline.
+
+Outcomes that mean "nobody there" (refused, unreachable, timed out) are
+results. A *local* resource error (too many open files, no buffer space,
+address not available) is never a result: the prober halves its window,
+backs off, and tries the same address again (AIMD, as TCP does).
+
+Final results are yielded by :meth:`Prober.run` itself, in the coroutine that
+iterates it: a future's done-callback only queues them, so nothing the
+consumer raises can vanish into the event loop's exception handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+from collections import deque
+from collections.abc import AsyncGenerator, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from xendiscover._backend import Backend, ConnectResult, Outcome
+
+__all__ = [
+    "BACKOFF_FIRST",
+    "BACKOFF_MAX",
+    "MIN_TIMEOUT",
+    "RESOURCE_RETRY_LIMIT",
+    "Item",
+    "ProbeResult",
+    "Prober",
+    "RttEstimator",
+    "ScanStats",
+]
+
+#: Back-off after a local resource error: first wait, and the ceiling.
+BACKOFF_FIRST = 0.005
+BACKOFF_MAX = 1.0
+#: How many times one probe meets a resource error before it is given up
+#: as ``Outcome.ERROR`` (a machine that never recovers must still finish).
+RESOURCE_RETRY_LIMIT = 64
+#: How many connects that finish at once run before yielding to the loop.
+_YIELD_EVERY = 64
+#: The shortest first-attempt deadline the estimator may choose, in seconds.
+#: Retries always get the user's full timeout, so a host slower than its
+#: neighbours is still found; this floor only bounds how eager the first try is.
+MIN_TIMEOUT = 0.25
+
+#: One probe: the address family, the address, the port.
+Item = tuple[socket.AddressFamily, str, int]
+
+
+@dataclass
+class ScanStats:
+    """Live counters of a sweep; safe to read while it runs.
+
+    Attributes:
+        total: Probes to make (addresses × ports), when known.
+        done: Probes finished, whatever their outcome.
+        open: Probes that found an open port.
+        outcomes: Finished probes by final outcome.
+        attempts: Connect attempts started, retries included.
+        retries: Attempts repeated after a timeout.
+        backoffs: Times the window shrank after a local resource error.
+    """
+
+    total: int = 0
+    done: int = 0
+    open: int = 0
+    outcomes: dict[Outcome, int] = field(default_factory=dict)
+    attempts: int = 0
+    retries: int = 0
+    backoffs: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        """The counters as a JSON-ready dictionary (outcomes by name)."""
+        return {
+            "total": self.total,
+            "done": self.done,
+            "open": self.open,
+            "outcomes": {o.value: self.outcomes[o] for o in Outcome if o in self.outcomes},
+            "attempts": self.attempts,
+            "retries": self.retries,
+            "backoffs": self.backoffs,
+        }
+
+
+class RttEstimator:
+    """Smoothed round-trip time and the deadline it suggests (RFC 6298).
+
+    The deadline starts at ``ceiling`` (the user's ``--timeout``) and, once
+    answers have been timed, follows ``srtt + 4 * rttvar``, kept between
+    ``floor`` and ``ceiling``. Only answers (open or refused) are samples:
+    silence says nothing about the round-trip time.
+
+    Args:
+        ceiling: The initial and the largest deadline, in seconds.
+        floor: The smallest deadline, in seconds.
+    """
+
+    def __init__(self, ceiling: float, floor: float = MIN_TIMEOUT) -> None:
+        self.ceiling = ceiling
+        self.floor = min(floor, ceiling)
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.timeout = ceiling
+
+    def sample(self, rtt: float) -> None:
+        """Fold in one measured round-trip time, in seconds."""
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.timeout = min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar))
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """The final word on one ``(address, port)``.
+
+    Attributes:
+        address: The address probed.
+        port: The port probed.
+        outcome: The outcome of the last attempt.
+        latency: Seconds the last attempt took.
+        attempts: Attempts made, resource retries not counted.
+    """
+
+    address: str
+    port: int
+    outcome: Outcome
+    latency: float
+    attempts: int
+
+
+#: A probe waiting to be (re)tried: the item, attempts so far, resource errors so far.
+_Job = tuple[Item, int, int]
+
+
+class Prober:
+    """Drives connects over a stream of targets with a bounded, adaptive window.
+
+    Args:
+        backend: Where connects and back-off sleeps happen.
+        timeout: Seconds an attempt may wait for an answer: every attempt's
+            deadline until round-trip times are known, the ceiling after
+            that, and always the last attempt's deadline.
+        retries: Extra attempts for a probe whose attempt timed out.
+        window: The most connects pending at once.
+        rate: The most connects started per second, or ``None``.
+        stats: Counters to update (a fresh :class:`ScanStats` by default).
+        report: The final outcomes :meth:`run` yields (open ports only, by
+            default: that is all a scan needs).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        timeout: float,
+        retries: int,
+        window: int,
+        rate: float | None = None,
+        stats: ScanStats | None = None,
+        report: frozenset[Outcome] = frozenset({Outcome.OPEN}),
+    ) -> None:
+        if timeout <= 0 or retries < 0 or window < 1 or (rate is not None and rate <= 0):
+            raise ValueError("timeout must be > 0, retries >= 0, window >= 1, rate > 0")
+        self._backend = backend
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next_slot = 0.0
+        self.rtt = RttEstimator(timeout)
+        self._retries = retries
+        self._max_window = window
+        self._window = window
+        self._in_flight = 0
+        self._report = report
+        self.stats = stats if stats is not None else ScanStats()
+        self._pending: set[asyncio.Future[ConnectResult]] = set()
+        self._wake = asyncio.Event()
+        self._again: deque[_Job] = deque()
+        self._ready: deque[ProbeResult] = deque()
+        self._source: Iterator[Item] | None = None
+        self._backoff = 0.0
+
+    @property
+    def window(self) -> int:
+        """The current limit on connects pending at once."""
+        return self._window
+
+    @property
+    def in_flight(self) -> int:
+        """Connects pending right now."""
+        return self._in_flight
+
+    async def run(self, items: Iterable[Item]) -> AsyncGenerator[ProbeResult, None]:
+        """Probe every item once (plus retries), yielding the final results.
+
+        Only results whose outcome is in ``report`` are yielded. Closing or
+        cancelling the iterator cancels every pending connect, which closes
+        its socket.
+        """
+        self._source = iter(items)
+        immediate = 0
+        try:
+            while True:
+                while self._ready:
+                    yield self._ready.popleft()
+                job = self._next_job()
+                if job is None:
+                    if not self._pending:
+                        if not self._ready:
+                            return
+                        continue
+                    await self._wait()
+                    continue
+                await self._admit()
+                if self._start(*job):
+                    immediate += 1
+                    if immediate >= _YIELD_EVERY:
+                        immediate = 0
+                        await asyncio.sleep(0)
+        finally:
+            await self._abandon()
+
+    def _next_job(self) -> _Job | None:
+        if self._again:
+            return self._again.popleft()
+        if self._source is not None:
+            item = next(self._source, None)
+            if item is not None:
+                return item, 0, 0
+            self._source = None
+        return None
+
+    async def _admit(self) -> None:
+        """Wait for a free slot in the window, the back-off and the rate cap."""
+        while self._in_flight >= self._window:
+            await self._wait()
+        if self._backoff:
+            await self._backend.sleep(self._backoff)
+        if self._interval:
+            await self._pace()
+
+    def _start(self, item: Item, attempts: int, resource_errors: int) -> bool:
+        """Start one attempt; return whether it ended at once."""
+        self.stats.attempts += 1
+        # Attempts wait as long as the network has shown it needs (a lost SYN
+        # shows within a few round trips); the last one waits the full
+        # timeout, so a slow host is not lost to a fast neighbourhood.
+        deadline = self.rtt.ceiling if attempts >= self._retries else self.rtt.timeout
+        started = self._backend.connect(item[0], item[1], item[2], deadline)
+        if isinstance(started, ConnectResult):
+            self._settle(item, attempts + 1, resource_errors, started)
+            return True
+        self._in_flight += 1
+        self._pending.add(started)
+        started.add_done_callback(
+            functools.partial(self._done, item, attempts + 1, resource_errors)
+        )
+        return False
+
+    async def _abandon(self) -> None:
+        """Cancel every pending connect (their sockets close) and forget them."""
+        pending, self._pending = self._pending, set()
+        self._in_flight -= len(pending)
+        for future in pending:
+            future.cancel()
+        if pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)  # let the backend release what it holds
+
+    async def _pace(self) -> None:
+        # Token bucket with a burst of about 10 ms: sleeping per connect
+        # would cost more than the connects at high rates.
+        now = self._backend.time()
+        self._next_slot = max(self._next_slot, now) + self._interval
+        ahead = self._next_slot - now
+        if ahead > 0.01:
+            await self._backend.sleep(ahead)
+
+    async def _wait(self) -> None:
+        self._wake.clear()
+        await self._wake.wait()
+
+    def _done(
+        self,
+        item: Item,
+        attempts: int,
+        resource_errors: int,
+        future: asyncio.Future[ConnectResult],
+    ) -> None:
+        if future not in self._pending:
+            return  # abandoned by run()'s clean-up, which already counted it
+        self._pending.discard(future)
+        self._in_flight -= 1
+        self._wake.set()
+        if not future.cancelled():
+            self._settle(item, attempts, resource_errors, future.result())
+
+    def _settle(
+        self, item: Item, attempts: int, resource_errors: int, result: ConnectResult
+    ) -> None:
+        outcome = result.outcome
+        if outcome is Outcome.RESOURCE:
+            if resource_errors < RESOURCE_RETRY_LIMIT:
+                self._back_off((item, attempts - 1, resource_errors + 1))
+                return
+            outcome = Outcome.ERROR  # the machine never recovered: say so, move on
+        if self._backoff or self._window < self._max_window:
+            # Additive increase: one more slot per answer, until the ceiling.
+            self._backoff = 0.0
+            self._window = min(self._max_window, self._window + 1)
+        if outcome is Outcome.OPEN or outcome is Outcome.CLOSED:
+            self.rtt.sample(result.latency)
+        stats = self.stats
+        if outcome is Outcome.TIMEOUT and attempts <= self._retries:
+            stats.retries += 1
+            self._again.append((item, attempts, resource_errors))
+            return
+        stats.done += 1
+        stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1
+        if outcome is Outcome.OPEN:
+            stats.open += 1
+        if outcome in self._report:
+            self._ready.append(ProbeResult(item[1], item[2], outcome, result.latency, attempts))
+
+    def _back_off(self, job: _Job) -> None:
+        """A local resource ran out: not an answer from the peer. Shrink, wait, ask again."""
+        self.stats.backoffs += 1
+        self._window = max(1, min(self._window, self._in_flight + 1) // 2)
+        self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
+        self._again.append(job)
