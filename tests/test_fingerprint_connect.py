@@ -6,10 +6,11 @@ import asyncio
 import errno
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 
+from xendiscover import ConnectFailed, Outcome, SocketBackend, Stream
 from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, probe_port
 from xendiscover._fingerprint._driver import CONNECT_ATTEMPTS
 from xendiscover.testing import (
@@ -21,23 +22,27 @@ from xendiscover.testing import (
     FakeXendRelocation,
 )
 
-Connect = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
+class FlakyBackend(SocketBackend):
+    """A real backend whose stream connects fail as listed first."""
 
-def flaky(failures: list[BaseException | None]) -> tuple[Connect, list[str]]:
-    """An open_connection that fails as listed, then connects for real."""
-    calls: list[str] = []
+    def __init__(self, failures: list[BaseException]) -> None:
+        super().__init__()
+        self.failures = failures
+        self.calls: list[str] = []
 
-    async def connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        calls.append(host)
-        failure = failures.pop(0) if failures else None
+    async def open_stream(self, address: str, port: int, *, timeout: float) -> Stream:
+        self.calls.append(address)
+        failure = self.failures.pop(0) if self.failures else None
         if isinstance(failure, TimeoutError):
-            await asyncio.sleep(3600)  # a SYN that gets no answer
+            await asyncio.sleep(timeout)  # a SYN that gets no answer
         if failure is not None:
             raise failure
-        return await asyncio.open_connection(host, port)
+        return await super().open_stream(address, port, timeout=timeout)
 
-    return connect, calls
+
+def emfile() -> ConnectFailed:
+    return ConnectFailed(Outcome.RESOURCE, errno.EMFILE, "too many open files")
 
 
 @pytest.mark.parametrize(
@@ -45,25 +50,25 @@ def flaky(failures: list[BaseException | None]) -> tuple[Connect, list[str]]:
     [
         [TimeoutError()],
         [TimeoutError()] * (CONNECT_ATTEMPTS - 1),
-        [OSError(errno.EMFILE, "Too many open files")] * 3,
-        [OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"), TimeoutError()],
+        [emfile()] * 3,
+        [ConnectFailed(Outcome.RESOURCE, errno.EADDRNOTAVAIL), TimeoutError()],
     ],
 )
-async def test_a_lost_connect_is_retried(failures: list[BaseException | None]) -> None:
+async def test_a_lost_connect_is_retried(failures: list[BaseException]) -> None:
     host = f"127.{random.randrange(100, 250)}.9.{random.randrange(2, 250)}"
+    backend = FlakyBackend(list(failures))
     async with FakeXendRelocation(host, 0) as fake:
-        connect, calls = flaky(list(failures))
-        found = await probe_port(fake.host, fake.port, timeout=0.3, plan_port=8002, connect=connect)
+        found = await probe_port(fake.host, fake.port, timeout=0.3, plan_port=8002, backend=backend)
     assert (found.service, found.verdict) == ("xend-relocation", "confirmed")
-    assert len(calls) == len(failures) + 1
+    assert len(backend.calls) == len(failures) + 1
 
 
 async def test_connect_attempts_are_bounded() -> None:
-    connect, calls = flaky([TimeoutError()] * 10)
-    found = await probe_port("127.0.0.1", 8002, timeout=0.1, plan_port=8002, connect=connect)
+    backend = FlakyBackend([TimeoutError()] * 10)
+    found = await probe_port("127.0.0.1", 8002, timeout=0.1, plan_port=8002, backend=backend)
     assert found.verdict == "unknown"
     assert "connect timed out" in found.evidence
-    assert len(calls) == CONNECT_ATTEMPTS
+    assert len(backend.calls) == CONNECT_ATTEMPTS
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import itertools
 import socket
 import time
@@ -24,9 +23,10 @@ from xendiscover._fingerprint import (
     probe_port,
     run_probe,
 )
-from xendiscover._fingerprint._driver import Connector, exchange
+from xendiscover._fingerprint._driver import RESOURCE_ATTEMPTS, exchange
 from xendiscover._fingerprint._xend import HOSTS_ALLOW_EVIDENCE
 from xendiscover._model import Fingerprint, Service, Verdict
+from xendiscover.testing import FakeBackend
 from xendiscover.testing._servers import (
     FakeHttpServer,
     FakeLibvirt,
@@ -219,28 +219,23 @@ async def test_cancelled_probe_closes_its_socket() -> None:
         assert tarpit.open_connections == 0
 
 
-async def test_connector_errors_become_fingerprints() -> None:
-    async def unreachable(
-        *args: object, **kwargs: object
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        raise OSError(errno.EHOSTUNREACH, "No route to host")
-
-    async def reset(
-        *args: object, **kwargs: object
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
-
+async def test_backend_errors_become_fingerprints() -> None:
     def parse(data: bytes, closed: bool) -> Fingerprint:
         return Fingerprint(None, "not-xen", "parsed")
 
-    connectors: list[tuple[Connector, str]] = [(unreachable, "No route to host"), (reset, "reset")]
-    for connect, text in connectors:
-        result = await exchange(
-            "127.0.0.1", 9, b"x", parse, tls=False, timeout=DEADLINE, connect=connect
-        )
+    backend = FakeBackend({"10.9.0.1": "unreachable", "10.9.0.2": "emfile"})
+    for target, text in (("10.9.0.1", "unreachable"), ("10.9.0.2", "resource")):
+        result = await exchange(backend, target, 9, b"x", parse, tls=False, timeout=DEADLINE)
         assert result.fingerprint.verdict == "unknown"
         assert text in result.fingerprint.evidence
         assert result.ending == "error"
+    # A local resource error is retried (with a back-off) before it is given up.
+    # A local resource error is retried after doubling back-offs, within the deadline.
+    tries = backend.streams.count(("10.9.0.2", 9))
+    assert 2 < tries <= RESOURCE_ATTEMPTS + 1
+    assert backend.sleeps[:3] == [0.02, 0.04, 0.08]
+    assert all(s > 0 for s in backend.sleeps)
+    assert backend.time() <= DEADLINE
 
 
 async def test_each_probe_carries_a_fresh_uuid() -> None:

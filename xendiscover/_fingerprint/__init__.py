@@ -9,10 +9,10 @@ recognises the peer. The parsers are pure functions in ``_xend``, ``_xapi`` and
 
 from __future__ import annotations
 
-import time
 import uuid
 
-from xendiscover._fingerprint._driver import READ_CAP, Connector, Exchange, exchange
+from xendiscover._backend import Backend, SocketBackend
+from xendiscover._fingerprint._driver import READ_CAP, Exchange, exchange
 from xendiscover._fingerprint._probes import (
     FORBIDDEN,
     PROBES,
@@ -51,7 +51,7 @@ async def run_probe(
     *,
     timeout: float,
     nonce: str | None = None,
-    connect: Connector | None = None,
+    backend: Backend | None = None,
 ) -> Exchange:
     """Run one probe: one connection, one request, one capped, deadlined read.
 
@@ -61,7 +61,7 @@ async def run_probe(
         port: The TCP port.
         timeout: The deadline for the whole exchange, in seconds.
         nonce: The UUID the request carries (a fresh ``uuid4`` if ``None``).
-        connect: Opens the connection (default :func:`asyncio.open_connection`).
+        backend: Where the connection is opened (a :class:`SocketBackend` if ``None``).
     """
     token = nonce if nonce is not None else str(uuid.uuid4())
     request = check_request(probe.build(host=address, nonce=token))
@@ -69,11 +69,8 @@ async def run_probe(
     def parse(data: bytes, closed: bool) -> Fingerprint:
         return probe.parse(data, closed=closed, nonce=token)
 
-    if connect is None:
-        return await exchange(address, port, request, parse, tls=probe.tls, timeout=timeout)
-    return await exchange(
-        address, port, request, parse, tls=probe.tls, timeout=timeout, connect=connect
-    )
+    io = backend if backend is not None else SocketBackend()
+    return await exchange(io, address, port, request, parse, tls=probe.tls, timeout=timeout)
 
 
 def _rank(found: Fingerprint) -> int:
@@ -81,7 +78,9 @@ def _rank(found: Fingerprint) -> int:
     return 1 if found.verdict == "not-xen" else 0
 
 
-async def fingerprint_port(address: str, port: int, *, timeout: float = 2.0) -> Fingerprint:
+async def fingerprint_port(
+    address: str, port: int, *, timeout: float = 2.0, backend: Backend | None = None
+) -> Fingerprint:
     """Probe one open port and say which Xen management service, if any, is on it.
 
     The port's own probes go first (:data:`WELL_KNOWN_PORTS`), then the others
@@ -94,11 +93,12 @@ async def fingerprint_port(address: str, port: int, *, timeout: float = 2.0) -> 
         port: The TCP port (known to be open).
         timeout: The deadline of each probe, in seconds; the port as a whole
             costs at most :data:`MAX_DEADLINES_PER_PORT` of them.
+        backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
 
     Returns:
         The fingerprint. Never raises for anything the network or peer does.
     """
-    return await probe_port(address, port, timeout=timeout)
+    return await probe_port(address, port, timeout=timeout, backend=backend)
 
 
 async def probe_port(
@@ -107,7 +107,7 @@ async def probe_port(
     *,
     timeout: float = 2.0,
     plan_port: int | None = None,
-    connect: Connector | None = None,
+    backend: Backend | None = None,
 ) -> Fingerprint:
     """Run :func:`fingerprint_port` with its inputs exposed, for tests and tools.
 
@@ -117,18 +117,17 @@ async def probe_port(
         timeout: The deadline of each probe, in seconds.
         plan_port: Choose the probes as if the service sat on this port (a
             fake on an ephemeral port standing in for 8002, say).
-        connect: Opens connections (default :func:`asyncio.open_connection`).
+        backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
     """
+    io = backend if backend is not None else SocketBackend()
     known_port = port if plan_port is None else plan_port
-    budget_end = time.monotonic() + timeout * MAX_DEADLINES_PER_PORT
+    budget_end = io.time() + timeout * MAX_DEADLINES_PER_PORT
     best: Fingerprint | None = None
     for probe in probe_plan(known_port):
-        remaining = budget_end - time.monotonic()
+        remaining = budget_end - io.time()
         if remaining <= 0:
             break
-        result = await run_probe(
-            probe, address, port, timeout=min(timeout, remaining), connect=connect
-        )
+        result = await run_probe(probe, address, port, timeout=min(timeout, remaining), backend=io)
         found = result.fingerprint
         if found.evidence == HOSTS_ALLOW_EVIDENCE and known_port not in RELOCATION_PORTS:
             # Closing at once is xend's answer only where xend would listen.

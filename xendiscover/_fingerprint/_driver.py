@@ -1,28 +1,36 @@
-"""The one socket driver every probe shares: connect, send, read capped, parse.
+"""The one conversation driver every probe shares: connect, send, read capped, parse.
 
-The driver owns all the I/O and all the foreign exceptions; parsers only see
-bytes. Whatever the peer does, one exchange costs at most one deadline and
-reads at most :data:`READ_CAP` bytes, and the socket is closed on the way out
-(cancellation included). Connection failures come back as a ``Fingerprint``
-with verdict ``unknown``, never as an exception.
+The driver owns the conversation; the :class:`~xendiscover._backend.Backend`
+owns the sockets and translates their exceptions; parsers only see bytes.
+Whatever the peer does, one exchange costs at most one deadline (on the
+backend's clock) and reads at most :data:`READ_CAP` bytes, and the stream is
+closed on the way out (cancellation included). Connection failures come back
+as a ``Fingerprint`` with verdict ``unknown``, never as an exception.
 """
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import functools
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from xendiscover._backend import (
+    Backend,
+    ConnectFailed,
+    ConnectionLost,
+    Outcome,
+    Stream,
+    TLSFailed,
+)
 from xendiscover._fingerprint._common import NeedMoreData, ReplyError, evidence
 from xendiscover._model import Fingerprint
 
 __all__ = [
+    "CONNECT_ATTEMPTS",
     "READ_CAP",
-    "Connector",
+    "RESOURCE_ATTEMPTS",
     "Ending",
     "Exchange",
     "client_tls_context",
@@ -37,11 +45,17 @@ READ_CAP = 4096
 #: (refused, reset, TLS failure) ended it.
 Ending = Literal["decided", "closed", "deadline", "cap", "refused", "error"]
 
-#: Opens a TCP (or TLS) connection: :func:`asyncio.open_connection` or a fake.
-Connector = Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
-
 #: A parser with its nonce already bound: ``(data, closed) -> Fingerprint``.
 BoundParser = Callable[[bytes, bool], Fingerprint]
+
+#: Connect attempts per exchange, each a share of its one deadline: a lost
+#: SYN (or SYN-ACK) must not turn a Xen host into "unknown" on a lossy link.
+#: Only the connect is retried, so a peer that accepts and then stays silent
+#: still costs exactly one deadline.
+CONNECT_ATTEMPTS = 3
+#: Local resource errors (too many open files, no buffer space, no free
+#: port) are retried after a back-off, this many times at most.
+RESOURCE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,56 +101,112 @@ def _decide(parse: BoundParser, data: bytes, closed: bool) -> Fingerprint | None
         return Fingerprint(None, "unknown", evidence(f"unreadable reply ({error})", data))
 
 
-def _undecided(parse: BoundParser, data: bytes, why: str) -> Fingerprint:
-    """Return the verdict when the exchange stopped before the peer closed."""
-    found = _decide(parse, data, False) if data else None
-    if found is not None:
-        return found
-    return Fingerprint(None, "unknown", evidence(why, data))
+class _Deadline:
+    """One deadline on the backend's clock, shared by every step of an exchange."""
+
+    def __init__(self, backend: Backend, seconds: float) -> None:
+        self._backend = backend
+        self.seconds = seconds
+        self._end = backend.time() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self._end - self._backend.time())
 
 
-#: Connect attempts per exchange, each a share of its one deadline: a lost
-#: SYN (or SYN-ACK) must not turn a Xen host into "unknown" on a lossy link.
-#: Only the connect is retried, so a peer that accepts and then stays silent
-#: still costs exactly one deadline.
-CONNECT_ATTEMPTS = 3
-#: Local resource errors (too many open files, no buffer space, no free
-#: port) are retried after a back-off, this many times at most.
-RESOURCE_ATTEMPTS = 8
-_RESOURCE_ERRNOS = frozenset(
-    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL, errno.EAGAIN}
-)
-
-
-async def _connect(
-    connect: Connector, address: str, port: int, *, timeout: float
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Open the TCP connection, retrying a connect that timed out or met a local limit.
-
-    Each attempt may take a third of ``timeout``; the caller's deadline
-    bounds them all.
+async def _connect(backend: Backend, address: str, port: int, deadline: _Deadline) -> Stream:
+    """Open the connection, retrying a connect that timed out or met a local limit.
 
     Raises:
-        TimeoutError: Every attempt timed out.
-        OSError: The peer refused or the network failed (not retried).
+        TimeoutError: Every attempt timed out (or the deadline passed).
+        ConnectFailed: The peer refused or the network failed (not retried).
     """
     timeouts = resource_errors = 0
+    share = deadline.seconds / CONNECT_ATTEMPTS
     while True:
         try:
-            async with asyncio.timeout(timeout / CONNECT_ATTEMPTS):
-                return await connect(address, port)
+            return await backend.open_stream(address, port, timeout=min(share, deadline.left()))
         except TimeoutError:
             timeouts += 1
-            if timeouts >= CONNECT_ATTEMPTS:
+            if timeouts >= CONNECT_ATTEMPTS or deadline.left() <= 0:
                 raise
-        except OSError as error:
-            if error.errno not in _RESOURCE_ERRNOS or resource_errors >= RESOURCE_ATTEMPTS:
+        except ConnectFailed as error:
+            exhausted = resource_errors >= RESOURCE_ATTEMPTS or deadline.left() <= 0
+            if error.outcome is not Outcome.RESOURCE or exhausted:
                 raise
             resource_errors += 1
-            await asyncio.sleep(min(1.0, 0.01 * 2**resource_errors))
+            await backend.sleep(min(1.0, 0.01 * 2**resource_errors, deadline.left()))
+
+
+def _unconnected(ending: Ending, why: str) -> Exchange:
+    """The verdict of an exchange that never had a connection."""
+    return Exchange(Fingerprint(None, "unknown", why), ending, 0)
+
+
+class _Conversation:
+    """The part of an exchange after the connect: handshake, request, capped reads."""
+
+    def __init__(self, stream: Stream, parse: BoundParser, deadline: _Deadline, cap: int) -> None:
+        self._stream = stream
+        self._parse = parse
+        self._deadline = deadline
+        self._cap = cap
+        self.data = bytearray()
+
+    def ended(self, ending: Ending, why: str) -> Exchange:
+        """The verdict of an exchange that stopped before the peer closed."""
+        data = bytes(self.data)
+        found = _decide(self._parse, data, False) if data else None
+        if found is None:
+            found = Fingerprint(None, "unknown", evidence(why, data))
+        return Exchange(found, ending, len(data))
+
+    def closed(self) -> Exchange:
+        """The verdict once the peer closed (a parser must decide then)."""
+        data = bytes(self.data)
+        found = _decide(self._parse, data, True)
+        if found is None:  # a parser broke its contract; stay safe
+            found = Fingerprint(None, "unknown", evidence("closed", data))
+        return Exchange(found, "closed", len(data))
+
+    async def run(self, request: bytes, tls: bool) -> Exchange:
+        stream, deadline = self._stream, self._deadline
+        if tls:
+            await stream.start_tls(
+                client_tls_context(), server_hostname=None, timeout=deadline.left()
+            )
+        if request:
+            await stream.write(request, timeout=deadline.left())
+        while len(self.data) < self._cap:
+            chunk = await stream.read(self._cap - len(self.data), timeout=deadline.left())
+            if not chunk:
+                return self.closed()
+            self.data += chunk
+            found = _decide(self._parse, bytes(self.data), False)
+            if found is not None:
+                return Exchange(found, "decided", len(self.data))
+        return self.ended("cap", f"no verdict within {self._cap} bytes")
+
+
+async def _converse(talk: _Conversation, request: bytes, tls: bool, timeout: float) -> Exchange:
+    """Run the conversation, turning what the network does into an ending."""
+    try:
+        return await talk.run(request, tls)
+    except TimeoutError:
+        return talk.ended(
+            "deadline", f"no {'verdict' if talk.data else 'reply'} within {timeout:g} s"
+        )
+    except ConnectionLost:
+        if not talk.data:
+            # The peer accepted and hung up before a byte: to the parsers, a
+            # close (a socket closed with our request unread sends RST, not FIN).
+            return talk.closed()
+        return talk.ended("error", "connection reset")
+    except TLSFailed as error:
+        return talk.ended("error", f"TLS failed ({error})")
 
 
 async def exchange(
+    backend: Backend,
     address: str,
     port: int,
     request: bytes,
@@ -145,11 +215,11 @@ async def exchange(
     tls: bool,
     timeout: float,
     cap: int = READ_CAP,
-    connect: Connector = asyncio.open_connection,
 ) -> Exchange:
     """Send one request and read the reply, bounded in time and bytes.
 
     Args:
+        backend: Where the connection is opened (and whose clock is used).
         address: The IP address to connect to.
         port: The TCP port.
         request: The exact bytes to send.
@@ -157,60 +227,21 @@ async def exchange(
         tls: Wrap the connection in TLS (unverified, no SNI).
         timeout: The one deadline for connect, handshake, send and reads.
         cap: The most bytes to read.
-        connect: Opens the connection (:func:`asyncio.open_connection`).
 
     Returns:
         The verdict and how the exchange ended. Never raises for anything the
         network or the peer does.
     """
-    data = bytearray()
-    writer: asyncio.StreamWriter | None = None
-    connected = False
+    deadline = _Deadline(backend, timeout)
     try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await _connect(connect, address, port, timeout=timeout)
-            connected = True
-            if tls:
-                await writer.start_tls(client_tls_context())
-            writer.write(request)
-            await writer.drain()
-            while len(data) < cap:
-                chunk = await reader.read(cap - len(data))
-                if not chunk:
-                    closed = _decide(parse, bytes(data), True)
-                    if closed is None:  # a parser broke its contract; stay safe
-                        closed = Fingerprint(None, "unknown", evidence("closed", bytes(data)))
-                    return Exchange(closed, "closed", len(data))
-                data += chunk
-                found = _decide(parse, bytes(data), False)
-                if found is not None:
-                    return Exchange(found, "decided", len(data))
-            why = f"no verdict within {cap} bytes"
-            return Exchange(_undecided(parse, bytes(data), why), "cap", len(data))
+        stream = await _connect(backend, address, port, deadline)
     except TimeoutError:
-        if not connected:
-            why = f"connect timed out {CONNECT_ATTEMPTS} times"
-        elif not data:
-            why = f"no reply within {timeout:g} s"
-        else:
-            why = f"no verdict within {timeout:g} s"
-        return Exchange(_undecided(parse, bytes(data), why), "deadline", len(data))
-    except ConnectionRefusedError:
-        return Exchange(Fingerprint(None, "unknown", "connection refused"), "refused", 0)
-    except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as error:
-        if connected and not data:
-            # The peer accepted and hung up before a byte: to the parsers, a
-            # close (a socket closed with our request unread sends RST, not FIN).
-            ended = _decide(parse, b"", True) or Fingerprint(None, "unknown", "reset")
-            return Exchange(ended, "closed", 0)
-        why = "connection reset" if connected else f"connect failed ({error.strerror})"
-        return Exchange(_undecided(parse, bytes(data), why), "error", len(data))
-    except ssl.SSLError as error:
-        why = f"TLS failed ({error.reason or 'handshake'})"
-        return Exchange(_undecided(parse, bytes(data), why), "error", len(data))
-    except OSError as error:
-        why = f"connection failed ({error.strerror or type(error).__name__})"
-        return Exchange(_undecided(parse, bytes(data), why), "error", len(data))
+        return _unconnected("deadline", f"connect timed out {CONNECT_ATTEMPTS} times")
+    except ConnectFailed as error:
+        if error.outcome is Outcome.CLOSED:
+            return _unconnected("refused", "connection refused")
+        return _unconnected("error", f"connect failed ({error})")
+    try:
+        return await _converse(_Conversation(stream, parse, deadline, cap), request, tls, timeout)
     finally:
-        if writer is not None:
-            writer.transport.abort()
+        stream.close()
