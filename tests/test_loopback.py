@@ -8,7 +8,7 @@ import socket
 from support import Listen, hosts_of
 
 import xendiscover
-from xendiscover import Outcome, SocketConnector
+from xendiscover import Outcome, SocketBackend
 
 
 async def test_sweep_finds_exactly_the_listeners(loopback_net: str, listeners: Listen) -> None:
@@ -55,10 +55,10 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def test_socket_connector_outcomes_and_no_leaks(listeners: Listen) -> None:
+async def test_socket_backend_outcomes_and_no_leaks(listeners: Listen) -> None:
     (sock,) = listeners(["127.0.0.1"], 0)
     port = sock.getsockname()[1]
-    connector = SocketConnector()
+    connector = SocketBackend()
     before = open_fds()
     opened = connector.connect(socket.AF_INET, "127.0.0.1", port, 1.0)
     refused = connector.connect(socket.AF_INET, "127.0.0.1", 1, 1.0)

@@ -6,23 +6,28 @@ import contextlib
 import pytest
 
 import xendiscover
-from xendiscover import Fingerprint, Host, TargetError
-from xendiscover.testing import FakeConnector, FakeResolver
+from xendiscover import Host, TargetError
+from xendiscover.testing import FakeBackend, FakeResolver, FakeService
+
+#: What a Xen 3.3-4.4 relocation server answers to ``(help)``.
+HELP = b"(ok (help quit receive sslreceive))\n"
 
 
-async def no_fingerprint(address: str, port: int, timeout: float) -> Fingerprint:
-    return Fingerprint("xend-relocation", "confirmed", "(ok (help")
+def xend_at(*addresses: str) -> dict[tuple[str, int], FakeService]:
+    return {(a, 8002): FakeService(HELP) for a in addresses}
 
 
 async def test_discover_returns_hits_sorted_by_address_with_names() -> None:
-    connector = FakeConnector({"10.0.0.20": "open", "10.0.0.3": "open", "10.0.0.9": "dark"})
+    connector = FakeBackend(
+        {"10.0.0.20": "open", "10.0.0.3": "open", "10.0.0.9": "dark"},
+        services=xend_at("10.0.0.20", "10.0.0.3"),
+    )
     resolver = FakeResolver({"10.0.0.3": "polar.inf.example"})
     hosts = await xendiscover.discover(
         ["10.0.0.0/27"],
         port=8002,
-        connector=connector,
+        backend=connector,
         resolver=resolver,
-        fingerprinter=no_fingerprint,
     )
     assert [(h.address, h.port, h.hostname) for h in hosts] == [
         ("10.0.0.3", 8002, "polar.inf.example"),
@@ -36,25 +41,24 @@ async def test_discover_returns_hits_sorted_by_address_with_names() -> None:
 
 
 async def test_names_are_looked_up_once_per_address() -> None:
-    connector = FakeConnector({"10.0.0.1": "open"})
+    connector = FakeBackend({"10.0.0.1": "open"}, services=xend_at("10.0.0.1"))
     resolver = FakeResolver({"10.0.0.1": "xen1"})
     hosts = await xendiscover.discover(
         ["10.0.0.1"],
         port=[8002, 8000, 443],
-        connector=connector,
+        backend=connector,
         resolver=resolver,
-        fingerprinter=no_fingerprint,
     )
     assert [h.port for h in hosts] == [443, 8000, 8002]
     assert resolver.lookups == ["10.0.0.1"]
 
 
 async def test_scan_streams_hosts_as_found() -> None:
-    connector = FakeConnector({"10.0.0.1": "open", "10.0.0.2": "open"}, pending=True)
+    connector = FakeBackend({"10.0.0.1": "open", "10.0.0.2": "open"}, pending=True)
     seen = []
     async with contextlib.aclosing(
         xendiscover.scan(
-            ["10.0.0.0/29"], port=8002, connector=connector, resolve=False, fingerprint=False
+            ["10.0.0.0/29"], port=8002, backend=connector, resolve=False, fingerprint=False
         )
     ) as hosts:
         async for host in hosts:
@@ -68,7 +72,7 @@ async def test_no_resolve_skips_names() -> None:
     hosts = await xendiscover.discover(
         ["10.0.0.1"],
         port=8002,
-        connector=FakeConnector({"10.0.0.1": "open"}),
+        backend=FakeBackend({"10.0.0.1": "open"}),
         resolver=resolver,
         resolve=False,
         fingerprint=False,
@@ -78,8 +82,8 @@ async def test_no_resolve_skips_names() -> None:
 
 
 async def test_default_ports_are_the_xen_management_ports() -> None:
-    connector = FakeConnector()
-    await xendiscover.discover(["10.0.0.1"], connector=connector, resolve=False)
+    connector = FakeBackend()
+    await xendiscover.discover(["10.0.0.1"], backend=connector, resolve=False)
     assert {p for _, p in connector.attempts} >= {443, 80, 8002, 8000, 8006, 9363, 16509}
 
 
@@ -90,6 +94,11 @@ async def test_default_ports_are_the_xen_management_ports() -> None:
         ({"port": [8002, 70000]}, "invalid port"),
         ({"timeout": 0}, "invalid timeout"),
         ({"timeout": -1.5}, "invalid timeout"),
+        ({"timeout": float("inf")}, "invalid timeout"),
+        ({"timeout": 1e308}, "invalid timeout"),
+        ({"timeout": 60.5}, "at most 60 seconds"),
+        ({"rate": float("nan")}, "invalid rate"),
+        ({"workers": 0}, "invalid workers"),
         ({"retries": -1}, "invalid retries"),
         ({"concurrency": 0}, "invalid concurrency"),
         ({"nameservers": ["dns.example"]}, "invalid nameserver"),
@@ -100,17 +109,17 @@ async def test_default_ports_are_the_xen_management_ports() -> None:
 async def test_bad_input_is_refused_before_any_connect(
     kwargs: dict[str, object], message: str
 ) -> None:
-    connector = FakeConnector()
+    connector = FakeBackend()
     with pytest.raises(TargetError, match=message):
-        await xendiscover.discover(["10.0.0.0/24"], connector=connector, **kwargs)  # type: ignore[arg-type]
+        await xendiscover.discover(["10.0.0.0/24"], backend=connector, **kwargs)  # type: ignore[arg-type]
     assert connector.attempts == []
 
 
 async def test_cancelling_a_scan_stops_it_and_closes_the_resolver() -> None:
-    connector = FakeConnector(default="dark", pending=True)
+    connector = FakeBackend(default="dark", pending=True)
     resolver = FakeResolver()
     task = asyncio.ensure_future(
-        xendiscover.discover(["10.0.0.0/16"], port=8002, connector=connector, resolver=resolver)
+        xendiscover.discover(["10.0.0.0/16"], port=8002, backend=connector, resolver=resolver)
     )
     await asyncio.sleep(0.05)
     task.cancel()
@@ -127,7 +136,7 @@ async def test_stats_follow_the_sweep() -> None:
     await xendiscover.discover(
         ["10.0.0.0/28"],
         port=8002,
-        connector=FakeConnector({"10.0.0.4": "open"}),
+        backend=FakeBackend({"10.0.0.4": "open"}),
         resolve=False,
         fingerprint=False,
         stats=stats,
@@ -135,3 +144,51 @@ async def test_stats_follow_the_sweep() -> None:
     assert stats.total == 16
     assert stats.done == 16
     assert stats.open == 1
+
+
+async def test_fingerprints_run_on_the_fake_clock() -> None:
+    # A tarpit costs its full deadline, on the virtual clock: no real waiting.
+    backend = FakeBackend(
+        {"10.0.0.1": "open", "10.0.0.2": "open"},
+        services={("10.0.0.2", 8002): FakeService(HELP, delay=1.5)},
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    hosts = await xendiscover.discover(["10.0.0.0/30"], port=8002, backend=backend, resolve=False)
+    assert loop.time() - started < 1.0
+    assert backend.time() >= 2.0  # the tarpit's deadline passed, virtually
+    by_address = {h.address: h for h in hosts}
+    assert by_address["10.0.0.1"].verdict == "unknown"
+    assert "no reply within 2 s" in by_address["10.0.0.1"].evidence
+    assert by_address["10.0.0.2"].verdict == "confirmed"  # slow, but within the deadline
+    assert not backend.open_streams  # every stream was closed
+
+
+class BrokenResolver(FakeResolver):
+    async def reverse(self, address: str) -> str | None:
+        raise RuntimeError("resolver bug")
+
+
+async def test_a_failing_fingerprint_or_name_never_loses_the_host() -> None:
+    def explode(received: bytes) -> bytes:
+        raise RuntimeError("a bug in a peer script")
+
+    backend = FakeBackend(
+        {"10.0.0.1": "open", "10.0.0.2": "open"},
+        services={("10.0.0.1", 8002): FakeService(explode), **xend_at("10.0.0.2")},
+    )
+    hosts = await xendiscover.discover(
+        ["10.0.0.0/30"], port=8002, backend=backend, resolver=BrokenResolver()
+    )
+    assert [(h.address, h.hostname) for h in hosts] == [("10.0.0.1", None), ("10.0.0.2", None)]
+    assert hosts[0].verdict == "unknown"
+    assert hosts[0].evidence == "fingerprint failed (RuntimeError)"
+    assert hosts[1].verdict == "confirmed"
+
+
+def test_planning_changes_no_process_limit() -> None:
+    import resource
+
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    xendiscover.plan(["10.0.0.0/24"])
+    assert resource.getrlimit(resource.RLIMIT_NOFILE) == before

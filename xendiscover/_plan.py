@@ -1,0 +1,206 @@
+"""A scan's inputs, checked before the first packet: :func:`plan` → :class:`ScanPlan`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict, Unpack
+
+from xendiscover._errors import TargetError
+from xendiscover._fingerprint import WELL_KNOWN_PORTS
+from xendiscover._networks import system_networks
+from xendiscover._resolve import parse_nameserver
+from xendiscover._sweep import ScanStats, auto_workers, default_window
+from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace, parse_port
+
+if TYPE_CHECKING:
+    from xendiscover._backend import Backend
+    from xendiscover._resolve import NameResolver
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "MAX_TIMEOUT",
+    "ScanOptions",
+    "ScanPlan",
+    "plan",
+]
+
+#: The ports swept when none is named: every Xen management port we know.
+DEFAULT_PORTS: tuple[int, ...] = WELL_KNOWN_PORTS
+
+#: Seconds a connect attempt may wait: every attempt's deadline until
+#: round-trip times are known, and always the last attempt's.
+DEFAULT_TIMEOUT = 1.0
+
+#: The longest ``timeout`` accepted, in seconds. A connect that has not been
+#: answered in a minute will not be; a larger value only lets a tarpit hold
+#: the scan (``inf`` would hold it forever).
+MAX_TIMEOUT = 60.0
+
+#: Extra attempts after a timeout. At 5% loss each way an attempt at an open
+#: port fails about one time in ten; with three retries, one port in 10,000
+#: is missed. The retries wait only as long as round-trip times say (the
+#: last waits the full timeout), so they cost little on a dark network.
+DEFAULT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """A checked scan, ready to run: every input validated, nothing sent yet.
+
+    Attributes:
+        space: The addresses to sweep.
+        ports: The TCP ports to try on each address.
+        timeout: Seconds one connect attempt may wait.
+        retries: Extra attempts after a timeout.
+        window: The most connects pending at once.
+        nameservers: DNS servers for reverse lookups (system's when empty).
+        resolve: Whether to look up names.
+        fingerprint: Whether to ask each open port what it is.
+        rate: The most connects started per second, or ``None``.
+        workers: Probe processes (1: all in this one).
+    """
+
+    space: TargetSpace
+    ports: tuple[int, ...]
+    timeout: float
+    retries: int
+    window: int
+    nameservers: tuple[str, ...]
+    resolve: bool
+    fingerprint: bool
+    rate: float | None = None
+    workers: int = 1
+
+    @property
+    def total(self) -> int:
+        """The number of probes: addresses × ports."""
+        return self.space.size * len(self.ports)
+
+
+class ScanOptions(TypedDict, total=False):
+    """The options of :func:`~xendiscover.scan` and :func:`~xendiscover.discover`.
+
+    All are optional.
+
+    Attributes:
+        port: One port or several; all well-known Xen ports by default.
+        exclude: Targets to leave out (same syntax as the targets).
+        interfaces: With no targets, sweep only these interfaces' networks.
+        timeout: Seconds a connect attempt may wait for an answer (1.0, at
+            most 60): every attempt's deadline until round-trip times are
+            known (it then follows them, never below 0.25 s), and always the
+            last attempt's.
+        retries: Extra attempts after a timeout, so a lost SYN costs no host (3).
+        concurrency: The most connects in flight; sized from the open-file
+            limit by default.
+        max_hosts: Refuse sweeps of more addresses than this (65,536).
+        resolve: Look up each host's name by PTR (True).
+        nameservers: DNS servers for names (``IP`` or ``IP:PORT``); the
+            system's resolver configuration by default.
+        fingerprint: Probe each open port for the service behind it (True).
+        shard: ``(i, n)``: sweep only the i-th of n interleaved shards of the
+            targets, so n machines together sweep them exactly once.
+        rate: The most new connections per second (no limit by default).
+        workers: Probe processes for the sweep; by default one per core for
+            sweeps of 32,768 probes or more, else 1.
+        backend: All the scan's I/O: connects, streams, probe processes, the
+            clock (:class:`~xendiscover.SocketBackend`; tests pass
+            :class:`xendiscover.testing.FakeBackend`).
+        resolver: Where names come from (tests pass a fake).
+        stats: Counters updated as the sweep runs, for progress displays.
+    """
+
+    port: int | str | Iterable[int | str] | None
+    exclude: Iterable[str]
+    interfaces: Iterable[str] | None
+    timeout: float
+    retries: int
+    concurrency: int | None
+    max_hosts: int
+    resolve: bool
+    nameservers: Sequence[str]
+    fingerprint: bool
+    shard: tuple[int, int] | None
+    rate: float | None
+    workers: int | None
+    backend: Backend | None
+    resolver: NameResolver | None
+    stats: ScanStats | None
+
+
+def _ports(port: int | str | Iterable[int | str] | None) -> tuple[int, ...]:
+    if port is None:
+        return DEFAULT_PORTS
+    raw = [port] if isinstance(port, int | str) else list(port)
+    if not raw:
+        return DEFAULT_PORTS
+    return tuple(dict.fromkeys(parse_port(p) for p in raw))
+
+
+def _check_numbers(options: ScanOptions) -> None:
+    """Refuse out-of-range numeric options, each with a one-line reason."""
+    timeout = options.get("timeout", DEFAULT_TIMEOUT)
+    if not (0 < timeout <= MAX_TIMEOUT and math.isfinite(timeout)):
+        raise TargetError(f"invalid timeout {timeout}: must be more than 0 and at most 60 seconds")
+    checks = (
+        ("retries", options.get("retries"), 0),
+        ("concurrency", options.get("concurrency"), 1),
+        ("max-hosts", options.get("max_hosts"), 1),
+        ("workers", options.get("workers"), 1),
+    )
+    for name, value, least in checks:
+        if value is not None and value < least:
+            raise TargetError(f"invalid {name} {value}: must be {least} or more")
+    rate = options.get("rate")
+    if rate is not None and not (rate > 0 and math.isfinite(rate)):
+        raise TargetError(f"invalid rate {rate}: must be more than 0 per second")
+
+
+def _space(targets: Iterable[str] | None, options: ScanOptions) -> TargetSpace:
+    specs = list(targets) if targets is not None else []
+    exclude = list(options.get("exclude", ()))
+    if specs and options.get("interfaces"):
+        raise TargetError("--interface chooses networks to discover: give it without targets")
+    if specs:
+        space = TargetSpace.from_specs(specs, exclude=exclude)
+    else:
+        networks = system_networks(options.get("interfaces"))
+        if not networks:
+            raise TargetError("no up IPv4 network to sweep; name the targets")
+        space = TargetSpace.from_networks(networks, exclude=exclude)
+    if (shard := options.get("shard")) is not None:
+        space = space.sharded(*shard)
+    space.check_size(options.get("max_hosts", DEFAULT_MAX_HOSTS))
+    return space
+
+
+def plan(targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]) -> ScanPlan:
+    """Check a scan's inputs and work out what it will sweep; send nothing.
+
+    With no ``targets`` the IPv4 networks of this machine's up interfaces are
+    swept. The I/O options (``backend``, ``resolver``, ``stats``) are ignored
+    here; see :class:`ScanOptions` for the rest. Changes no process limit.
+
+    Raises:
+        TargetError: An input is invalid, or the sweep is too large.
+    """
+    _check_numbers(options)
+    ports = _ports(options.get("port"))
+    servers = tuple(parse_nameserver(n) for n in options.get("nameservers", ()))
+    space = _space(targets, options)
+    return ScanPlan(
+        space=space,
+        ports=ports,
+        timeout=float(options.get("timeout", DEFAULT_TIMEOUT)),
+        retries=options.get("retries", DEFAULT_RETRIES),
+        window=options.get("concurrency") or default_window(),
+        nameservers=servers,
+        resolve=options.get("resolve", True),
+        fingerprint=options.get("fingerprint", True),
+        rate=options.get("rate"),
+        workers=options.get("workers") or auto_workers(space.size * len(ports)),
+    )
