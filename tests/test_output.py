@@ -44,6 +44,8 @@ from xendiscover._output import (
     format_list,
     format_text,
     host_schema,
+    listed,
+    printable,
     render,
     write_atomically,
 )
@@ -273,7 +275,9 @@ def test_list_is_the_2007_python_list_line(scan: Scan) -> None:
 def test_render_dispatches_every_format(scan: Scan) -> None:
     assert FORMATS == ("text", "json", "jsonl", "csv", "ansible", "list")
     assert render(scan.hosts, "text") == format_text(scan.hosts)
-    assert render(scan.hosts, "text", xen_only=False) == format_text(scan.hosts, xen_only=False)
+    assert render(scan.hosts, "text", view="open") == format_text(scan.hosts, xen_only=False)
+    assert render(scan.hosts, "text", view="all") == format_all(scan.hosts)
+    assert render(scan.hosts, "list", view="open") == format_list(scan.hosts, xen_only=False)
     assert render(scan.hosts, "json") == format_json(scan.hosts)
     assert render(scan.hosts, "jsonl") == format_jsonl(scan.hosts)
     assert render(scan.hosts, "csv") == format_csv(scan.hosts)
@@ -281,6 +285,21 @@ def test_render_dispatches_every_format(scan: Scan) -> None:
     assert render(scan.hosts, "list") == format_list(scan.hosts)
     with pytest.raises(ValueError, match="unknown format 'yaml'"):
         render(scan.hosts, "yaml")
+
+
+def test_listed_is_the_one_definition_of_what_a_view_lists(scan: Scan) -> None:
+    xen = listed(scan.hosts, "xen")
+    assert xen
+    assert all(h.verdict in ("confirmed", "likely") for h in xen)
+    assert len(xen) < len(scan.hosts)
+    assert listed(scan.hosts, "all") == listed(scan.hosts, "open") == scan.hosts
+
+
+def test_printable_escapes_every_control_character() -> None:
+    hostile = "a\x1b[2Jb\x07c\x9bd\r\ne\tf\x7fg"
+    shown = printable(hostile)
+    assert shown == "a\\x1b[2Jb\\x07c\\x9bd\\r\\ne\\tf\\x7fg"
+    assert all(c.isprintable() for c in shown)
 
 
 def test_every_format_of_nothing_still_parses() -> None:

@@ -11,41 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import signal
+import ipaddress
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from xendiscover import _console
 from xendiscover._errors import XenDiscoverError
 from xendiscover._model import Host
-from xendiscover._output import (
-    FORMATS,
-    XEN_VERDICTS,
-    format_all,
-    format_jsonl_line,
-    render,
-    write_atomically,
-)
-from xendiscover._pipeline import (
-    DEFAULT_PORTS,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    ScanPlan,
-    plan,
-    run_plan,
-)
-from xendiscover._probe import ScanStats
+from xendiscover._output import FORMATS, View, render, write_atomically
+from xendiscover._pipeline import discover
+from xendiscover._plan import DEFAULT_PORTS, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ScanOptions
 from xendiscover._resolve import parse_nameserver
+from xendiscover._sweep import raise_open_file_limit
 from xendiscover._targets import DEFAULT_MAX_HOSTS
 from xendiscover._version import __version__
-
-if TYPE_CHECKING:
-    from rich.progress import Progress
 
 __all__ = ["app", "demo_app", "main"]
 
@@ -316,175 +299,57 @@ def scan_command(
     ] = False,
 ) -> None:
     """Find the Xen hosts on your networks, tell what they run, and name them."""
-    import logging
-
-    logging.basicConfig(
-        stream=sys.stderr,
-        format="xendiscover: %(message)s",
-        level=logging.INFO if verbose else logging.WARNING,
+    _console.setup_logging(verbose)
+    raise_open_file_limit()  # the process is ours: allow the widest window
+    options = ScanOptions(
+        port=port,
+        exclude=[*(exclude or []), *_read_files(exclude_file)],
+        interfaces=interface,
+        timeout=timeout,
+        retries=retries,
+        concurrency=concurrency,
+        max_hosts=max_hosts,
+        resolve=not no_resolve,
+        nameservers=nameserver or (),
+        fingerprint=not no_fingerprint,
+        shard=_shard(shard),
+        rate=rate,
+        workers=workers,
     )
-    specs = list(targets or [])
-    for path in targets_file or []:
-        specs += read_target_file(path)
-    excluded = list(exclude or [])
-    for path in exclude_file or []:
-        excluded += read_target_file(path)
-    try:
-        checked = plan(
-            specs,
-            port=port,
-            exclude=excluded,
-            interfaces=interface,
-            timeout=timeout,
-            retries=retries,
-            concurrency=concurrency,
-            max_hosts=max_hosts,
-            resolve=not no_resolve,
-            nameservers=nameserver or (),
-            fingerprint=not no_fingerprint,
-            shard=_shard(shard),
-            rate=rate,
-            workers=workers,
-        )
-    except XenDiscoverError as exc:
-        raise _UsageError(str(exc)) from None
-
     fmt = "json" if as_json else output_format
-    xen_only = not (show_all or no_fingerprint)
+    view: View = "all" if show_all else "open" if no_fingerprint else "xen"
     streaming = fmt == "jsonl" and output is None
     live = sys.stderr.isatty() and not quiet
-
-    def shown(host: Host) -> None:
-        if streaming:
-            typer.echo(format_jsonl_line(host), nl=False)
-            sys.stdout.flush()
-
-    found: list[Host] = []
-    stats = ScanStats()
-    started = time.monotonic()
-    code = _run(checked, found, stats, on_host=shown, live=live)
-    if not streaming:
-        # --all lists every open port; --no-fingerprint every open host, by name.
-        text = (
-            format_all(found)
-            if fmt == "text" and show_all
-            else render(found, fmt, xen_only=xen_only)
-        )
-        if output is not None:
-            try:
-                write_atomically(output, text)
-            except OSError as exc:
-                typer.echo(f"xendiscover: cannot write {output}: {exc.strerror}", err=True)
-                raise typer.Exit(2) from None
-        else:
-            typer.echo(text, nl=False)
-    if live or verbose:
-        seconds = time.monotonic() - started
-        if fmt in ("json", "jsonl"):  # a summary the same tools can read
-            summary = {"summary": {**stats.as_dict(), "seconds": round(seconds, 3)}}
-            typer.echo(json.dumps(summary), err=True)
-        else:
-            typer.echo(_summary(checked, stats, found, seconds), err=True)
-    if code:
-        raise typer.Exit(code)
-    listed = [h for h in found if h.verdict in XEN_VERDICTS] if xen_only else found
-    raise typer.Exit(0 if listed else 1)
-
-
-def _summary(checked: ScanPlan, stats: ScanStats, found: Sequence[Host], seconds: float) -> str:
-    verdicts = {v: sum(1 for h in found if h.verdict == v) for v in XEN_VERDICTS}
-    others = len(found) - sum(verdicts.values())
-    return (
-        f"xendiscover: {stats.done:,} of {checked.total:,} probes "
-        f"({checked.space.size:,} addresses x {len(checked.ports)} ports) in {seconds:.1f} s: "
-        f"{verdicts['confirmed']} confirmed, {verdicts['likely']} likely, "
-        f"{others} other open; {stats.retries:,} retries after timeout, "
-        f"{stats.backoffs:,} back-offs"
-    )
-
-
-def _run(
-    checked: ScanPlan,
-    found: list[Host],
-    stats: ScanStats,
-    *,
-    on_host: Callable[[Host], None],
-    live: bool,
-) -> int:
-    """Run the scan, collecting into ``found``; the exit code of an interruption, or 0."""
-    stopped_by: list[int] = []
-
-    async def collect() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-
-        def terminate() -> None:
-            stopped_by.append(143)
-            task.cancel()
-
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, terminate)
-        with contextlib.ExitStack() as stack:
-            bar = stack.enter_context(_progress()) if live else None
-            ticker = asyncio.ensure_future(_tick(bar, stats)) if bar is not None else None
-            try:
-                async with contextlib.aclosing(run_plan(checked, stats=stats)) as hosts:
-                    async for host in hosts:
-                        found.append(host)
-                        on_host(host)
-                        if bar is not None:
-                            bar.console.print(
-                                f"found {host.display_name}:{host.port} "
-                                f"{host.service or '-'} {host.verdict}",
-                                highlight=False,
-                            )
-            finally:
-                if ticker is not None:
-                    ticker.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await ticker
-
+    specs = [*(targets or []), *_read_files(targets_file)]
     try:
-        asyncio.run(collect())
-    except XenDiscoverError as exc:  # the scan itself failed (a probe worker died)
-        typer.echo(f"xendiscover: error: {exc}", err=True)
-        return 3
-    except KeyboardInterrupt:
-        return 130
-    except asyncio.CancelledError:
-        return stopped_by[0] if stopped_by else 130
-    return 0
+        result = _console.run_scan(specs, options, view=view, stream_jsonl=streaming, live=live)
+    except XenDiscoverError as exc:
+        raise _UsageError(str(exc)) from None
+    if not streaming:
+        _deliver(render(result.hosts, fmt, view=view), output)
+    if result.error is not None:
+        typer.echo(f"xendiscover: error: {result.error}", err=True)
+    if (note := _console.interrupted_note(result)) is not None:
+        typer.echo(note, err=True)
+    if live or verbose:
+        typer.echo(_console.summary(result, as_json=fmt in ("json", "jsonl")), err=True)
+    raise typer.Exit(_console.exit_code(result, view))
 
 
-def _progress() -> Progress:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    return Progress(
-        "{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        "{task.fields[rate]}",
-        TimeRemainingColumn(),
-        transient=True,
-        console=Console(stderr=True),
-    )
+def _read_files(paths: list[str] | None) -> list[str]:
+    return [spec for path in paths or [] for spec in read_target_file(path)]
 
 
-async def _tick(bar: Progress, stats: ScanStats) -> None:
-    task = bar.add_task("sweeping", total=stats.total or None, rate="")
-    started = time.monotonic()
-    while True:
-        elapsed = max(time.monotonic() - started, 1e-6)
-        bar.update(
-            task,
-            completed=stats.done,
-            total=stats.total or None,
-            description=f"sweeping, {stats.open} open",
-            rate=f"{stats.done / elapsed:,.0f}/s",
-        )
-        await asyncio.sleep(0.1)
+def _deliver(text: str, output: Path | None) -> None:
+    """Print the output, or write it to ``output`` whole (never half-written)."""
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        write_atomically(output, text)
+    except OSError as exc:
+        typer.echo(f"xendiscover: cannot write {output}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
 
 
 demo_app = typer.Typer(
@@ -509,21 +374,17 @@ def demo_command() -> None:
             typer.echo("Fake services started on loopback:")
             for address, port, description in fakes:
                 typer.echo(f"  {address}:{port}\t{description}")
-            addresses = sorted(
-                {a for a, _, _ in fakes}, key=lambda a: tuple(map(int, a.split(".")))
-            )
+            addresses = sorted({a for a, _, _ in fakes}, key=ipaddress.ip_address)
             ports = sorted({p for _, p, _ in fakes})
             target = f"{addresses[0]}-{addresses[-1]}"
             typer.echo(
                 f"\nScanning: xendiscover --all --no-resolve "
                 f"{' '.join(f'-p {p}' for p in ports)} {target}\n"
             )
-            checked = plan([target], port=ports, resolve=False)
-            async with contextlib.aclosing(run_plan(checked)) as hosts:
-                return [host async for host in hosts]
+            return await discover([target], port=ports, resolve=False)
 
     found = asyncio.run(run())
-    typer.echo(format_all(found), nl=False)
+    typer.echo(render(found, "text", view="all"), nl=False)
     raise typer.Exit(0 if found else 1)
 
 

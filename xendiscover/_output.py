@@ -20,10 +20,12 @@ csv        every record, with a header row
 ansible    Xen hosts and libvirt hosts, grouped per service family
 =========  =================================================================
 
-``xen_only=False`` makes ``text`` and ``list`` name every address with an
-open port (for scans run without fingerprinting, where every verdict is
-``unknown``). :func:`format_all` is the ``--all`` view: every open port with
-its service, verdict and evidence.
+The :data:`View` decides what ``text`` and ``list`` show: ``xen`` (the
+default) names Xen hosts; ``open`` names every address with an open port
+(for scans run without fingerprinting, where every verdict is ``unknown``);
+``all`` is the ``--all`` view, every open port with its service, verdict and
+evidence (:func:`format_all`). :func:`listed` is the one definition of which
+hosts a view lists, used for the exit status too.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ __all__ = [
     "FORMATS",
     "SCHEMA_ID",
     "SERVICE_GROUPS",
+    "VIEWS",
     "XEN_VERDICTS",
     "OutputFormat",
+    "View",
     "ansible_inventory",
     "atomic_writer",
     "format_all",
@@ -59,6 +63,8 @@ __all__ = [
     "format_list",
     "format_text",
     "host_schema",
+    "listed",
+    "printable",
     "render",
     "sort_hosts",
     "write_atomically",
@@ -70,6 +76,14 @@ OutputFormat = Literal["text", "json", "jsonl", "csv", "ansible", "list"]
 
 #: Every output format, the default (``text``) first.
 FORMATS: Final[tuple[OutputFormat, ...]] = get_args(OutputFormat)
+
+#: What the ``text`` and ``list`` formats show: Xen hosts (``xen``), every
+#: open port with its verdict (``all``), or every address with an open port
+#: (``open``, for scans without fingerprints).
+View = Literal["xen", "all", "open"]
+
+#: Every view, the default (``xen``) first.
+VIEWS: Final[tuple[View, ...]] = get_args(View)
 
 #: Verdicts that make a host a Xen host.
 XEN_VERDICTS: Final[frozenset[Verdict]] = frozenset({"confirmed", "likely"})
@@ -105,6 +119,25 @@ _VERDICT_RANK: Mapping[Verdict, int] = {"confirmed": 0, "likely": 1, "unknown": 
 def sort_hosts(hosts: Iterable[Host]) -> list[Host]:
     """Return the hosts ordered by address (IPv4 first), then port."""
     return sorted(hosts, key=lambda h: h.sort_key)
+
+
+def listed(hosts: Iterable[Host], view: View) -> list[Host]:
+    """The hosts a view lists: Xen verdicts for ``xen``, every one otherwise."""
+    if view == "xen":
+        return [h for h in hosts if h.verdict in XEN_VERDICTS]
+    return list(hosts)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
+
+
+def printable(text: str) -> str:
+    r"""Escape control characters (C0, DEL, C1) so ``text`` cannot steer a terminal.
+
+    ``"a\x1b[2Jb"`` becomes ``"a\\x1b[2Jb"``: visible, inert, one line.
+    """
+    return text.translate(_CONTROL)
 
 
 def xen_names(hosts: Iterable[Host], *, xen_only: bool = True) -> list[str]:
@@ -265,20 +298,21 @@ def format_list(hosts: Sequence[Host], *, xen_only: bool = True) -> str:
     return repr(xen_names(hosts, xen_only=xen_only)) + "\n"
 
 
-def render(hosts: Sequence[Host], fmt: str, *, xen_only: bool = True) -> str:
+def render(hosts: Sequence[Host], fmt: str, *, view: View = "xen") -> str:
     """Format the hosts in the named format (one of :data:`FORMATS`).
 
     Args:
         hosts: The hosts found, one per open port, in any order.
         fmt: The format's name.
-        xen_only: For ``text`` and ``list``: name only Xen hosts (see
-            :func:`xen_names`); the other formats ignore it.
+        view: For ``text`` and ``list``: what to show (see :data:`View`);
+            the other formats list every record whatever the view.
 
     Raises:
         ValueError: ``fmt`` is not a format.
     """
+    xen_only = view == "xen"
     formatters: dict[str, Callable[[Sequence[Host]], str]] = {
-        "text": lambda h: format_text(h, xen_only=xen_only),
+        "text": format_all if view == "all" else lambda h: format_text(h, xen_only=xen_only),
         "json": format_json,
         "jsonl": format_jsonl,
         "csv": format_csv,

@@ -1,0 +1,260 @@
+"""The command line's run loop: signals, the live display, and what a run came to.
+
+:func:`run_scan` runs :func:`xendiscover.scan` to its end in a fresh event
+loop and returns a :class:`RunResult`; the CLI renders and exits. Signals
+are handled here, once: SIGINT ends the run as 130, SIGTERM as 143, both
+after everything found so far has been collected. On a terminal a progress
+bar runs on stderr and each host is shown as it is found; every line built
+from what a peer sent is shown as plain text (no markup, control characters
+escaped), so a hostile name or banner cannot steer the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from xendiscover._errors import TargetError, XenDiscoverError
+from xendiscover._model import Host
+from xendiscover._output import XEN_VERDICTS, View, format_jsonl_line, listed, printable
+from xendiscover._pipeline import scan
+from xendiscover._plan import ScanOptions
+from xendiscover._sweep import ScanStats
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_NONE_FOUND",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "RunResult",
+    "exit_code",
+    "interrupted_note",
+    "run_scan",
+    "setup_logging",
+    "summary",
+]
+
+#: Exit statuses (0: a host was listed; 2: bad usage, raised by the parser).
+EXIT_NONE_FOUND = 1
+EXIT_FAILED = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+@dataclass
+class RunResult:
+    """What one run of the command came to.
+
+    Attributes:
+        hosts: Every host found, in the order found.
+        stats: The sweep's counters.
+        seconds: Wall time of the run.
+        stopped: 0, or the exit status of the signal that ended it early.
+        error: One line, when the scan failed (a probe process died).
+    """
+
+    hosts: list[Host] = field(default_factory=list)
+    stats: ScanStats = field(default_factory=ScanStats)
+    seconds: float = 0.0
+    stopped: int = 0
+    error: str | None = None
+
+
+def setup_logging(verbose: bool) -> None:
+    """Send the library's warnings (and, verbose, its notes) to stderr, one line each."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        format="xendiscover: %(message)s",
+        level=logging.INFO if verbose else logging.WARNING,
+    )
+
+
+class _Display:
+    """The live view on stderr: a progress bar and a line per host shown."""
+
+    def __init__(self, stats: ScanStats, shown: Callable[[Host], bool]) -> None:
+        self._stats = stats
+        self._shown = shown
+        self._bar: Progress | None = None
+
+    @contextlib.contextmanager
+    def running(self, live: bool) -> Iterator[None]:
+        if not live:
+            yield
+            return
+        with _progress() as bar:
+            self._bar = bar
+            try:
+                yield
+            finally:
+                self._bar = None
+
+    def found(self, host: Host) -> None:
+        if self._bar is None or not self._shown(host):
+            return
+        from rich.text import Text
+
+        line = f"found {host.display_name}:{host.port} {host.service or '-'} {host.verdict}"
+        self._bar.console.print(Text(printable(line)), highlight=False, markup=False)
+
+    async def tick(self) -> None:
+        if self._bar is None:
+            return
+        stats, bar = self._stats, self._bar
+        task = bar.add_task("sweeping", total=stats.total or None, rate="")
+        started = time.monotonic()
+        rate = 0.0
+        while True:
+            await asyncio.sleep(0.1)
+            elapsed = max(time.monotonic() - started, 1e-6)
+            rate = 0.8 * rate + 0.2 * (stats.done / elapsed) if rate else stats.done / elapsed
+            bar.update(
+                task,
+                completed=stats.done,
+                total=stats.total or None,
+                description=f"sweeping, {stats.open} open",
+                rate=f"{rate:,.0f}/s",
+            )
+
+
+def _progress() -> Progress:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "{task.fields[rate]}",
+        TimeRemainingColumn(),
+        transient=True,
+        console=Console(stderr=True),
+    )
+
+
+async def _collect(
+    targets: list[str],
+    options: ScanOptions,
+    result: RunResult,
+    on_host: Callable[[Host], None],
+    display: _Display,
+) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+
+    def terminate() -> None:
+        result.stopped = EXIT_SIGTERM
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+    ticker = asyncio.ensure_future(display.tick())
+    try:
+        async with contextlib.aclosing(scan(targets, **options)) as hosts:
+            async for host in hosts:
+                result.hosts.append(host)
+                on_host(host)
+                display.found(host)
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+
+
+def run_scan(
+    targets: list[str],
+    options: ScanOptions,
+    *,
+    view: View,
+    stream_jsonl: bool,
+    live: bool,
+) -> RunResult:
+    """Run a scan to its end (or to a signal) and return what it came to.
+
+    Args:
+        targets: The targets (none: the local networks).
+        options: The scan's options; ``stats`` is filled in here.
+        view: Which hosts the live display shows as they are found.
+        stream_jsonl: Write each host to stdout as a JSON line as it is found.
+        live: Show the progress bar and the hosts found on stderr.
+
+    Raises:
+        TargetError: An input is invalid (nothing was sent).
+    """
+    result = RunResult()
+    options = ScanOptions(**options, stats=result.stats)
+    display = _Display(result.stats, lambda host: bool(listed([host], view)))
+
+    def on_host(host: Host) -> None:
+        if stream_jsonl:
+            sys.stdout.write(format_jsonl_line(host))
+            sys.stdout.flush()
+
+    started = time.monotonic()
+    try:
+        with display.running(live):
+            asyncio.run(_collect(targets, options, result, on_host, display))
+    except TargetError:
+        raise
+    except XenDiscoverError as exc:  # the scan itself failed (a probe process died)
+        result.error = str(exc)
+    except KeyboardInterrupt:
+        result.stopped = EXIT_SIGINT
+    except asyncio.CancelledError:
+        result.stopped = result.stopped or EXIT_SIGINT
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def exit_code(result: RunResult, view: View) -> int:
+    """The exit status of a run, the same for every output format.
+
+    0 when a host is listed (a Xen host; with ``--no-fingerprint``, any open
+    port), 1 when none is, 3 when the scan failed, 130/143 when a signal
+    ended it.
+    """
+    if result.error is not None:
+        return EXIT_FAILED
+    if result.stopped:
+        return result.stopped
+    return 0 if listed(result.hosts, "open" if view == "open" else "xen") else EXIT_NONE_FOUND
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def summary(result: RunResult, *, as_json: bool) -> str:
+    """The closing summary line (JSON for the JSON formats)."""
+    stats = result.stats
+    if as_json:
+        return json.dumps({"summary": {**stats.as_dict(), "seconds": round(result.seconds, 3)}})
+    machines = {h.address for h in result.hosts}
+    xen = {h.address for h in result.hosts if h.verdict in XEN_VERDICTS}
+    return (
+        f"xendiscover: {stats.done:,} of {_plural(stats.total, 'probe')} in "
+        f"{result.seconds:.1f} s: {_plural(len(xen), 'Xen machine')}, "
+        f"{_plural(len(machines), 'machine')} with "
+        f"{_plural(len(result.hosts), 'open port')}; "
+        f"{_plural(stats.retries, 'retry')} after timeout, {_plural(stats.backoffs, 'back-off')}"
+    ).replace("retrys", "retries")
+
+
+def interrupted_note(result: RunResult) -> str | None:
+    """The one stderr line for a run a signal ended, or ``None``."""
+    if not result.stopped:
+        return None
+    name = "SIGTERM" if result.stopped == EXIT_SIGTERM else "SIGINT"
+    count = len({h.address for h in result.hosts})
+    return f"xendiscover: interrupted ({name}): {_plural(count, 'machine')} found so far"
