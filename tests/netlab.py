@@ -783,6 +783,23 @@ class Lab:
     def down(self) -> None:
         """Tear everything down: processes, namespaces, /etc/netns dirs. Idempotent."""
         self._is_up = False
+        self._stop_processes()
+        for ns in reversed(self.namespaces):
+            delete_namespace(ns)
+        if self._made_netns_etc:
+            with contextlib.suppress(OSError):
+                NETNS_ETC.rmdir()  # only if empty: another lab may be using it
+            self._made_netns_etc = False
+        for fh in self._logs:
+            fh.close()
+        self._logs.clear()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+        atexit.unregister(self.down)
+
+    def _stop_processes(self) -> None:
+        """Terminate every process of the lab (kill what ignores it) and close its pipes."""
         for proc in self._procs:
             if proc.poll() is None:
                 with contextlib.suppress(OSError):
@@ -800,19 +817,6 @@ class Lab:
                     with contextlib.suppress(OSError):
                         pipe.close()
         self._procs.clear()
-        for ns in reversed(self.namespaces):
-            delete_namespace(ns)
-        if self._made_netns_etc:
-            with contextlib.suppress(OSError):
-                NETNS_ETC.rmdir()  # only if empty: another lab may be using it
-            self._made_netns_etc = False
-        for fh in self._logs:
-            fh.close()
-        self._logs.clear()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
-        atexit.unregister(self.down)
 
     def leftovers(self) -> list[str]:
         """Anything of this lab that still exists (for teardown tests)."""

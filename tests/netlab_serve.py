@@ -130,6 +130,43 @@ def _package_fake(name: str) -> Callable[..., Any] | None:
     return fake  # type: ignore[no-any-return]
 
 
+def _stop_on_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    stdin = sys.stdin.fileno()
+
+    def on_stdin() -> None:
+        try:
+            data = os.read(stdin, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(stdin)
+            stop.set()
+
+    loop.add_reader(stdin, on_stdin)
+
+
+async def _listen(
+    stack: contextlib.AsyncExitStack,
+    fake: Any,
+    fake_name: str,
+    handler: Handler,
+    host: str,
+    port: int,
+) -> None:
+    """Serve one endpoint with the package's fake, or the built-in handler."""
+    if fake is not None:
+        try:
+            await stack.enter_async_context(fake(host=host, port=port))
+            return
+        except Exception as exc:
+            print(f"{fake_name}({host}, {port}): {exc!r}; builtin", file=sys.stderr)
+    server = await asyncio.start_server(handler, sock=listening_socket(host, port))
+    stack.push_async_callback(server.wait_closed)
+    stack.callback(server.close)
+
+
 async def serve(
     xen: Sequence[Endpoint],
     http: Sequence[Endpoint],
@@ -143,21 +180,7 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     if exit_on_stdin_eof:
-        stdin = sys.stdin.fileno()
-
-        def on_stdin() -> None:
-            try:
-                data = os.read(stdin, 4096)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                loop.remove_reader(stdin)
-                stop.set()
-
-        loop.add_reader(stdin, on_stdin)
-
+        _stop_on_stdin_eof(loop, stop)
     async with contextlib.AsyncExitStack() as stack:
         kinds: list[tuple[Sequence[Endpoint], str, Handler]] = [
             (xen, "FakeXendRelocation", xend_relocation),
@@ -166,15 +189,7 @@ async def serve(
         for endpoints, fake_name, handler in kinds:
             fake = _package_fake(fake_name) if impl == "auto" else None
             for host, port in endpoints:
-                if fake is not None:
-                    try:
-                        await stack.enter_async_context(fake(host=host, port=port))
-                        continue
-                    except Exception as exc:
-                        print(f"{fake_name}({host}, {port}): {exc!r}; builtin", file=sys.stderr)
-                server = await asyncio.start_server(handler, sock=listening_socket(host, port))
-                stack.push_async_callback(server.wait_closed)
-                stack.callback(server.close)
+                await _listen(stack, fake, fake_name, handler, host, port)
         print("ready", flush=True)
         await stop.wait()
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from xendiscover._backend import Outcome
 
+from xendiscover._backend import Outcome
 from xendiscover._errors import XenDiscoverError
 from xendiscover._sweep._codec import (
     JOB_MAGIC,

@@ -72,6 +72,23 @@ def _ip(text: str) -> IPAddress | None:
         return None
 
 
+def _parse_range(spec: str, text: str) -> tuple[int, _Interval] | None:
+    """Parse ``a.b.c.d-e.f.g.h`` or ``a.b.c.d-h``; ``None`` if ``text`` is no range."""
+    first_text, dash, last_text = text.partition("-")
+    if not dash or (first := _ip(first_text)) is None:
+        return None
+    last = _ip(last_text)
+    if last is None and first.version == 4 and last_text.isdigit():
+        if int(last_text) > 255:
+            raise TargetError(f"invalid range {spec!r}: {last_text} is not an octet")
+        last = ipaddress.IPv4Address((int(first) & ~0xFF) | int(last_text))
+    if last is None or last.version != first.version:
+        raise TargetError(f"invalid range {spec!r}")
+    if int(last) < int(first):
+        raise TargetError(f"invalid range {spec!r}: it ends before it starts")
+    return first.version, (int(first), int(last))
+
+
 def parse_target(spec: str, *, resolve: Resolver = _resolve_first) -> tuple[int, _Interval]:
     """Parse one target into its IP version and an inclusive integer interval.
 
@@ -94,18 +111,8 @@ def parse_target(spec: str, *, resolve: Resolver = _resolve_first) -> tuple[int,
         return net.version, (int(net.network_address), int(net.broadcast_address))
     if (single := _ip(text)) is not None:
         return single.version, (int(single), int(single))
-    first_text, dash, last_text = text.partition("-")
-    if dash and (first := _ip(first_text)) is not None:
-        last = _ip(last_text)
-        if last is None and first.version == 4 and last_text.isdigit():
-            if int(last_text) > 255:
-                raise TargetError(f"invalid range {spec!r}: {last_text} is not an octet")
-            last = ipaddress.IPv4Address((int(first) & ~0xFF) | int(last_text))
-        if last is None or last.version != first.version:
-            raise TargetError(f"invalid range {spec!r}")
-        if int(last) < int(first):
-            raise TargetError(f"invalid range {spec!r}: it ends before it starts")
-        return first.version, (int(first), int(last))
+    if (span := _parse_range(spec, text)) is not None:
+        return span
     if _looks_like_hostname(text) and not text.replace(".", "").isdigit():
         address = ipaddress.ip_address(resolve(text))
         return address.version, (int(address), int(address))
