@@ -5,7 +5,7 @@
   drift from the command. Only help-style arguments are allowed: the build
   never runs a scan.
 - A page line ``<!-- xendiscover-example: FORMAT -->`` is replaced with a fixed
-  set of example hosts formatted by :mod:`xendiscover._output` (``all`` is
+  set of example findings formatted by :mod:`xendiscover._output` (``all`` is
   the ``--all`` view), so every example is the code's real output.
 - Sphinx roles in docstrings (``:func:`scan```) are shown as plain code.
 """
@@ -27,67 +27,37 @@ _FENCE = {"json": "json", "jsonl": "json", "ansible": "json", "list": "python"}
 
 
 def _example(fmt: str) -> str:
-    """Return the example hosts in format ``fmt``, as a fenced block."""
-    from xendiscover import Host
-    from xendiscover._output import format_all, render
+    """Return the example findings in format ``fmt``, as a fenced block."""
+    from xendiscover import Finding
+    from xendiscover._output import render
 
-    hosts = [
-        Host(
-            "10.0.0.11",
-            8002,
-            "polar.inf.ufsm.br",
-            0.412,
-            "xend-relocation",
-            "confirmed",
-            "xend relocation: (ok (help quit receive sslreceive))",
-        ),
-        Host(
-            "10.0.0.11",
-            8000,
-            "polar.inf.ufsm.br",
-            0.388,
-            "xend-http",
-            "confirmed",
-            "application/sxp: (ls )",
-        ),
-        Host(
-            "10.0.0.12",
-            443,
-            "carbono12.inf.ufsm.br",
-            0.731,
-            "xapi",
-            "confirmed",
-            "isAlive echoed: 5b0e3a52-6d1c-4f0e-9a77-2c1e8f3b9d40",
-        ),
-        Host(
-            "10.0.0.20",
-            8002,
-            None,
-            0.402,
-            "xend-relocation",
-            "likely",
-            "accepted and closed without a reply (xend hosts-allow)",
-        ),
-        Host(
-            "10.0.0.31",
-            16509,
-            "kvm1.example.org",
-            0.297,
-            "libvirt",
-            "unknown",
-            "libvirt AUTH_LIST reply (auth sasl); Xen or KVM",
-        ),
-        Host(
-            "10.0.0.40",
-            443,
-            "www.example.org",
-            0.518,
-            None,
-            "not-xen",
-            "HTTP, not XML-RPC: HTTP/1.1 404 Not Found (Server: nginx/1.24.0)",
-        ),
-    ]
-    text = format_all(hosts) if fmt == "all" else render(hosts, fmt)
+    polar = {"hostname": "polar.inf.ufsm.br", "hostname_source": "ptr"}
+    uuid = "5b0e3a52-6d1c-4f0e-9a77-2c1e8f3b9d40"
+    findings = [
+        Finding("10.0.0.11", 8002, "xend-relocation", "confirmed",
+                "xend relocation: (ok (help quit receive sslreceive))", 0.412, **polar),
+        Finding("10.0.0.11", 8000, "xend-http", "confirmed", "application/sxp: (ls )", 0.388,
+                **polar),
+        Finding("10.0.0.12", 443, "xapi", "confirmed", f"isAlive echoed: {uuid}", 0.731,
+                "carbono12.inf.ufsm.br", "ptr", host_uuid="0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"),
+        Finding("10.1.0.12", 443, "xapi", "confirmed", f"isAlive echoed: {uuid}", 0.690,
+                host_uuid="0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"),
+        Finding("10.0.0.20", 8002, "xend-relocation", "likely",
+                "accepted and closed without a reply (xend hosts-allow)", 0.402,
+                "xen-old.example.org", "ptr-unconfirmed"),
+        Finding("10.0.0.31", 16509, "libvirt", "unknown",
+                "libvirt AUTH_LIST reply (auth sasl); Xen or KVM", 0.297,
+                "kvm1.example.org", "ptr"),
+        Finding("10.0.0.40", 443, None, "not-xen",
+                "HTTP, not XML-RPC: HTTP/1.1 404 Not Found (Server: nginx/1.24.0)", 0.518,
+                "www.example.org", "ptr"),
+    ]  # fmt: skip
+    if fmt == "all":
+        text = render(findings, "text", view="all")
+    elif fmt == "ansible":
+        text = render(findings, fmt, view="all")  # libvirt machines too
+    else:
+        text = render(findings, fmt)
     return f"```{_FENCE.get(fmt, 'text')}\n{text.replace(chr(13), '')}```"
 
 

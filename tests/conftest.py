@@ -105,7 +105,7 @@ def dnsmasq() -> Iterator[Callable[[dict[str, str]], str]]:
         pytest.skip("dnsmasq is not installed (Debian package dnsmasq-base)")
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(records: dict[str, str]) -> str:
+    def start(records: dict[str, str], extra: tuple[str, ...] = ()) -> str:
         address = f"127.{random.randrange(100, 250)}.255.{random.randrange(2, 250)}"
         port = free_udp_port(address)
         argv = [
@@ -123,6 +123,7 @@ def dnsmasq() -> Iterator[Callable[[dict[str, str]], str]]:
             "--log-facility=-",
         ]
         argv += [f"--host-record={name},{addr}" for addr, name in records.items()]
+        argv += extra
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proc)
         deadline = time.monotonic() + 5

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
+
+import xendiscover
+from xendiscover import Finding
 
 #: The ``listeners`` fixture: bind listening sockets on addresses and a port.
 Listen = Callable[[list[str], int], list[socket.socket]]
-#: The ``dnsmasq`` fixture: serve PTR records, return ``IP:PORT``.
-Dnsmasq = Callable[[dict[str, str]], str]
+#: The ``dnsmasq`` fixture: serve PTR and A records (``{address: name}``, plus
+#: extra dnsmasq arguments), return ``IP:PORT``.
+Dnsmasq = Callable[..., str]
 
 
 def hosts_of(net: str, *offsets: int) -> list[str]:
@@ -48,3 +54,10 @@ def run_xendiscover(
     if netns is not None:
         argv = ["ip", "netns", "exec", netns, *argv]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+async def open_ports(targets: Any, **options: Any) -> list[Finding]:
+    """Every open port a scan finds (``scan()`` run to the end), by address then port."""
+    found = xendiscover.scan(targets, **options)
+    async with contextlib.aclosing(found):
+        return sorted([f async for f in found], key=lambda f: f.sort_key)

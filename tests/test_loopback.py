@@ -5,7 +5,7 @@ import contextlib
 import os
 import socket
 
-from support import Listen, hosts_of
+from support import Listen, hosts_of, open_ports
 
 import xendiscover
 from xendiscover import Outcome, SocketBackend
@@ -15,7 +15,7 @@ async def test_sweep_finds_exactly_the_listeners(loopback_net: str, listeners: L
     expected = hosts_of(loopback_net, 1, 300, 2049, 4094)
     listeners(expected, 8002)
     listeners(hosts_of(loopback_net, 77), 8003)  # another port: not a hit
-    hosts = await xendiscover.discover(
+    hosts = await open_ports(
         [loopback_net], port=8002, resolve=False, fingerprint=False, timeout=1.0
     )
     assert [h.address for h in hosts] == expected
@@ -27,7 +27,7 @@ async def test_several_ports_and_ranges(loopback_net: str, listeners: Listen) ->
     listeners([a], 8002)
     listeners([a, b], 8000)
     first, last = hosts_of(loopback_net, 5, 25)
-    hosts = await xendiscover.discover(
+    hosts = await open_ports(
         [f"{first}-{last}"], port=[8002, 8000], resolve=False, fingerprint=False
     )
     assert [(h.address, h.port) for h in hosts] == [(a, 8000), (a, 8002), (b, 8000)]
@@ -45,7 +45,7 @@ async def test_ipv6_loopback_target(listeners: Listen) -> None:
     sock.listen()
     port = sock.getsockname()[1]
     try:
-        hosts = await xendiscover.discover(["::1"], port=port, resolve=False, fingerprint=False)
+        hosts = await open_ports(["::1"], port=port, resolve=False, fingerprint=False)
     finally:
         sock.close()
     assert [(h.address, h.port) for h in hosts] == [("::1", port)]

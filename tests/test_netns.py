@@ -137,6 +137,7 @@ def test_no_targets_json_records(namespaces: tuple[str, str]) -> None:
     proc = scan_in(admin, "--port", "8002", "--json", "--timeout", "0.5")
     records = json.loads(proc.stdout)
     assert [(r["address"], r["hostname"]) for r in records] == list(XEN.items())
-    assert {r["service"] for r in records} == {"xend-relocation"}
-    assert {r["verdict"] for r in records} == {"confirmed"}
-    assert all(r["port"] == 8002 and r["latency_ms"] > 0 for r in records)
+    services = [s for r in records for s in r["services"]]
+    assert {s["service"] for s in services} == {"xend-relocation"}
+    assert {s["verdict"] for s in services} == {"confirmed"}
+    assert all(s["port"] == 8002 and s["latency_ms"] > 0 for s in services)

@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import csv
 import io
-import ipaddress
 import json
 import os
+import shutil
 import stat
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -28,13 +29,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import xendiscover
-from xendiscover._model import Host, Service, Verdict
+from xendiscover._model import Finding, Host, HostnameSource, Service, Verdict, group_findings
 from xendiscover._output import (
     CSV_FIELDS,
     FORMATS,
     SCHEMA_ID,
+    VIEWS,
     ansible_inventory,
     atomic_writer,
+    finding_schema,
     format_all,
     format_ansible,
     format_csv,
@@ -45,6 +48,7 @@ from xendiscover._output import (
     format_text,
     host_schema,
     listed,
+    neutralise_cell,
     printable,
     render,
     write_atomically,
@@ -71,16 +75,20 @@ NAMES = {
 
 @dataclass(frozen=True)
 class Scan:
-    """What the real scan found: sorted hosts, and the JSON lines streamed as found."""
+    """What the real scan found: findings (sorted), the JSON lines streamed as found."""
 
-    hosts: list[Host]
+    findings: list[Finding]
     streamed: list[str]
     ports: dict[str, list[int]]
+
+    @property
+    def machines(self) -> list[Host]:
+        return group_findings(self.findings)
 
 
 def _fakes() -> list[FakeServer]:
     return [
-        FakeXendRelocation(POLAR),  # xend host with two services: one line in text
+        FakeXendRelocation(POLAR),  # xend host with two services: one machine
         FakeXendHttp(POLAR),
         FakeXapi(CARBONO),
         FakeXendXmlRpc(XMLRPC),
@@ -106,94 +114,106 @@ async def _scan() -> Scan:
         for fake in fakes:
             ports.setdefault(fake.host, []).append(fake.port)
         streamed: list[str] = []
-        found: list[Host] = []
-        hosts = xendiscover.scan(
+        found: list[Finding] = []
+        findings = xendiscover.scan(
             [f"{POLAR}-{LIKELY}"],
             port=sorted({fake.port for fake in fakes}),
             resolver=FakeResolver(NAMES),
             timeout=2.0,
         )
-        async with contextlib.aclosing(hosts):
-            async for host in hosts:
-                found.append(host)
-                streamed.append(format_jsonl_line(host))  # as the CLI streams it
-    return Scan(sorted(found, key=lambda h: h.sort_key), streamed, ports)
+        async with contextlib.aclosing(findings):
+            async for finding in findings:
+                found.append(finding)
+                streamed.append(format_jsonl_line(finding))  # as the CLI streams it
+    return Scan(sorted(found, key=lambda f: f.sort_key), streamed, ports)
 
 
 @pytest.fixture(scope="module")
 def scan() -> Scan:
     result = asyncio.run(_scan())
-    by_address = {h.address: h for h in result.hosts}
-    assert by_address[POLAR].service in ("xend-relocation", "xend-http")
+    by_address = {h.address: h for h in result.machines}
+    assert by_address[POLAR].verdict == "confirmed"
+    assert len(by_address[POLAR].services) == 2
     assert by_address[XMLRPC].verdict == "confirmed"
     assert by_address[LIKELY].verdict == "likely"
     assert by_address[SILENT].verdict == "unknown"
     assert by_address[DECOY].verdict == "not-xen"
-    assert len(result.hosts) == sum(len(p) for p in result.ports.values())
+    assert len(result.findings) == sum(len(p) for p in result.ports.values())
     return result
 
 
-@pytest.fixture(scope="module")
-def validator() -> jsonschema.protocols.Validator:
-    schema = host_schema()
+def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.protocols.Validator:
+    return _validator(host_schema())
+
+
+@pytest.fixture(scope="module")
+def line_validator() -> jsonschema.protocols.Validator:
+    return _validator(finding_schema())
+
+
 # --------------------------------------------------------------------------- formats
 
 
-def test_text_names_each_xen_host_once_sorted_by_address(scan: Scan) -> None:
-    lines = format_text(scan.hosts).splitlines()
+def test_text_names_each_xen_machine_once_sorted_by_address(scan: Scan) -> None:
+    lines = render(scan.findings, "text").splitlines()
     assert lines == [NAMES[POLAR], NAMES[CARBONO], XMLRPC, LIKELY]  # POLAR: 2 ports, 1 line
-    assert format_text(list(reversed(scan.hosts))) == format_text(scan.hosts)
+    assert render(list(reversed(scan.findings)), "text") == render(scan.findings, "text")
 
 
-def test_text_without_xen_filter_names_every_open_address(scan: Scan) -> None:
-    lines = format_text(scan.hosts, xen_only=False).splitlines()
+def test_text_of_the_open_view_names_every_machine(scan: Scan) -> None:
+    lines = render(scan.findings, "text", view="open").splitlines()
     expected = [NAMES.get(a, a) for a in (POLAR, CARBONO, XMLRPC, LIBVIRT, DECOY, SILENT, LIKELY)]
     assert lines == expected
 
 
-def test_all_lists_every_open_port_in_five_tab_separated_columns(scan: Scan) -> None:
-    rows = [line.split("\t") for line in format_all(scan.hosts).splitlines()]
-    assert len(rows) == len(scan.hosts)
-    assert all(len(row) == 5 for row in rows)
-    for row, host in zip(rows, scan.hosts, strict=True):
-        assert row == [
-            host.display_name,
-            str(host.port),
-            host.service or "-",
-            host.verdict,
-            host.evidence,
-        ]
-    decoy = next(row for row in rows if row[0] == NAMES[DECOY])
-    assert decoy[2:4] == ["-", "not-xen"]
+def test_all_shows_each_machine_then_its_services(scan: Scan) -> None:
+    lines = render(scan.findings, "text", view="all").splitlines()
+    machine_lines = [line.split("\t") for line in lines if not line.startswith("  ")]
+    service_lines = [line[2:].split("\t") for line in lines if line.startswith("  ")]
+    assert len(machine_lines) == 7
+    assert len(service_lines) == len(scan.findings)
+    assert all(len(row) == 5 for row in machine_lines)
+    assert all(len(row) == 4 for row in service_lines)
+    assert machine_lines[0] == [NAMES[POLAR], POLAR, "confirmed", "ptr", "-"]
+    decoy = next(row for row in service_lines if row[0].startswith(DECOY + ":"))
+    assert decoy[1:3] == ["-", "not-xen"]
 
 
-def test_json_is_an_array_of_schema_valid_records(
+def test_json_is_an_array_of_schema_valid_machines(
     scan: Scan, validator: jsonschema.protocols.Validator
 ) -> None:
-    records = json.loads(format_json(scan.hosts))
-    assert isinstance(records, list)
-    assert records == [h.as_dict() for h in scan.hosts]
+    records = json.loads(render(scan.findings, "json", view="all"))
+    assert records == [h.as_dict() for h in scan.machines]
     for record in records:
         validator.validate(record)
+    polar = records[0]
+    assert polar["hostname"] == NAMES[POLAR]
+    assert polar["hostname_source"] == "ptr"
+    assert polar["addresses"] == [POLAR]
+    assert sorted(s["port"] for s in polar["services"]) == sorted(scan.ports[POLAR])
+    xen_only = json.loads(render(scan.findings, "json"))
+    assert [r["address"] for r in xen_only] == [POLAR, CARBONO, XMLRPC, LIKELY]
 
 
-def test_jsonl_streams_one_schema_valid_record_per_line(
-    scan: Scan, validator: jsonschema.protocols.Validator
+def test_jsonl_streams_one_schema_valid_line_per_open_port(
+    scan: Scan, line_validator: jsonschema.protocols.Validator
 ) -> None:
     assert all(line.endswith("\n") and line.count("\n") == 1 for line in scan.streamed)
-    streamed = [json.loads(line) for line in scan.streamed]
-    assert sorted(streamed, key=lambda r: (int(ipaddress.ip_address(r["address"])), r["port"])) == [
-        h.as_dict() for h in scan.hosts
-    ]
-    whole = [json.loads(line) for line in format_jsonl(scan.hosts).splitlines()]
-    assert whole == [h.as_dict() for h in scan.hosts]
-    for record in streamed + whole:
-        validator.validate(record)
+    streamed = sorted(
+        (json.loads(line) for line in scan.streamed), key=lambda r: (r["address"], r["port"])
+    )
+    whole = [json.loads(line) for line in format_jsonl(scan.findings).splitlines()]
+    assert streamed == sorted(whole, key=lambda r: (r["address"], r["port"]))
+    assert whole == [f.as_dict() for f in scan.findings]
+    for record in whole:
+        line_validator.validate(record)
 
 
 def _csv_record(row: dict[str, str]) -> dict[str, Any]:
@@ -207,99 +227,116 @@ def _csv_record(row: dict[str, str]) -> dict[str, Any]:
 
 
 def test_csv_has_a_header_and_reads_back_with_dictreader(
-    scan: Scan, validator: jsonschema.protocols.Validator
+    scan: Scan, line_validator: jsonschema.protocols.Validator
 ) -> None:
-    reader = csv.DictReader(io.StringIO(format_csv(scan.hosts), newline=""))
+    reader = csv.DictReader(io.StringIO(render(scan.findings, "csv"), newline=""))
     rows = list(reader)
     assert tuple(reader.fieldnames or ()) == CSV_FIELDS
     records = [_csv_record(row) for row in rows]
-    assert records == [h.as_dict() for h in scan.hosts]
+    assert records == [f.as_dict() for f in scan.findings]
     for record in records:
-        validator.validate(record)
+        line_validator.validate(record)
 
 
-def _check_ansible_inventory(inventory: Any) -> None:
-    """Check the shape Ansible documents for a dynamic inventory's ``--list``."""
+def _check_static_inventory(inventory: Any) -> dict[str, dict[str, Any]]:
+    """Check the static YAML/JSON inventory shape; return every host's variables."""
     assert isinstance(inventory, dict)
-    hostvars = inventory["_meta"]["hostvars"]
-    assert isinstance(hostvars, dict)
-    groups = {name: body for name, body in inventory.items() if name != "_meta"}
-    for name, body in groups.items():
-        assert isinstance(body, dict), name
-        assert set(body) <= {"hosts", "vars", "children"}, name
-        assert isinstance(body.get("hosts", []), list)
-        assert isinstance(body.get("vars", {}), dict)
-        for child in body.get("children", []):
-            assert child in groups, f"{name} has an undefined child group {child}"
-        for host in body.get("hosts", []):
-            assert isinstance(host, str)
-            assert host in hostvars, f"{host} of group {name} has no hostvars"
-    grouped = {h for body in groups.values() for h in body.get("hosts", [])}
-    assert grouped == set(hostvars), "every host with hostvars is in some group"
+    assert set(inventory) == {"all"}
+    children = inventory["all"]["children"]
+    assert set(children) == {"xapi", "xend", "libvirt"}
+    hostvars: dict[str, dict[str, Any]] = {}
+    for body in children.values():
+        assert set(body) == {"hosts"}
+        for name, variables in body["hosts"].items():
+            assert isinstance(variables, dict)
+            assert hostvars.setdefault(name, variables) == variables
+    return hostvars
 
 
-def test_ansible_inventory_has_the_documented_structure(scan: Scan) -> None:
-    inventory = json.loads(format_ansible(scan.hosts))
-    _check_ansible_inventory(inventory)
-    assert sorted(inventory["all"]["children"]) == ["libvirt", "xapi", "xend"]
-    assert inventory["xend"]["hosts"] == [NAMES[POLAR], XMLRPC, LIKELY]
-    assert inventory["xapi"]["hosts"] == [NAMES[CARBONO]]
-    assert inventory["libvirt"]["hosts"] == [NAMES[LIBVIRT]]
-    hostvars = inventory["_meta"]["hostvars"]
+def test_ansible_inventory_is_a_static_inventory_keyed_by_trusted_names(scan: Scan) -> None:
+    inventory = json.loads(render(scan.findings, "ansible", view="all"))
+    hostvars = _check_static_inventory(inventory)
+    children = inventory["all"]["children"]
+    assert list(children["xend"]["hosts"]) == [NAMES[POLAR], XMLRPC, LIKELY]
+    assert list(children["xapi"]["hosts"]) == [NAMES[CARBONO]]
+    assert list(children["libvirt"]["hosts"]) == [NAMES[LIBVIRT]]
     assert NAMES[DECOY] not in hostvars
     assert SILENT not in hostvars
     polar = hostvars[NAMES[POLAR]]
     assert polar["ansible_host"] == POLAR
     assert polar["xen_service"] in ("xend-relocation", "xend-http")
     assert polar["xen_verdict"] == "confirmed"
-    assert polar["xen_port"] in scan.ports[POLAR]
     assert polar["xen_ports"] == sorted(scan.ports[POLAR])
+    assert polar["xen_hostname_source"] == "ptr"
     assert hostvars[NAMES[LIBVIRT]]["xen_verdict"] == "unknown"
-    assert hostvars[XMLRPC] == {
-        "ansible_host": XMLRPC,
-        "xen_service": "xend-xmlrpc",
-        "xen_port": scan.ports[XMLRPC][0],
-        "xen_verdict": "confirmed",
-        "xen_ports": scan.ports[XMLRPC],
-    }
     assert hostvars[LIKELY]["xen_verdict"] == "likely"
     assert hostvars[LIKELY]["xen_port"] == 8002
 
 
+ANSIBLE_INVENTORY = shutil.which("ansible-inventory")
+
+
+@pytest.mark.skipif(ANSIBLE_INVENTORY is None, reason="ansible-core is not installed")
+def test_the_real_ansible_inventory_reads_the_file(scan: Scan, tmp_path: Path) -> None:
+    path = tmp_path / "xen.json"
+    path.write_text(render(scan.findings, "ansible", view="all"))
+    assert ANSIBLE_INVENTORY is not None
+    env = {**os.environ, "ANSIBLE_LOCAL_TEMP": str(tmp_path), "ANSIBLE_HOME": str(tmp_path)}
+    run = subprocess.run(
+        [ANSIBLE_INVENTORY, "-i", str(path), "--list"],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "Unable to parse" not in run.stderr
+    assert "No inventory was parsed" not in run.stderr
+    listed_back = json.loads(run.stdout)
+    assert sorted(listed_back["xend"]["hosts"]) == sorted([NAMES[POLAR], XMLRPC, LIKELY])
+    assert listed_back["xapi"]["hosts"] == [NAMES[CARBONO]]
+    assert listed_back["_meta"]["hostvars"][NAMES[POLAR]]["ansible_host"] == POLAR
+
+
 def test_list_is_the_2007_python_list_line(scan: Scan) -> None:
-    line = format_list(scan.hosts)
+    line = render(scan.findings, "list")
     assert line == f"['{NAMES[POLAR]}', '{NAMES[CARBONO]}', '{XMLRPC}', '{LIKELY}']\n"
-    assert ast.literal_eval(line) == format_text(scan.hosts).splitlines()
+    assert ast.literal_eval(line) == render(scan.findings, "text").splitlines()
 
 
 def test_render_dispatches_every_format(scan: Scan) -> None:
+    found, xen, every = scan.findings, listed(scan.findings, "xen"), scan.machines
     assert FORMATS == ("text", "json", "jsonl", "csv", "ansible", "list")
-    assert render(scan.hosts, "text") == format_text(scan.hosts)
-    assert render(scan.hosts, "text", view="open") == format_text(scan.hosts, xen_only=False)
-    assert render(scan.hosts, "text", view="all") == format_all(scan.hosts)
-    assert render(scan.hosts, "list", view="open") == format_list(scan.hosts, xen_only=False)
-    assert render(scan.hosts, "json") == format_json(scan.hosts)
-    assert render(scan.hosts, "jsonl") == format_jsonl(scan.hosts)
-    assert render(scan.hosts, "csv") == format_csv(scan.hosts)
-    assert render(scan.hosts, "ansible") == format_ansible(scan.hosts)
-    assert render(scan.hosts, "list") == format_list(scan.hosts)
+    assert render(found, "text") == format_text(xen)
+    assert render(found, "text", view="open") == format_text(every)
+    assert render(found, "text", view="all") == format_all(every)
+    assert render(found, "json") == format_json(xen)
+    assert render(found, "jsonl") == format_jsonl(found)
+    assert render(found, "csv") == format_csv(found)
+    assert render(found, "ansible") == format_ansible(xen)
+    assert render(found, "list") == format_list(xen)
     with pytest.raises(ValueError, match="unknown format 'yaml'"):
-        render(scan.hosts, "yaml")
+        render(found, "yaml")
 
 
 def test_listed_is_the_one_definition_of_what_a_view_lists(scan: Scan) -> None:
-    xen = listed(scan.hosts, "xen")
-    assert xen
-    assert all(h.verdict in ("confirmed", "likely") for h in xen)
-    assert len(xen) < len(scan.hosts)
-    assert listed(scan.hosts, "all") == listed(scan.hosts, "open") == scan.hosts
+    xen = listed(scan.findings, "xen")
+    assert [h.address for h in xen] == [POLAR, CARBONO, XMLRPC, LIKELY]
+    assert listed(scan.findings, "all") == listed(scan.findings, "open") == scan.machines
 
 
 def test_printable_escapes_every_control_character() -> None:
-    hostile = "a\x1b[2Jb\x07c\x9bd\r\ne\tf\x7fg"
+    hostile = "a\x1b[2Jb\x07c\x9bd\r\ne\tf\x7fg\u202eh\u200bi\U000e0001"
     shown = printable(hostile)
-    assert shown == "a\\x1b[2Jb\\x07c\\x9bd\\r\\ne\\tf\\x7fg"
-    assert all(c.isprintable() for c in shown)
+    assert shown == ("a\\x1b[2Jb\\x07c\\x9bd\\r\\ne\\tf\\x7fg\\u202eh\\u200bi\\U000e0001")
+    assert shown.isprintable()
+    assert printable("polar.inf.ufsm.br") == "polar.inf.ufsm.br"
+
+
+@pytest.mark.parametrize("first", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_cells_that_look_like_formulas_are_neutralised(first: str) -> None:
+    evil = f'{first}HYPERLINK("http://x")'
+    finding = Finding("10.0.0.1", 8002, evidence=evil, hostname=evil, hostname_source="ptr")
+    row = next(csv.DictReader(io.StringIO(format_csv([finding]), newline="")))
+    assert row["evidence"] == row["hostname"] == "'" + evil
+    assert neutralise_cell("10.0.0.1") == "10.0.0.1"
 
 
 def test_every_format_of_nothing_still_parses() -> None:
@@ -311,100 +348,208 @@ def test_every_format_of_nothing_still_parses() -> None:
     reader = csv.DictReader(io.StringIO(format_csv([])))
     assert list(reader) == []
     assert tuple(reader.fieldnames or ()) == CSV_FIELDS
-    inventory = json.loads(format_ansible([]))
-    _check_ansible_inventory(inventory)
-    assert inventory["_meta"]["hostvars"] == {}
+    assert _check_static_inventory(json.loads(format_ansible([]))) == {}
 
 
-def test_ansible_keeps_two_addresses_with_one_ptr_name_apart() -> None:
-    hosts = [
-        Host("10.0.0.1", 443, "xen.example", service="xapi", verdict="confirmed"),
-        Host("10.0.0.2", 443, "xen.example", service="xapi", verdict="confirmed"),
+def _xapi(address: str, name: str | None = None, **kwargs: Any) -> Finding:
+    source: HostnameSource | None = "ptr" if name else None
+    return Finding(
+        address, 443, "xapi", "confirmed", hostname=name, hostname_source=source, **kwargs
+    )
+
+
+def test_ansible_keeps_two_machines_with_one_name_apart() -> None:
+    hosts = group_findings([_xapi("10.0.0.1", "xen.example"), _xapi("10.0.0.2", "xen.example")])
+    assert len(hosts) == 2
+    children = ansible_inventory(hosts)["all"]["children"]
+    assert list(children["xapi"]["hosts"]) == ["xen.example", "10.0.0.2"]
+
+
+def test_ansible_describes_a_machine_by_its_surest_xen_port() -> None:
+    hosts = group_findings(
+        [
+            Finding(
+                "10.0.0.1", 16509, "libvirt", "unknown", hostname="h.example", hostname_source="ptr"
+            ),
+            Finding("10.0.0.1", 80, "xapi", "likely", hostname="h.example", hostname_source="ptr"),
+            Finding(
+                "10.0.0.1", 443, "xapi", "confirmed", hostname="h.example", hostname_source="ptr"
+            ),
+        ]
+    )
+    children = ansible_inventory(hosts)["all"]["children"]
+    assert children["xapi"]["hosts"]["h.example"]["xen_port"] == 443
+    assert list(children["libvirt"]["hosts"]) == ["h.example"]
+
+
+@pytest.mark.parametrize("source", ["ptr-unconfirmed", "certificate"])
+def test_an_untrusted_name_is_shown_but_never_a_key(source: str) -> None:
+    finding = Finding(
+        "10.0.0.9", 8002, "xend-relocation", "likely",
+        hostname="trusted.example" if source != "certificate" else None,
+        hostname_source="ptr-unconfirmed" if source != "certificate" else None,
+        certificate_names=("trusted.example",) if source == "certificate" else (),
+    )  # fmt: skip
+    (host,) = group_findings([finding])
+    assert (host.hostname, host.hostname_source) == ("trusted.example", source)
+    assert host.key == "10.0.0.9"
+    assert format_text([host]) == f"10.0.0.9 ({source}: trusted.example)\n"
+    assert ast.literal_eval(format_list([host])) == ["10.0.0.9"]
+    assert list(ansible_inventory([host])["all"]["children"]["xend"]["hosts"]) == ["10.0.0.9"]
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+def test_findings_group_by_address_and_by_host_uuid() -> None:
+    uuid = "4f3c6a1e-0b7d-4a52-9c1e-2d8f6b7a9e10"
+    other = "8d2e4b6a-1c3f-4e5d-9a7b-0c1d2e3f4a5b"
+    hosts = group_findings(
+        [
+            _xapi("10.0.1.5", host_uuid=uuid),  # found first: the machine's address
+            _xapi("10.0.0.5", "xen5.example", host_uuid=uuid.upper()),  # same host, other NIC
+            Finding("10.0.0.5", 80, "xapi", "likely"),  # same address as the one above
+            _xapi("10.0.0.6", host_uuid=other),  # another host
+            Finding("10.0.0.7", 8002, None, "not-xen"),
+        ]
+    )
+    assert [(h.address, h.addresses, h.host_uuid) for h in hosts] == [
+        ("10.0.0.6", ("10.0.0.6",), other),
+        ("10.0.0.7", ("10.0.0.7",), None),
+        ("10.0.1.5", ("10.0.0.5", "10.0.1.5"), uuid),
     ]
-    inventory = ansible_inventory(hosts)
-    _check_ansible_inventory(inventory)
-    assert inventory["xapi"]["hosts"] == ["xen.example", "10.0.0.2"]
+    multi = hosts[2]
+    assert multi.hostname == "xen5.example"
+    assert multi.key == "xen5.example"
+    assert len(multi.services) == 3
+    assert multi.verdict == "confirmed"
 
 
-def test_ansible_describes_a_host_by_its_surest_xen_port() -> None:
-    hosts = [
-        Host("10.0.0.1", 16509, "h", service="libvirt", verdict="unknown"),
-        Host("10.0.0.1", 80, "h", service="xapi", verdict="likely"),
-        Host("10.0.0.1", 443, "h", service="xapi", verdict="confirmed"),
-    ]
-    inventory = ansible_inventory(hosts)
-    assert inventory["_meta"]["hostvars"]["h"]["xen_port"] == 443
-    assert inventory["xapi"]["hosts"] == ["h"]
-    assert inventory["libvirt"]["hosts"] == ["h"]
+@pytest.mark.parametrize(
+    ("verdicts", "expected"),
+    [
+        (["not-xen", "unknown"], "unknown"),
+        (["unknown", "likely", "not-xen"], "likely"),
+        (["likely", "confirmed"], "confirmed"),
+        (["not-xen"], "not-xen"),
+    ],
+)
+def test_a_machine_has_the_strongest_verdict_of_its_services(
+    verdicts: list[Verdict], expected: Verdict
+) -> None:
+    findings = [Finding("10.0.0.1", 8000 + i, None, v) for i, v in enumerate(verdicts)]
+    (host,) = group_findings(findings)
+    assert host.verdict == expected
+
+
+def test_a_confirmed_name_beats_an_unconfirmed_one_beats_a_certificate() -> None:
+    uuid = "4f3c6a1e-0b7d-4a52-9c1e-2d8f6b7a9e10"
+    (host,) = group_findings(
+        [
+            _xapi("10.0.0.1", certificate_names=("cert.example",), host_uuid=uuid),
+            Finding("10.0.0.2", 443, "xapi", "confirmed", hostname="spoof.example",
+                    hostname_source="ptr-unconfirmed", host_uuid=uuid),
+            Finding("10.0.0.3", 443, "xapi", "confirmed", hostname="real.example",
+                    hostname_source="ptr", host_uuid=uuid),
+        ]
+    )  # fmt: skip
+    assert (host.hostname, host.hostname_source, host.key) == (
+        "real.example",
+        "ptr",
+        "real.example",
+    )
 
 
 # --------------------------------------------------------------------------- properties
 
 _text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40)
-_hosts = st.lists(
+_findings = st.lists(
     st.builds(
-        Host,
+        Finding,
         address=st.ip_addresses().map(str),
         port=st.integers(1, 65535),
-        hostname=st.none() | _text.filter(bool),
-        latency_ms=st.floats(0, 10_000, allow_nan=False),
         service=st.sampled_from([None, *get_args(Service)]),
         verdict=st.sampled_from(get_args(Verdict)),
         evidence=_text,
+        latency_ms=st.floats(0, 10_000, allow_nan=False),
+        hostname=st.none() | _text.filter(bool),
+        hostname_source=st.sampled_from([None, "ptr", "ptr-unconfirmed"]),
+        host_uuid=st.none() | st.uuids().map(str),
     ),
     max_size=8,
 )
 
 
-@given(_hosts)
-def test_csv_round_trips_any_record(hosts: list[Host]) -> None:
-    rows = list(csv.DictReader(io.StringIO(format_csv(hosts), newline="")))
-    assert len(rows) == len(hosts)
-    for row, host in zip(rows, sorted(hosts, key=lambda h: h.sort_key), strict=True):
-        assert row["hostname"] == (host.hostname or "")
-        assert row["evidence"] == host.evidence
-        assert float(row["latency_ms"]) == round(host.latency_ms, 3)
+@given(_findings)
+def test_csv_round_trips_any_record_but_formulas(findings: list[Finding]) -> None:
+    rows = list(csv.DictReader(io.StringIO(format_csv(findings), newline="")))
+    assert len(rows) == len(findings)
+    for row, finding in zip(rows, sorted(findings, key=lambda f: f.sort_key), strict=True):
+        assert row["hostname"] == neutralise_cell(finding.hostname or "")
+        assert row["evidence"] == neutralise_cell(finding.evidence)
+        assert float(row["latency_ms"]) == round(finding.latency_ms, 3)
+        assert not row["evidence"].startswith(("=", "+", "-", "@", "\t", "\r"))
 
 
-@given(_hosts)
-def test_line_formats_keep_one_record_per_line(hosts: list[Host]) -> None:
-    assert len(format_jsonl(hosts).splitlines()) == len(hosts)
-    all_lines = format_all(hosts).split("\n")[:-1]
-    assert len(all_lines) == len(hosts)
-    assert all(line.count("\t") == 4 for line in all_lines)
+@given(_findings)
+def test_text_formats_never_carry_a_control_character(findings: list[Finding]) -> None:
+    for view in VIEWS:
+        for fmt in ("text", "list"):
+            out = render(findings, fmt, view=view)
+            assert all(c.isprintable() or c == "\n" or c == "\t" for c in out), (fmt, view)
+            lines = out.splitlines()
+            if fmt == "text" and view != "all":
+                assert len(lines) == len(listed(findings, view))
+
+
+@given(_findings)
+def test_line_formats_keep_one_record_per_line(findings: list[Finding]) -> None:
+    assert len(format_jsonl(findings).splitlines()) == len(findings)
+    lines = format_all(group_findings(findings)).split("\n")[:-1]
+    assert len([line for line in lines if line.startswith("  ")]) == len(findings)
+    assert all(line.count("\t") in (3, 4) for line in lines)
 
 
 # --------------------------------------------------------------------------- schema
 
 
-def test_schema_ships_in_the_package_and_is_versioned() -> None:
-    shipped = resources.files("xendiscover") / "schema/host.schema.json"
+@pytest.mark.parametrize(("name", "make"), [("host", host_schema), ("finding", finding_schema)])
+def test_schemas_ship_in_the_package_and_are_versioned(name: str, make: Any) -> None:
+    shipped = resources.files("xendiscover") / f"schema/{name}.schema.json"
     assert shipped.is_file()
     schema = json.loads(shipped.read_text(encoding="utf-8"))
-    assert schema == host_schema()
+    assert schema == make()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"] == SCHEMA_ID
-    assert schema["x-schema-version"] == 1
+    assert schema["x-schema-version"] == 2
     jsonschema.Draft202012Validator.check_schema(schema)
+    assert host_schema()["$id"] == SCHEMA_ID
 
 
-def test_schema_describes_exactly_the_record() -> None:
-    schema = host_schema()
-    record = Host("10.0.0.1", 8002).as_dict()
-    assert set(schema["properties"]) == set(record) == set(schema["required"])
-    assert schema["properties"]["service"]["enum"] == [*get_args(Service), None]
-    assert schema["properties"]["verdict"]["enum"] == list(get_args(Verdict))
+def test_schemas_describe_exactly_the_records() -> None:
+    finding = Finding("10.0.0.1", 8002)
+    (machine,) = group_findings([finding])
+    for schema, record in (
+        (host_schema(), machine.as_dict()),
+        (finding_schema(), finding.as_dict()),
+    ):
+        assert set(schema["properties"]) == set(record) == set(schema["required"])
+        assert schema["properties"]["verdict"]["enum"] == list(get_args(Verdict))
+    service = host_schema()["properties"]["services"]["items"]
+    assert set(service["properties"]) == set(machine.services[0].as_dict())
+    assert service["properties"]["service"]["enum"] == [*get_args(Service), None]
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("port", 0), ("verdict", "maybe"), ("address", "not-an-ip"), ("service", "vmware")],
+    [("verdict", "maybe"), ("address", "not-an-ip"), ("addresses", []), ("hostname_source", "dns")],
 )
-def test_schema_rejects_a_bad_record(
+def test_schema_rejects_a_bad_machine(
     validator: jsonschema.protocols.Validator, key: str, value: object
 ) -> None:
-    record: dict[str, Any] = {**Host("10.0.0.1", 8002).as_dict(), key: value}
-    assert not validator.is_valid(record)
+    (machine,) = group_findings([Finding("10.0.0.1", 8002)])
+    record: dict[str, Any] = machine.as_dict()
+    assert validator.is_valid(record)
+    assert not validator.is_valid({**record, key: value})  # type: ignore[dict-item]
 
 
 # --------------------------------------------------------------------------- atomic writes

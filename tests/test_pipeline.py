@@ -2,11 +2,13 @@
 
 import asyncio
 import contextlib
+import ipaddress
 
 import pytest
+from support import open_ports
 
 import xendiscover
-from xendiscover import Host, TargetError
+from xendiscover import Finding, TargetError
 from xendiscover.testing import FakeBackend, FakeResolver, FakeService
 
 #: What a Xen 3.3-4.4 relocation server answers to ``(help)``.
@@ -29,14 +31,14 @@ async def test_discover_returns_hits_sorted_by_address_with_names() -> None:
         backend=connector,
         resolver=resolver,
     )
-    assert [(h.address, h.port, h.hostname) for h in hosts] == [
-        ("10.0.0.3", 8002, "polar.inf.example"),
-        ("10.0.0.20", 8002, None),
+    assert [(h.address, h.hostname, h.hostname_source) for h in hosts] == [
+        ("10.0.0.3", "polar.inf.example", "ptr"),
+        ("10.0.0.20", None, None),
     ]
-    assert hosts[0].display_name == "polar.inf.example"
-    assert hosts[1].display_name == "10.0.0.20"
-    assert hosts[0].service == "xend-relocation"
-    assert hosts[0].verdict == "confirmed"
+    assert [h.key for h in hosts] == ["polar.inf.example", "10.0.0.20"]
+    assert [(s.port, s.service, s.verdict) for s in hosts[0].services] == [
+        (8002, "xend-relocation", "confirmed")
+    ]
     assert sorted(resolver.lookups) == ["10.0.0.20", "10.0.0.3"]  # hits only
 
 
@@ -49,7 +51,8 @@ async def test_names_are_looked_up_once_per_address() -> None:
         backend=connector,
         resolver=resolver,
     )
-    assert [h.port for h in hosts] == [443, 8000, 8002]
+    (host,) = hosts
+    assert [s.port for s in host.services] == [443, 8000, 8002]
     assert resolver.lookups == ["10.0.0.1"]
 
 
@@ -64,12 +67,12 @@ async def test_scan_streams_hosts_as_found() -> None:
         async for host in hosts:
             seen.append(host)
     assert {h.address for h in seen} == {"10.0.0.1", "10.0.0.2"}
-    assert all(isinstance(h, Host) and h.verdict == "unknown" for h in seen)
+    assert all(isinstance(h, Finding) and h.verdict == "unknown" for h in seen)
 
 
 async def test_no_resolve_skips_names() -> None:
     resolver = FakeResolver({"10.0.0.1": "xen1"})
-    hosts = await xendiscover.discover(
+    hosts = await open_ports(
         ["10.0.0.1"],
         port=8002,
         backend=FakeBackend({"10.0.0.1": "open"}),
@@ -154,7 +157,7 @@ async def test_fingerprints_run_on_the_fake_clock() -> None:
     )
     loop = asyncio.get_running_loop()
     started = loop.time()
-    hosts = await xendiscover.discover(["10.0.0.0/30"], port=8002, backend=backend, resolve=False)
+    hosts = await open_ports(["10.0.0.0/30"], port=8002, backend=backend, resolve=False)
     assert loop.time() - started < 1.0
     assert backend.time() >= 2.0  # the tarpit's deadline passed, virtually
     by_address = {h.address: h for h in hosts}
@@ -177,9 +180,7 @@ async def test_a_failing_fingerprint_or_name_never_loses_the_host() -> None:
         {"10.0.0.1": "open", "10.0.0.2": "open"},
         services={("10.0.0.1", 8002): FakeService(explode), **xend_at("10.0.0.2")},
     )
-    hosts = await xendiscover.discover(
-        ["10.0.0.0/30"], port=8002, backend=backend, resolver=BrokenResolver()
-    )
+    hosts = await open_ports(["10.0.0.0/30"], port=8002, backend=backend, resolver=BrokenResolver())
     assert [(h.address, h.hostname) for h in hosts] == [("10.0.0.1", None), ("10.0.0.2", None)]
     assert hosts[0].verdict == "unknown"
     assert hosts[0].evidence == "fingerprint failed (RuntimeError)"
@@ -192,3 +193,60 @@ def test_planning_changes_no_process_limit() -> None:
     before = resource.getrlimit(resource.RLIMIT_NOFILE)
     xendiscover.plan(["10.0.0.0/24"])
     assert resource.getrlimit(resource.RLIMIT_NOFILE) == before
+
+
+async def test_discover_returns_xen_machines_and_include_open_returns_all() -> None:
+    backend = FakeBackend(
+        {"10.0.0.1": "open", "10.0.0.2": "open"},
+        services={
+            **xend_at("10.0.0.1"),
+            ("10.0.0.2", 8002): FakeService(b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n"),
+        },
+    )
+    xen = await xendiscover.discover(["10.0.0.0/30"], port=8002, backend=backend, resolve=False)
+    assert [(h.address, h.verdict) for h in xen] == [("10.0.0.1", "confirmed")]
+    every = await xendiscover.discover(
+        ["10.0.0.0/30"], port=8002, backend=backend, resolve=False, include="open"
+    )
+    assert [(h.address, h.verdict) for h in every] == [
+        ("10.0.0.1", "confirmed"),
+        ("10.0.0.2", "not-xen"),
+    ]
+
+
+@pytest.mark.parametrize("targets", [None, [], "10.0.0.1"])
+async def test_the_library_never_sweeps_local_networks_by_surprise(targets: object) -> None:
+    backend = FakeBackend()
+    with pytest.raises(TargetError, match=r"LOCAL_NETWORKS|list of strings"):
+        await xendiscover.discover(targets, port=8002, backend=backend)  # type: ignore[arg-type]
+    assert backend.attempts == []
+
+
+async def test_local_networks_is_an_explicit_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ifaddr replaced by test data: this machine's own interfaces are never read.
+    from xendiscover import LocalNetwork
+
+    own = ipaddress.IPv4Address("10.9.8.1")
+    fake = [LocalNetwork(ipaddress.IPv4Network("10.9.8.0/29"), ("lab0",), frozenset({own}))]
+    monkeypatch.setattr("xendiscover._plan.system_networks", lambda interfaces=None: fake)
+    backend = FakeBackend({"10.9.8.3": "open"}, services=xend_at("10.9.8.3"))
+    hosts = await xendiscover.discover(
+        xendiscover.LOCAL_NETWORKS, port=8002, backend=backend, resolve=False
+    )
+    assert [h.address for h in hosts] == ["10.9.8.3"]
+    assert {a for a, _ in backend.attempts} == {f"10.9.8.{i}" for i in (2, 3, 4, 5, 6)}
+
+
+async def test_names_are_forward_confirmed() -> None:
+    backend = FakeBackend({a: "open" for a in ("10.0.0.1", "10.0.0.2", "10.0.0.3")})
+    resolver = FakeResolver(
+        {"10.0.0.1": "good.example", "10.0.0.2": "spoof.example", "10.0.0.3": "a[/x].\x1b[31m"},
+        forward={"good.example": ["10.0.0.1"], "spoof.example": ["192.0.2.7"]},
+    )
+    found = await open_ports(["10.0.0.0/30"], port=8002, backend=backend, resolver=resolver)
+    assert [(f.hostname, f.hostname_source) for f in found] == [
+        ("good.example", "ptr"),
+        ("spoof.example", "ptr-unconfirmed"),
+        ("a\\x5b\\x2fx\\x5d.\\x1b\\x5b31m", "ptr-unconfirmed"),  # escaped, never looked up
+    ]
+    assert resolver.forward_lookups == ["good.example", "spoof.example"]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from support import Listen, hosts_of
+from support import Listen, hosts_of, open_ports
 
 import xendiscover
 from xendiscover import TargetSpace, WorkerError, WorkerProcess
@@ -38,7 +38,7 @@ async def test_workers_find_exactly_what_one_process_finds(
     listeners(expected, 8002)
     listeners(hosts_of(loopback_net, 7), 8000)
     stats = xendiscover.ScanStats()
-    hosts = await xendiscover.discover(
+    hosts = await open_ports(
         [loopback_net], port=[8002, 8000], resolve=False, fingerprint=False,
         workers=workers, stats=stats,
     )  # fmt: skip
@@ -71,7 +71,7 @@ async def test_a_fake_backend_drives_the_probe_process_path(workers: int) -> Non
     open_hosts = {f"10.1.{i // 256}.{i % 256}": "open" for i in range(3, 1024, 97)}
     backend = FakeBackend(open_hosts, default="dark", pending=True)  # type: ignore[arg-type]
     stats = xendiscover.ScanStats()
-    hosts = await xendiscover.discover(
+    hosts = await open_ports(
         ["10.1.0.0/22"], port=[8002, 8000], resolve=False, fingerprint=False,
         workers=workers, backend=backend, stats=stats,
     )  # fmt: skip

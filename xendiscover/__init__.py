@@ -5,10 +5,13 @@ The whole public surface is listed in ``__all__``::
     import asyncio, xendiscover
 
     hosts = asyncio.run(xendiscover.discover(["10.0.0.0/24"], port=8002))
-    print([h.display_name for h in hosts])
+    print([h.key for h in hosts])   # the Xen machines: confirmed names, else addresses
 
-:func:`scan` yields hosts as they are found; :func:`discover` waits for the end
-and sorts them. Both run the same pipeline as the ``xendiscover`` command.
+:func:`discover` returns the Xen machines, one :class:`Host` each;
+:func:`scan` yields one :class:`Finding` per open port as soon as it is
+known. Both run the same pipeline as the ``xendiscover`` command. A library
+call sweeps only what it is given: pass :data:`LOCAL_NETWORKS` to sweep this
+machine's networks.
 All I/O goes through a :class:`Backend` (:class:`SocketBackend` by default;
 ``xendiscover.testing.FakeBackend`` for tests).
 """
@@ -26,10 +29,19 @@ from xendiscover._backend import (
     WorkerProcess,
 )
 from xendiscover._errors import ScanLimitError, TargetError, XenDiscoverError
-from xendiscover._model import Fingerprint, Host, Service, Verdict
+from xendiscover._model import (
+    Finding,
+    Fingerprint,
+    Host,
+    HostnameSource,
+    PortFinding,
+    Service,
+    Verdict,
+    group_findings,
+)
 from xendiscover._networks import LocalNetwork, interface_is_up, local_networks
-from xendiscover._pipeline import discover, scan
-from xendiscover._plan import DEFAULT_PORTS, ScanOptions, ScanPlan, plan
+from xendiscover._pipeline import Include, discover, scan
+from xendiscover._plan import DEFAULT_PORTS, LOCAL_NETWORKS, ScanOptions, ScanPlan, Targets, plan
 from xendiscover._resolve import DNSNameResolver, NameResolver
 from xendiscover._sweep import ScanStats, WorkerError
 from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace
@@ -38,17 +50,22 @@ from xendiscover._version import __version__
 __all__ = [
     "DEFAULT_MAX_HOSTS",
     "DEFAULT_PORTS",
+    "LOCAL_NETWORKS",
     "Backend",
     "ConnectFailed",
     "ConnectResult",
     "ConnectionLost",
     "DNSNameResolver",
+    "Finding",
     "Fingerprint",
     "Host",
+    "HostnameSource",
+    "Include",
     "LocalNetwork",
     "NameResolver",
     "NetworkError",
     "Outcome",
+    "PortFinding",
     "ScanLimitError",
     "ScanOptions",
     "ScanPlan",
@@ -59,12 +76,14 @@ __all__ = [
     "TLSFailed",
     "TargetError",
     "TargetSpace",
+    "Targets",
     "Verdict",
     "WorkerError",
     "WorkerProcess",
     "XenDiscoverError",
     "__version__",
     "discover",
+    "group_findings",
     "interface_is_up",
     "local_networks",
     "plan",

@@ -21,9 +21,9 @@ import typer
 
 from xendiscover import _console
 from xendiscover._errors import XenDiscoverError
-from xendiscover._model import Host
+from xendiscover._model import Finding
 from xendiscover._output import FORMATS, View, render, write_atomically
-from xendiscover._pipeline import discover
+from xendiscover._pipeline import scan
 from xendiscover._plan import DEFAULT_PORTS, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ScanOptions
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sweep import raise_open_file_limit
@@ -368,7 +368,7 @@ def demo_command() -> None:
     """
     from xendiscover._demo import start_demo_fakes
 
-    async def run() -> list[Host]:
+    async def run() -> list[Finding]:
         async with contextlib.AsyncExitStack() as stack:
             fakes = await start_demo_fakes(stack)
             typer.echo("Fake services started on loopback:")
@@ -381,7 +381,9 @@ def demo_command() -> None:
                 f"\nScanning: xendiscover --all --no-resolve "
                 f"{' '.join(f'-p {p}' for p in ports)} {target}\n"
             )
-            return await discover([target], port=ports, resolve=False)
+            findings = scan([target], port=ports, resolve=False)
+            async with contextlib.aclosing(findings):
+                return [finding async for finding in findings]
 
     found = asyncio.run(run())
     typer.echo(render(found, "text", view="all"), nl=False)

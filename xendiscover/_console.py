@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from xendiscover._errors import TargetError, XenDiscoverError
-from xendiscover._model import Host
-from xendiscover._output import XEN_VERDICTS, View, format_jsonl_line, listed, printable
+from xendiscover._model import XEN_VERDICTS, Finding
+from xendiscover._output import View, format_jsonl_line, listed, printable
 from xendiscover._pipeline import scan
-from xendiscover._plan import ScanOptions
+from xendiscover._plan import LOCAL_NETWORKS, ScanOptions
 from xendiscover._sweep import ScanStats
 
 if TYPE_CHECKING:
@@ -57,14 +57,14 @@ class RunResult:
     """What one run of the command came to.
 
     Attributes:
-        hosts: Every host found, in the order found.
+        hosts: Every open port found, in the order found.
         stats: The sweep's counters.
         seconds: Wall time of the run.
         stopped: 0, or the exit status of the signal that ended it early.
         error: One line, when the scan failed (a probe process died).
     """
 
-    hosts: list[Host] = field(default_factory=list)
+    hosts: list[Finding] = field(default_factory=list)
     stats: ScanStats = field(default_factory=ScanStats)
     seconds: float = 0.0
     stopped: int = 0
@@ -83,7 +83,7 @@ def setup_logging(verbose: bool) -> None:
 class _Display:
     """The live view on stderr: a progress bar and a line per host shown."""
 
-    def __init__(self, stats: ScanStats, shown: Callable[[Host], bool]) -> None:
+    def __init__(self, stats: ScanStats, shown: Callable[[Finding], bool]) -> None:
         self._stats = stats
         self._shown = shown
         self._bar: Progress | None = None
@@ -100,12 +100,13 @@ class _Display:
             finally:
                 self._bar = None
 
-    def found(self, host: Host) -> None:
+    def found(self, host: Finding) -> None:
         if self._bar is None or not self._shown(host):
             return
         from rich.text import Text
 
-        line = f"found {host.display_name}:{host.port} {host.service or '-'} {host.verdict}"
+        name = host.hostname if host.hostname_source == "ptr" else host.address
+        line = f"found {name}:{host.port} {host.service or '-'} {host.verdict}"
         self._bar.console.print(Text(printable(line)), highlight=False, markup=False)
 
     async def tick(self) -> None:
@@ -147,7 +148,7 @@ async def _collect(
     targets: list[str],
     options: ScanOptions,
     result: RunResult,
-    on_host: Callable[[Host], None],
+    on_host: Callable[[Finding], None],
     display: _Display,
 ) -> None:
     task = asyncio.current_task()
@@ -161,7 +162,8 @@ async def _collect(
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
     ticker = asyncio.ensure_future(display.tick())
     try:
-        async with contextlib.aclosing(scan(targets, **options)) as hosts:
+        findings = scan(targets or LOCAL_NETWORKS, **options)
+        async with contextlib.aclosing(findings) as hosts:
             async for host in hosts:
                 result.hosts.append(host)
                 on_host(host)
@@ -183,7 +185,7 @@ def run_scan(
     """Run a scan to its end (or to a signal) and return what it came to.
 
     Args:
-        targets: The targets (none: the local networks).
+        targets: The targets (none: the local networks, as the command promises).
         options: The scan's options; ``stats`` is filled in here.
         view: Which hosts the live display shows as they are found.
         stream_jsonl: Write each host to stdout as a JSON line as it is found.
@@ -196,7 +198,7 @@ def run_scan(
     options = ScanOptions(**options, stats=result.stats)
     display = _Display(result.stats, lambda host: bool(listed([host], view)))
 
-    def on_host(host: Host) -> None:
+    def on_host(host: Finding) -> None:
         if stream_jsonl:
             sys.stdout.write(format_jsonl_line(host))
             sys.stdout.flush()
@@ -220,8 +222,8 @@ def run_scan(
 def exit_code(result: RunResult, view: View) -> int:
     """The exit status of a run, the same for every output format.
 
-    0 when a host is listed (a Xen host; with ``--no-fingerprint``, any open
-    port), 1 when none is, 3 when the scan failed, 130/143 when a signal
+    0 when a machine is listed (a Xen machine; with ``--no-fingerprint``,
+    any machine with an open port), 1 when none is, 3 when the scan failed, 130/143 when a signal
     ended it.
     """
     if result.error is not None:
@@ -240,8 +242,8 @@ def summary(result: RunResult, *, as_json: bool) -> str:
     stats = result.stats
     if as_json:
         return json.dumps({"summary": {**stats.as_dict(), "seconds": round(result.seconds, 3)}})
-    machines = {h.address for h in result.hosts}
-    xen = {h.address for h in result.hosts if h.verdict in XEN_VERDICTS}
+    machines = listed(result.hosts, "all")
+    xen = [m for m in machines if m.verdict in XEN_VERDICTS]
     return (
         f"xendiscover: {stats.done:,} of {_plural(stats.total, 'probe')} in "
         f"{result.seconds:.1f} s: {_plural(len(xen), 'Xen machine')}, "
@@ -256,5 +258,5 @@ def interrupted_note(result: RunResult) -> str | None:
     if not result.stopped:
         return None
     name = "SIGTERM" if result.stopped == EXIT_SIGTERM else "SIGINT"
-    count = len({h.address for h in result.hosts})
+    count = len(listed(result.hosts, "all"))
     return f"xendiscover: interrupted ({name}): {_plural(count, 'machine')} found so far"

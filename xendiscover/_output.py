@@ -1,31 +1,36 @@
-"""Output formats: pure functions from found hosts to text, and one safe file writer.
+"""Output formats: pure functions from a scan's findings to text, and one safe file writer.
 
-Every ``format_*`` function takes the hosts a scan found (any order, one
-:class:`~xendiscover._model.Host` per open port) and returns the whole text to
-print, newline-terminated; nothing here does I/O except :func:`atomic_writer`
-and :func:`write_atomically`. :func:`render` picks a format by name
-(:data:`FORMATS`), and :func:`format_jsonl_line` formats one host so a caller
-can stream JSON Lines as hosts are found.
+A scan yields one :class:`~xendiscover.Finding` per open port; most formats
+show machines (:class:`~xendiscover.Host`, grouped by
+:func:`~xendiscover.group_findings`). Nothing here does I/O except
+:func:`atomic_writer` and :func:`write_atomically`. :func:`render` picks a
+format by name (:data:`FORMATS`); :func:`format_jsonl_line` formats one
+finding so a caller can stream JSON Lines as ports are found.
 
-Which hosts each format lists:
+=========  ========================================================  ===========
+Format     Lists                                                     Per
+=========  ========================================================  ===========
+text       one line per machine: its key (a confirmed name, else     machine
+           its address), with any other name and its source
+list       the keys, as one Python list literal (the 2007 line)      machine
+json       machines with their services (JSON Schema v2)             machine
+ansible    a static inventory (``ansible-inventory -i FILE``)        machine
+jsonl      every open port, one JSON object per line, streamed       open port
+csv        every open port, with a header row                        open port
+=========  ========================================================  ===========
 
-=========  =================================================================
-Format     Lists
-=========  =================================================================
-text       Xen hosts (verdict confirmed/likely), one name per address
-list       the same names, as one Python list literal (the 2007 tool's line)
-json       every record (one per open port), as a JSON array
-jsonl      every record, one JSON object per line
-csv        every record, with a header row
-ansible    Xen hosts and libvirt hosts, grouped per service family
-=========  =================================================================
+The :data:`View` decides which machines the per-machine formats list:
+``xen`` (the default) the Xen machines (a service confirmed or likely);
+``open`` every machine with an open port (for scans without fingerprints);
+``all`` every machine, and the ``text`` format then shows each machine's
+services (:func:`format_all`). :func:`listed` is the one definition of which
+machines a view lists; the exit status uses it too. The per-port formats
+list every open port whatever the view.
 
-The :data:`View` decides what ``text`` and ``list`` show: ``xen`` (the
-default) names Xen hosts; ``open`` names every address with an open port
-(for scans run without fingerprinting, where every verdict is ``unknown``);
-``all`` is the ``--all`` view, every open port with its service, verdict and
-evidence (:func:`format_all`). :func:`listed` is the one definition of which
-hosts a view lists, used for the exit status too.
+Everything a peer sent is hostile: names are DNS names or escaped
+(:mod:`xendiscover._names`), evidence is printable ASCII, text cells cannot
+break their line or column, and CSV cells that a spreadsheet would read as
+a formula are neutralised (OWASP's advice: a leading ``'``).
 """
 
 from __future__ import annotations
@@ -41,7 +46,15 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any, Final, Literal, get_args
 
-from xendiscover._model import Host, Service, Verdict
+from xendiscover._model import (
+    VERDICT_RANK,
+    XEN_VERDICTS,
+    Finding,
+    Host,
+    PortFinding,
+    Service,
+    group_findings,
+)
 
 __all__ = [
     "CSV_FIELDS",
@@ -49,11 +62,11 @@ __all__ = [
     "SCHEMA_ID",
     "SERVICE_GROUPS",
     "VIEWS",
-    "XEN_VERDICTS",
     "OutputFormat",
     "View",
     "ansible_inventory",
     "atomic_writer",
+    "finding_schema",
     "format_all",
     "format_ansible",
     "format_csv",
@@ -64,11 +77,10 @@ __all__ = [
     "format_text",
     "host_schema",
     "listed",
+    "neutralise_cell",
     "printable",
     "render",
-    "sort_hosts",
     "write_atomically",
-    "xen_names",
 ]
 
 #: The name of an output format (``--format``).
@@ -77,26 +89,23 @@ OutputFormat = Literal["text", "json", "jsonl", "csv", "ansible", "list"]
 #: Every output format, the default (``text``) first.
 FORMATS: Final[tuple[OutputFormat, ...]] = get_args(OutputFormat)
 
-#: What the ``text`` and ``list`` formats show: Xen hosts (``xen``), every
-#: open port with its verdict (``all``), or every address with an open port
-#: (``open``, for scans without fingerprints).
+#: Which machines the per-machine formats list (see the module docstring).
 View = Literal["xen", "all", "open"]
 
 #: Every view, the default (``xen``) first.
 VIEWS: Final[tuple[View, ...]] = get_args(View)
 
-#: Verdicts that make a host a Xen host.
-XEN_VERDICTS: Final[frozenset[Verdict]] = frozenset({"confirmed", "likely"})
-
-#: The columns of the ``csv`` format, in order: the keys of ``Host.as_dict()``.
+#: The columns of the ``csv`` format, in order: the keys of ``Finding.as_dict()``.
 CSV_FIELDS: Final[tuple[str, ...]] = (
     "address",
     "port",
-    "hostname",
     "service",
     "verdict",
     "evidence",
     "latency_ms",
+    "hostname",
+    "hostname_source",
+    "host_uuid",
 )
 
 #: The Ansible group of each service: one group per service family.
@@ -108,234 +117,264 @@ SERVICE_GROUPS: Final[Mapping[Service, str]] = {
     "libvirt": "libvirt",
 }
 
-#: The ``$id`` of the JSON Schema of one record (see :func:`host_schema`).
-SCHEMA_ID: Final = "https://xendiscover.invalid/schema/host/1.json"
+#: The ``$id`` of the JSON Schema of one machine (see :func:`host_schema`).
+SCHEMA_ID: Final = "https://xendiscover.invalid/schema/host/2.json"
 
-_SCHEMA_FILE = "schema/host.schema.json"
 _GROUPS = ("xapi", "xend", "libvirt")
-_VERDICT_RANK: Mapping[Verdict, int] = {"confirmed": 0, "likely": 1, "unknown": 2, "not-xen": 3}
+
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+#: First characters that make a spreadsheet read a cell as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def sort_hosts(hosts: Iterable[Host]) -> list[Host]:
-    """Return the hosts ordered by address (IPv4 first), then port."""
-    return sorted(hosts, key=lambda h: h.sort_key)
-
-
-def listed(hosts: Iterable[Host], view: View) -> list[Host]:
-    """The hosts a view lists: Xen verdicts for ``xen``, every one otherwise."""
-    if view == "xen":
-        return [h for h in hosts if h.verdict in XEN_VERDICTS]
-    return list(hosts)
-
-
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
+def _escape(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: str) -> str:
-    r"""Escape control characters (C0, DEL, C1) so ``text`` cannot steer a terminal.
+    r"""Escape every character that is not printable, so ``text`` cannot steer a terminal.
 
-    ``"a\x1b[2Jb"`` becomes ``"a\\x1b[2Jb"``: visible, inert, one line.
+    Controls (C0, DEL, C1), format characters (bidi overrides such as
+    U+202E, zero-width joiners), separators, surrogates, private-use and
+    unassigned code points all become ``\xNN``, ``\uNNNN`` or
+    ``\UNNNNNNNN`` (tab, newline and CR as ``\t``, ``\n``, ``\r``):
+    ``"a\x1b[2J"`` becomes ``"a\\x1b[2J"``, visible, inert, one line.
     """
-    return text.translate(_CONTROL)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
 
 
-def xen_names(hosts: Iterable[Host], *, xen_only: bool = True) -> list[str]:
-    """Return one display name per address, in address order.
-
-    Args:
-        hosts: The hosts found, one per open port, in any order.
-        xen_only: Name only addresses with a Xen verdict (confirmed or
-            likely) on some port; ``False`` names every address.
-
-    Returns:
-        The hostname, or else the address, of each address listed once, however
-        many of its ports are open.
-    """
-    names: list[str] = []
-    seen: set[str] = set()
-    for host in sort_hosts(hosts):
-        if host.address in seen or (xen_only and host.verdict not in XEN_VERDICTS):
-            continue
-        seen.add(host.address)
-        names.append(host.display_name)
-    return names
+def neutralise_cell(text: str) -> str:
+    """Prefix a CSV cell a spreadsheet would read as a formula with ``'`` (OWASP)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def format_text(hosts: Sequence[Host], *, xen_only: bool = True) -> str:
-    """Format the default output: one name per line (see :func:`xen_names`)."""
-    return "".join(f"{name}\n" for name in xen_names(hosts, xen_only=xen_only))
+def listed(findings: Iterable[Finding], view: View) -> list[Host]:
+    """The machines a view lists: the Xen machines for ``xen``, every one otherwise."""
+    machines = group_findings(findings)
+    if view == "xen":
+        return [h for h in machines if h.verdict in XEN_VERDICTS]
+    return machines
+
+
+def _line(host: Host) -> str:
+    """A machine's text line: its key, then any other name with its source."""
+    if host.hostname is None or host.key == host.hostname:
+        return host.key
+    return f"{host.key} ({host.hostname_source}: {host.hostname})"
+
+
+def format_text(hosts: Sequence[Host]) -> str:
+    """One line per machine: its key (a confirmed name, else its address)."""
+    return "".join(f"{printable(_line(h))}\n" for h in hosts)
 
 
 def _cell(text: str) -> str:
-    """Keep a tab-separated field on its line and in its column."""
-    return " ".join(text.split()) if any(c in text for c in "\t\r\n") else text
+    """Keep a tab-separated field on its line and in its column, inert."""
+    return printable(" ".join(text.split()))
+
+
+def _service_line(service: PortFinding) -> str:
+    cells = (
+        f"{service.address}:{service.port}",
+        service.service or "-",
+        service.verdict,
+        _cell(service.evidence),
+    )
+    return "  " + "\t".join(cells) + "\n"
 
 
 def format_all(hosts: Sequence[Host]) -> str:
-    """Format the ``--all`` view: every open port, one tab-separated line each.
+    """The ``--all`` view: a line per machine, then an indented line per service.
 
-    The columns are the display name, the port, the service (``-`` if none
-    was recognised), the verdict and the evidence, sorted by address then port.
+    The machine line: its name (or address), its addresses, its verdict, how
+    the name is known (``-`` if none) and its UUID (``-`` if none); a service
+    line: ``address:port``, service (``-`` if none), verdict, evidence. All
+    tab-separated.
     """
-    lines = (
-        "\t".join(
-            (
-                _cell(h.display_name),
-                str(h.port),
-                h.service or "-",
-                h.verdict,
-                _cell(h.evidence),
-            )
+    out = []
+    for host in hosts:
+        cells = (
+            host.display_name,
+            ",".join(host.addresses),
+            host.verdict,
+            host.hostname_source or "-",
+            host.host_uuid or "-",
         )
-        + "\n"
-        for h in sort_hosts(hosts)
-    )
-    return "".join(lines)
+        out.append("\t".join(_cell(c) for c in cells) + "\n")
+        out.extend(_service_line(s) for s in host.services)
+    return "".join(out)
 
 
 def format_json(hosts: Sequence[Host]) -> str:
-    """Format every record as one JSON array (``Host.as_dict()``), sorted, indented."""
-    return json.dumps([h.as_dict() for h in sort_hosts(hosts)], indent=2) + "\n"
+    """Every machine as one JSON array (``Host.as_dict()``), indented."""
+    return json.dumps([h.as_dict() for h in hosts], indent=2) + "\n"
 
 
-def format_jsonl_line(host: Host) -> str:
-    """Format one record as one line of JSON Lines, ending in a newline.
+def format_jsonl_line(finding: Finding) -> str:
+    """One open port as one line of JSON Lines, ending in a newline.
 
-    Meant for streaming: write each line as its host is found (and flush) so
-    ``| jq`` sees it at once. The record is ``Host.as_dict()``.
+    Meant for streaming: write each line as its port is found (and flush) so
+    ``| jq`` sees it at once. The record is ``Finding.as_dict()``; lines of
+    one machine share its ``address`` or, across addresses, ``host_uuid``.
     """
-    return json.dumps(host.as_dict()) + "\n"
+    return json.dumps(finding.as_dict()) + "\n"
 
 
-def format_jsonl(hosts: Sequence[Host]) -> str:
-    """Format every record as JSON Lines, sorted by address then port."""
-    return "".join(format_jsonl_line(h) for h in sort_hosts(hosts))
+def format_jsonl(findings: Sequence[Finding]) -> str:
+    """Every open port as JSON Lines, sorted by address then port."""
+    return "".join(format_jsonl_line(f) for f in sorted(findings, key=lambda f: f.sort_key))
 
 
-def format_csv(hosts: Sequence[Host]) -> str:
-    """Format every record as CSV: a header row (:data:`CSV_FIELDS`), then one row each.
+def format_csv(findings: Sequence[Finding]) -> str:
+    """Every open port as CSV: a header row (:data:`CSV_FIELDS`), then a row each.
 
-    ``None`` (no hostname, no service) is an empty cell. The dialect is RFC 4180's
-    (the csv module's default): lines end in CRLF, and a field is quoted when it
-    holds a comma, a quote or a line break.
+    ``None`` is an empty cell. The dialect is RFC 4180's (lines end in CRLF,
+    a field is quoted when it holds a comma, a quote or a line break), and a
+    cell that starts like a formula is prefixed with ``'``.
     """
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
     writer.writeheader()
-    for host in sort_hosts(hosts):
-        writer.writerow({k: "" if v is None else v for k, v in host.as_dict().items()})
+    for finding in sorted(findings, key=lambda f: f.sort_key):
+        row = {k: "" if v is None else v for k, v in finding.as_dict().items()}
+        writer.writerow(
+            {k: neutralise_cell(v) if isinstance(v, str) else v for k, v in row.items()}
+        )
     return buffer.getvalue()
 
 
-def _inventory_rank(host: Host) -> tuple[int, int, int]:
-    """Which of an address's ports describes it in hostvars: surest, Xen first."""
-    group = SERVICE_GROUPS[host.service] if host.service is not None else "libvirt"
-    return (_VERDICT_RANK[host.verdict], _GROUPS.index(group), host.port)
+def _inventory_service(host: Host) -> PortFinding | None:
+    """The service that describes a machine in the inventory: surest, Xen first."""
+    candidates = [
+        s
+        for s in host.services
+        if s.service is not None
+        and s.verdict != "not-xen"
+        and (s.verdict in XEN_VERDICTS or SERVICE_GROUPS[s.service] == "libvirt")
+    ]
+    if not candidates:
+        return None
+    return min(
+        candidates,
+        key=lambda s: (
+            VERDICT_RANK[s.verdict],
+            _GROUPS.index(SERVICE_GROUPS[s.service or "libvirt"]),
+            s.port,
+        ),
+    )
 
 
-def _in_inventory(host: Host) -> bool:
-    if host.service is None or host.verdict == "not-xen":
-        return False
-    return host.verdict in XEN_VERDICTS or SERVICE_GROUPS[host.service] == "libvirt"
+def _hostvars(host: Host, best: PortFinding) -> dict[str, object]:
+    return {
+        "ansible_host": host.address,
+        "xen_addresses": list(host.addresses),
+        "xen_service": best.service,
+        "xen_port": best.port,
+        "xen_verdict": best.verdict,
+        "xen_ports": sorted({s.port for s in host.services}),
+        "xen_hostname": host.hostname,
+        "xen_hostname_source": host.hostname_source,
+        "xen_host_uuid": host.host_uuid,
+    }
 
 
 def ansible_inventory(hosts: Sequence[Host]) -> dict[str, Any]:
-    """Build an Ansible dynamic inventory of the Xen and libvirt hosts found.
+    """Build a static Ansible inventory (YAML/JSON form) of the Xen and libvirt machines.
 
-    The shape is the one Ansible documents for inventory scripts (``--list``):
-    groups ``xapi``, ``xend`` and ``libvirt``, each with a ``hosts`` list,
-    children of ``all``; and ``_meta.hostvars`` with, for every host listed,
-    ``ansible_host`` (its address), ``xen_service``, ``xen_port`` and
-    ``xen_verdict`` (of its surest port) and ``xen_ports`` (all its listed
-    ports). A host is named by its hostname, or else its address; it is listed
-    if a port of it is a confirmed or likely Xen service, or libvirt (which
-    cannot tell Xen from KVM).
-
-    Args:
-        hosts: The hosts found, one per open port, in any order.
-
-    Returns:
-        The inventory as a JSON-ready dictionary.
+    ``ansible-inventory -i FILE --list`` reads it. Groups ``xapi``, ``xend``
+    and ``libvirt`` are children of ``all``; a machine is in the group of
+    each service it runs that is confirmed or likely Xen, or libvirt (which
+    cannot tell Xen from KVM). Its host name is its key: a forward-confirmed
+    name, else its address, never a name whoever controls a reverse zone or
+    a certificate chose. Its variables: ``ansible_host`` (its address), and
+    ``xen_*`` facts (service, port and verdict of its surest service, all
+    its ports, its addresses, name, name source and UUID).
     """
-    by_address: dict[str, list[Host]] = {}
-    for host in sort_hosts(hosts):
-        if _in_inventory(host):
-            by_address.setdefault(host.address, []).append(host)
-    groups: dict[str, list[str]] = {group: [] for group in _GROUPS}
-    hostvars: dict[str, dict[str, object]] = {}
-    for address, ports in by_address.items():
-        name = ports[0].display_name
-        if name in hostvars:  # two addresses share a PTR name: keep both apart
-            name = address
-        best = min(ports, key=_inventory_rank)
-        hostvars[name] = {
-            "ansible_host": address,
-            "xen_service": best.service,
-            "xen_port": best.port,
-            "xen_verdict": best.verdict,
-            "xen_ports": sorted({h.port for h in ports}),
-        }
-        for group in dict.fromkeys(SERVICE_GROUPS[h.service] for h in ports if h.service):
-            groups[group].append(name)
-    inventory: dict[str, Any] = {"all": {"children": list(_GROUPS)}}
-    inventory.update({group: {"hosts": names} for group, names in groups.items()})
-    inventory["_meta"] = {"hostvars": hostvars}
-    return inventory
+    groups: dict[str, dict[str, dict[str, object]]] = {group: {} for group in _GROUPS}
+    used: set[str] = set()
+    for host in hosts:
+        best = _inventory_service(host)
+        if best is None:
+            continue
+        name = host.key if host.key not in used else host.address
+        used.add(name)
+        for service in host.services:
+            if service.service is not None and service.verdict != "not-xen":
+                group = SERVICE_GROUPS[service.service]
+                if service.verdict in XEN_VERDICTS or group == "libvirt":
+                    groups[group][name] = _hostvars(host, best)
+    children = {group: {"hosts": members} for group, members in groups.items()}
+    return {"all": {"children": children}}
 
 
 def format_ansible(hosts: Sequence[Host]) -> str:
-    """Format :func:`ansible_inventory` as indented JSON."""
+    """Format :func:`ansible_inventory` as indented JSON (a static inventory file)."""
     return json.dumps(ansible_inventory(hosts), indent=2) + "\n"
 
 
-def format_list(hosts: Sequence[Host], *, xen_only: bool = True) -> str:
-    """Format the 2007 tool's line: a Python list of names, e.g. ``['polar', 'carbono']``.
+def format_list(hosts: Sequence[Host]) -> str:
+    """The 2007 tool's line: a Python list of keys, e.g. ``['polar', '10.0.0.7']``.
 
-    The names are those of :func:`format_text`; ``ast.literal_eval`` reads
-    the line back.
+    ``ast.literal_eval`` reads it back; every element is a confirmed DNS name
+    or an address.
     """
-    return repr(xen_names(hosts, xen_only=xen_only)) + "\n"
+    return repr([h.key for h in hosts]) + "\n"
 
 
-def render(hosts: Sequence[Host], fmt: str, *, view: View = "xen") -> str:
-    """Format the hosts in the named format (one of :data:`FORMATS`).
+def render(findings: Sequence[Finding], fmt: str, *, view: View = "xen") -> str:
+    """Format a scan's findings in the named format (one of :data:`FORMATS`).
 
     Args:
-        hosts: The hosts found, one per open port, in any order.
+        findings: The open ports found, in any order.
         fmt: The format's name.
-        view: For ``text`` and ``list``: what to show (see :data:`View`);
-            the other formats list every record whatever the view.
+        view: Which machines the per-machine formats list (see :data:`View`).
 
     Raises:
         ValueError: ``fmt`` is not a format.
     """
-    xen_only = view == "xen"
-    formatters: dict[str, Callable[[Sequence[Host]], str]] = {
-        "text": format_all if view == "all" else lambda h: format_text(h, xen_only=xen_only),
-        "json": format_json,
+    per_port: dict[str, Callable[[Sequence[Finding]], str]] = {
         "jsonl": format_jsonl,
         "csv": format_csv,
-        "ansible": format_ansible,
-        "list": lambda h: format_list(h, xen_only=xen_only),
     }
-    try:
-        formatter = formatters[fmt]
-    except KeyError:
-        raise ValueError(f"unknown format {fmt!r}: choose from {', '.join(FORMATS)}") from None
-    return formatter(hosts)
+    per_machine: dict[str, Callable[[Sequence[Host]], str]] = {
+        "text": format_all if view == "all" else format_text,
+        "json": format_json,
+        "ansible": format_ansible,
+        "list": format_list,
+    }
+    if fmt in per_port:
+        return per_port[fmt](findings)
+    if fmt in per_machine:
+        return per_machine[fmt](listed(findings, view))
+    raise ValueError(f"unknown format {fmt!r}: choose from {', '.join(FORMATS)}")
+
+
+def _schema(name: str) -> dict[str, Any]:
+    path = resources.files("xendiscover").joinpath(f"schema/{name}.schema.json")
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
 
 
 def host_schema() -> dict[str, Any]:
-    """Return the JSON Schema (draft 2020-12) of one record, as shipped in the package.
+    """The JSON Schema (draft 2020-12) of one machine: one element of the ``json`` array.
 
-    The record is ``Host.as_dict()``: one element of the ``json`` array, one
-    line of ``jsonl``. The schema's ``$id`` is :data:`SCHEMA_ID`; its
-    ``x-schema-version`` grows when the record changes.
+    Its ``$id`` is :data:`SCHEMA_ID`; its ``x-schema-version`` (2) grows when
+    the record changes.
     """
-    text = resources.files("xendiscover").joinpath(_SCHEMA_FILE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return _schema("host")
+
+
+def finding_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one open port: one line of ``jsonl``."""
+    return _schema("finding")
 
 
 def _create_temp(directory: Path, name: str) -> tuple[int, Path]:

@@ -1,10 +1,11 @@
 """The one coroutine pipeline: sweep → fingerprint → name → yield.
 
-:func:`scan` streams hosts as they are known; :func:`discover` collects and
-sorts them; the command line uses :func:`scan`. Inputs are checked first by
-:func:`~xendiscover._plan.plan`, before the first packet leaves. Every open
-port found by the sweep becomes a :class:`~xendiscover.Host`: a failure while
-fingerprinting or naming it becomes that host's evidence, never a lost host.
+:func:`scan` streams one :class:`~xendiscover.Finding` per open port as soon
+as it is fingerprinted and named; :func:`discover` groups them into machines
+(:class:`~xendiscover.Host`); the command line uses :func:`scan`. Inputs are
+checked first by :func:`~xendiscover._plan.plan`, before the first packet
+leaves. A failure while fingerprinting or naming a port becomes that
+finding's evidence, never a lost port.
 """
 
 from __future__ import annotations
@@ -12,17 +13,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Iterable
-from typing import Any, Unpack
+from collections.abc import AsyncGenerator
+from typing import Any, Literal, Unpack
 
 from xendiscover._backend import Backend, SocketBackend
 from xendiscover._fingerprint import fingerprint_port
-from xendiscover._model import UNPROBED, Fingerprint, Host
-from xendiscover._plan import ScanOptions, ScanPlan, plan
+from xendiscover._model import (
+    UNPROBED,
+    XEN_VERDICTS,
+    Finding,
+    Fingerprint,
+    Host,
+    HostnameSource,
+    group_findings,
+)
+from xendiscover._names import escape_name, is_dns_name, same_address
+from xendiscover._plan import ScanOptions, ScanPlan, Targets, plan
 from xendiscover._resolve import DNSNameResolver, NameResolver
 from xendiscover._sweep import ProbeResult, ScanStats, sweep
 
-__all__ = ["FINGERPRINT_TIMEOUT", "discover", "run_plan", "scan"]
+__all__ = ["FINGERPRINT_TIMEOUT", "Include", "discover", "run_plan", "scan"]
+
+#: Which machines :func:`discover` returns: the Xen machines (``xen``: a
+#: service confirmed or likely), or every machine with an open port (``open``).
+Include = Literal["xen", "open"]
+
+#: A PTR name and how far it is confirmed.
+_Name = tuple[str | None, HostnameSource | None]
 
 _log = logging.getLogger("xendiscover")
 
@@ -46,9 +63,9 @@ class _Finisher:
         self._backend = backend
         self._names = names
         self._gate = asyncio.Semaphore(_POST_CONCURRENCY)
-        self._lookups: dict[str, asyncio.Future[str | None]] = {}
+        self._lookups: dict[str, asyncio.Future[_Name]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
-        self.out: asyncio.Queue[Host | None] = asyncio.Queue()
+        self.out: asyncio.Queue[Finding | None] = asyncio.Queue()
 
     def submit(self, hit: ProbeResult) -> None:
         task = asyncio.ensure_future(self._finish(hit))
@@ -68,16 +85,19 @@ class _Finisher:
     async def _finish(self, hit: ProbeResult) -> None:
         async with self._gate:
             found = await self._fingerprint(hit)
-            hostname = await self._name_of(hit.address)
+            hostname, source = await self._name_of(hit.address)
         self.out.put_nowait(
-            Host(
+            Finding(
                 address=hit.address,
                 port=hit.port,
-                hostname=hostname,
-                latency_ms=hit.latency * 1000.0,
                 service=found.service,
                 verdict=found.verdict,
                 evidence=found.evidence,
+                latency_ms=hit.latency * 1000.0,
+                hostname=hostname,
+                hostname_source=source,
+                host_uuid=found.host_uuid,
+                certificate_names=tuple(n for n in found.names if is_dns_name(n)),
             )
         )
 
@@ -93,16 +113,31 @@ class _Finisher:
             _log.warning("fingerprinting %s:%d failed: %r", hit.address, hit.port, exc)
             return Fingerprint(None, "unknown", f"fingerprint failed ({type(exc).__name__})")
 
-    async def _name_of(self, address: str) -> str | None:
+    async def _name_of(self, address: str) -> _Name:
         if self._names is None:
-            return None
+            return None, None
         if address not in self._lookups:
-            self._lookups[address] = asyncio.ensure_future(self._names.reverse(address))
+            self._lookups[address] = asyncio.ensure_future(_confirmed_name(self._names, address))
         try:
             return await asyncio.shield(self._lookups[address])
-        except Exception as exc:  # the host stays, unnamed
+        except Exception as exc:  # the port stays, unnamed
             _log.warning("looking up the name of %s failed: %r", address, exc)
-            return None
+            return None, None
+
+
+async def _confirmed_name(names: NameResolver, address: str) -> _Name:
+    """The PTR name of ``address``, and whether its forward lookup gives it back (FCrDNS).
+
+    A name that is not a DNS name is kept only escaped, and never confirmed.
+    """
+    name = await names.reverse(address)
+    if name is None:
+        return None, None
+    if not is_dns_name(name):
+        return escape_name(name), "ptr-unconfirmed"
+    addresses = await names.forward(name)
+    confirmed = any(same_address(address, a) for a in addresses)
+    return name, "ptr" if confirmed else "ptr-unconfirmed"
 
 
 async def run_plan(
@@ -111,8 +146,8 @@ async def run_plan(
     backend: Backend | None = None,
     resolver: NameResolver | None = None,
     stats: ScanStats | None = None,
-) -> AsyncGenerator[Host, None]:
-    """Run a checked :class:`~xendiscover._plan.ScanPlan`, yielding each open port as a Host.
+) -> AsyncGenerator[Finding, None]:
+    """Run a checked :class:`~xendiscover._plan.ScanPlan`, yielding a Finding per open port.
 
     ``backend`` and ``resolver`` replace the real I/O; ``stats`` is updated
     as the sweep runs. What this function makes, it closes.
@@ -133,8 +168,8 @@ async def run_plan(
 
     producer = asyncio.ensure_future(produce())
     try:
-        while (host := await finisher.out.get()) is not None:
-            yield host
+        while (finding := await finisher.out.get()) is not None:
+            yield finding
         await producer
     finally:
         producer.cancel()
@@ -146,18 +181,19 @@ async def run_plan(
             io.close()
 
 
-async def scan(
-    targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]
-) -> AsyncGenerator[Host, None]:
-    """Sweep for Xen hosts, yielding each open port as soon as it is known.
+async def scan(targets: Targets, **options: Unpack[ScanOptions]) -> AsyncGenerator[Finding, None]:
+    """Sweep for Xen services, yielding each open port as soon as it is known.
 
     Args:
-        targets: Networks, addresses, ranges or host names (nmap syntax). With
-            none, the IPv4 networks of this machine's up interfaces.
+        targets: Networks, addresses, ranges or host names (nmap syntax), or
+            :data:`~xendiscover.LOCAL_NETWORKS` to sweep the IPv4 networks of
+            this machine's up interfaces. Nothing is swept by default.
         **options: See :class:`~xendiscover.ScanOptions`.
 
     Yields:
-        One :class:`~xendiscover.Host` per open port, in the order they are found.
+        One :class:`~xendiscover.Finding` per open port, fingerprinted and
+        named, in the order they are finished. Group them into machines with
+        :func:`~xendiscover.group_findings` (as :func:`discover` does).
 
     Raises:
         TargetError: An input is invalid (raised before anything is sent).
@@ -167,29 +203,41 @@ async def scan(
     task that iterates it closes every socket the scan opened.
     """
     checked = plan(targets, **options)
-    hosts = run_plan(
+    findings = run_plan(
         checked,
         backend=options.get("backend"),
         resolver=options.get("resolver"),
         stats=options.get("stats"),
     )
-    async with contextlib.aclosing(hosts):
-        async for host in hosts:
-            yield host
+    async with contextlib.aclosing(findings):
+        async for finding in findings:
+            yield finding
 
 
 async def discover(
-    targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]
+    targets: Targets, *, include: Include = "xen", **options: Unpack[ScanOptions]
 ) -> list[Host]:
-    """Sweep for Xen hosts and return every open port found, sorted by address.
+    """Sweep for Xen machines and return them, one :class:`~xendiscover.Host` each, sorted.
 
-    Takes the same arguments as :func:`scan`, which it runs to the end.
+    Takes the same arguments as :func:`scan`, which it runs to the end, and
+    groups the findings into machines (:func:`~xendiscover.group_findings`:
+    one machine per address, and per XAPI host UUID across addresses).
+
+    Args:
+        targets: As for :func:`scan`.
+        include: ``"xen"`` (the default) returns the Xen machines, whose
+            verdict is ``confirmed`` or ``likely`` (what the command prints);
+            ``"open"`` returns every machine with an open port.
+        **options: See :class:`~xendiscover.ScanOptions`.
 
     Example::
 
         hosts = await discover(["10.0.0.0/24"], port=8002)
-        print([h.display_name for h in hosts if h.verdict == "confirmed"])
+        print([h.key for h in hosts])  # confirmed names, else addresses
     """
-    async with contextlib.aclosing(scan(targets, **options)) as hosts:
-        found = [host async for host in hosts]
-    return sorted(found, key=lambda h: h.sort_key)
+    async with contextlib.aclosing(scan(targets, **options)) as findings:
+        found = [finding async for finding in findings]
+    machines = group_findings(found)
+    if include == "open":
+        return machines
+    return [host for host in machines if host.verdict in XEN_VERDICTS]

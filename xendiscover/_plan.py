@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict, Unpack
+from typing import TYPE_CHECKING, Final, TypedDict, Unpack
 
 from xendiscover._errors import TargetError
 from xendiscover._fingerprint import WELL_KNOWN_PORTS
@@ -13,6 +13,22 @@ from xendiscover._networks import system_networks
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sweep import ScanStats, auto_workers, default_window
 from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace, parse_port
+
+
+class _LocalNetworks:
+    """The type of :data:`LOCAL_NETWORKS` (one instance)."""
+
+    def __repr__(self) -> str:
+        return "LOCAL_NETWORKS"
+
+
+#: Pass as the targets to sweep the IPv4 networks of this machine's up
+#: interfaces (what the command does without targets). A library call never
+#: sweeps them unless asked this way.
+LOCAL_NETWORKS: Final = _LocalNetworks()
+
+#: What a scan sweeps: target specs, or :data:`LOCAL_NETWORKS`.
+Targets = Iterable[str] | _LocalNetworks
 
 if TYPE_CHECKING:
     from xendiscover._backend import Backend
@@ -22,9 +38,11 @@ __all__ = [
     "DEFAULT_PORTS",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
+    "LOCAL_NETWORKS",
     "MAX_TIMEOUT",
     "ScanOptions",
     "ScanPlan",
+    "Targets",
     "plan",
 ]
 
@@ -160,12 +178,18 @@ def _check_numbers(options: ScanOptions) -> None:
         raise TargetError(f"invalid rate {rate}: must be more than 0 per second")
 
 
-def _space(targets: Iterable[str] | None, options: ScanOptions) -> TargetSpace:
-    specs = list(targets) if targets is not None else []
+def _space(targets: Targets, options: ScanOptions) -> TargetSpace:
     exclude = list(options.get("exclude", ()))
-    if specs and options.get("interfaces"):
-        raise TargetError("--interface chooses networks to discover: give it without targets")
-    if specs:
+    if not isinstance(targets, _LocalNetworks):
+        if targets is None:
+            raise TargetError("no target: name the targets, or pass LOCAL_NETWORKS")
+        if isinstance(targets, str):
+            raise TargetError("targets must be a list of strings, not one string")
+        specs = list(targets)
+        if not specs:
+            raise TargetError("no target: name the targets, or pass LOCAL_NETWORKS")
+        if options.get("interfaces"):
+            raise TargetError("--interface chooses networks to discover: give it without targets")
         space = TargetSpace.from_specs(specs, exclude=exclude)
     else:
         networks = system_networks(options.get("interfaces"))
@@ -178,12 +202,13 @@ def _space(targets: Iterable[str] | None, options: ScanOptions) -> TargetSpace:
     return space
 
 
-def plan(targets: Iterable[str] | None = None, **options: Unpack[ScanOptions]) -> ScanPlan:
+def plan(targets: Targets, **options: Unpack[ScanOptions]) -> ScanPlan:
     """Check a scan's inputs and work out what it will sweep; send nothing.
 
-    With no ``targets`` the IPv4 networks of this machine's up interfaces are
-    swept. The I/O options (``backend``, ``resolver``, ``stats``) are ignored
-    here; see :class:`ScanOptions` for the rest. Changes no process limit.
+    ``targets`` are target specs, or :data:`LOCAL_NETWORKS` for the IPv4
+    networks of this machine's up interfaces. The I/O options (``backend``,
+    ``resolver``, ``stats``) are ignored here; see :class:`ScanOptions` for
+    the rest. Changes no process limit.
 
     Raises:
         TargetError: An input is invalid, or the sweep is too large.

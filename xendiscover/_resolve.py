@@ -1,8 +1,14 @@
-"""Names for the hosts found: reverse (PTR) lookups with ``aiodns``.
+"""Names for the hosts found: reverse (PTR) and forward (A/AAAA) lookups with ``aiodns``.
 
-Only hits are looked up, concurrently, each within a deadline. When the
-nameserver proves unreachable or silent, the resolver says so once and stops
-asking, so a dead DNS costs one wait per scan rather than one per host.
+Only hits are looked up, concurrently, each within a deadline. A PTR name is
+only trusted once its forward lookup, through the same nameservers, gives
+the address back (forward-confirmed reverse DNS); the pipeline does that
+check with :meth:`NameResolver.forward`.
+
+When the nameserver proves unreachable (refused), or stays silent for
+:data:`SILENT_LIMIT` lookups in a row, the resolver says so once and stops
+asking, so a dead DNS costs a few waits per scan rather than one per host;
+one slow reverse zone alone does not switch names off.
 """
 
 from __future__ import annotations
@@ -19,13 +25,21 @@ import pycares
 
 from xendiscover._errors import TargetError
 
-__all__ = ["DNSNameResolver", "NameResolver", "parse_nameserver"]
+__all__ = ["SILENT_LIMIT", "DNSNameResolver", "NameResolver", "parse_nameserver"]
 
 _log = logging.getLogger("xendiscover")
 
 #: Answers that mean the nameserver cannot be reached at all, not "no name".
 #: (A REFUSED or SERVFAIL is about one name: the next may still resolve.)
-_SERVER_DOWN = frozenset({aiodns.error.ARES_ETIMEOUT, aiodns.error.ARES_ECONNREFUSED})
+_SERVER_DOWN = frozenset({aiodns.error.ARES_ECONNREFUSED})
+_SILENT = frozenset({aiodns.error.ARES_ETIMEOUT})
+
+#: Lookups in a row that may go unanswered before the nameserver is taken
+#: for dead: a zone whose server is slow fails alone, a dead server fails all.
+SILENT_LIMIT = 3
+
+#: The most addresses a forward lookup returns (a hostile zone may list many).
+_MAX_ADDRESSES = 64
 
 
 class NameResolver(Protocol):
@@ -33,6 +47,10 @@ class NameResolver(Protocol):
 
     async def reverse(self, address: str) -> str | None:
         """The name of ``address``, or ``None`` when it has none."""
+        ...
+
+    async def forward(self, name: str) -> list[str]:
+        """The addresses (A and AAAA) of ``name``; empty when it has none."""
         ...
 
     async def aclose(self) -> None:
@@ -83,6 +101,7 @@ class DNSNameResolver:
         self._timeout = timeout
         self._resolver: aiodns.DNSResolver | None = None
         self._down = False
+        self._silent_in_a_row = 0
 
     def _channel(self) -> aiodns.DNSResolver:
         if self._resolver is None:
@@ -94,33 +113,56 @@ class DNSNameResolver:
             )
         return self._resolver
 
-    async def reverse(self, address: str) -> str | None:
-        """The PTR name of ``address``, or ``None`` (no name, or no DNS)."""
+    async def _query(self, name: str, kind: str, about: str) -> list[object]:
+        """The answer records of one query; empty on no answer (and noted, if DNS is down)."""
         if self._down:
-            return None
-        query = ipaddress.ip_address(address).reverse_pointer
+            return []
         try:
             async with asyncio.timeout(self._timeout + 0.5):
-                result = await self._channel().query_dns(query, "PTR")
+                result = await self._channel().query_dns(name, kind)
         except TimeoutError:
-            self._give_up(address, "no answer")
-            return None
+            self._silent(about, "no answer")
+            return []
         except aiodns.error.DNSError as exc:
             code = exc.args[0] if exc.args else None
             if code in _SERVER_DOWN:
-                self._give_up(address, str(exc.args[-1]))
-            return None
-        for record in result.answer:
-            if record.type == pycares.QUERY_TYPE_PTR and isinstance(
-                record.data, pycares.PTRRecordData
-            ):
-                return record.data.dname.rstrip(".") or None
+                self._give_up(about, str(exc.args[-1]))
+            elif code in _SILENT:
+                self._silent(about, str(exc.args[-1]))
+            else:
+                self._silent_in_a_row = 0  # an answer, if a negative one
+            return []
+        self._silent_in_a_row = 0
+        return list(result.answer)
+
+    async def reverse(self, address: str) -> str | None:
+        """The PTR name of ``address``, or ``None`` (no name, or no DNS)."""
+        query = ipaddress.ip_address(address).reverse_pointer
+        for record in await self._query(query, "PTR", address):
+            data = getattr(record, "data", None)
+            if isinstance(data, pycares.PTRRecordData):
+                return data.dname.rstrip(".") or None
         return None
 
-    def _give_up(self, address: str, why: str) -> None:
+    async def forward(self, name: str) -> list[str]:
+        """The A and AAAA addresses of ``name`` (at most 64), or ``[]``."""
+        found: list[str] = []
+        for kind in ("A", "AAAA"):
+            for record in await self._query(name, kind, name):
+                data = getattr(record, "data", None)
+                if isinstance(data, pycares.ARecordData | pycares.AAAARecordData):
+                    found.append(data.addr)
+        return found[:_MAX_ADDRESSES]
+
+    def _silent(self, about: str, why: str) -> None:
+        self._silent_in_a_row += 1
+        if self._silent_in_a_row >= SILENT_LIMIT:
+            self._give_up(about, why)
+
+    def _give_up(self, about: str, why: str) -> None:
         if not self._down:
             self._down = True
-            _log.warning("reverse DNS failed (%s, looking up %s); showing addresses", why, address)
+            _log.warning("DNS failed (%s, looking up %s); showing addresses", why, about)
 
     async def aclose(self) -> None:
         """Close the c-ares channel."""

@@ -28,7 +28,10 @@ pytestmark = [
 
 TOPO = netlab.Topology()
 XEN_VERDICTS = frozenset({"confirmed", "likely"})
-RECORD_KEYS = {"address", "port", "hostname", "service", "verdict", "evidence", "latency_ms"}
+RECORD_KEYS = {
+    "address", "port", "hostname", "hostname_source", "host_uuid", "service", "verdict",
+    "evidence", "latency_ms",
+}  # fmt: skip
 SCAN_TIMEOUT = 180.0
 
 
@@ -52,8 +55,11 @@ class Scan:
 
 
 def scan(lab: netlab.Lab, *args: str, timeout: float = SCAN_TIMEOUT) -> Scan:
-    """``python -m xendiscover --port <port> --json ARGS`` in the admin namespace."""
-    argv = [lab.python, "-m", "xendiscover", "--port", str(lab.topo.port), "--json", *args]
+    """``python -m xendiscover --port <port> -f jsonl ARGS`` in the admin namespace.
+
+    JSON Lines: one record per open port, Xen or not, as the lab checks both.
+    """
+    argv = [lab.python, "-m", "xendiscover", "--port", str(lab.topo.port), "-f", "jsonl", *args]
     start = time.monotonic()
     try:
         proc = lab.run(lab.admin, argv, timeout=timeout)
@@ -61,7 +67,7 @@ def scan(lab: netlab.Lab, *args: str, timeout: float = SCAN_TIMEOUT) -> Scan:
         pytest.fail(f"scan {args} did not finish in {timeout}s")
     wall = time.monotonic() - start
     try:
-        records = json.loads(proc.stdout) if proc.stdout.strip() else []
+        records = [json.loads(line) for line in proc.stdout.splitlines()]
     except json.JSONDecodeError:
         pytest.fail(f"not JSON (exit {proc.returncode}): {proc.stdout!r}\n{proc.stderr}")
     assert isinstance(records, list), records

@@ -319,20 +319,43 @@ class FakeBackend:
 
 
 class FakeResolver:
-    """A :class:`~xendiscover._resolve.NameResolver` answering from a table.
+    """A :class:`~xendiscover._resolve.NameResolver` answering from tables.
 
     Args:
         names: The PTR name of each address that has one.
+        forward: The addresses of each name, for forward lookups. By default
+            every PTR record has its matching A/AAAA record (every name is
+            forward-confirmed); give a table to model zones that disagree.
 
     Attributes:
         lookups: Every address asked about, in order.
+        forward_lookups: Every name asked about, in order.
         closed: Whether :meth:`aclose` was called.
     """
 
-    def __init__(self, names: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        names: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        *,
+        forward: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self._names = dict(names)
+        if forward is None:
+            table: dict[str, list[str]] = {}
+            for address, name in self._names.items():
+                table.setdefault(name, []).append(address)
+            self._forward: dict[str, list[str]] = table
+        else:
+            self._forward = {name: list(addresses) for name, addresses in forward.items()}
         self.lookups: list[str] = []
+        self.forward_lookups: list[str] = []
         self.closed = False
+
+    async def forward(self, name: str) -> list[str]:
+        """The addresses in the forward table, or ``[]``."""
+        self.forward_lookups.append(name)
+        await asyncio.sleep(0)
+        return list(self._forward.get(name, []))
 
     async def reverse(self, address: str) -> str | None:
         """The name in the table, or ``None``."""
