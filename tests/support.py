@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
 import subprocess
 import sys
 from collections.abc import Callable
+
+import pytest
+
+from xendiscover._fingerprint import _probes
 
 #: The ``listeners`` fixture: bind listening sockets on addresses and a port.
 Listen = Callable[[list[str], int], list[socket.socket]]
@@ -48,3 +53,15 @@ def run_xendiscover(
     if netns is not None:
         argv = ["ip", "netns", "exec", netns, *argv]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def set_relocation_wait(monkeypatch: pytest.MonkeyPatch, seconds: float | None) -> None:
+    """Give the 8002 relocation probe another own deadline (``None``: the caller's).
+
+    The real one (``RELOCATION_WAIT``, 10 s) waits out xend's late
+    hosts-allow close; tests of other silent peers on 8002 shrink it.
+    """
+    probe = _probes._BY_NAME["xend-relocation"]
+    monkeypatch.setitem(
+        _probes._BY_NAME, "xend-relocation", dataclasses.replace(probe, timeout=seconds)
+    )
