@@ -9,6 +9,7 @@
 from xendiscover.testing._fakes import Behaviour, FakeConnector, FakeResolver
 from xendiscover.testing._servers import (
     DEFAULT_XEND_METHODS,
+    XEND_PYTHON,
     FakeHttpServer,
     FakeLibvirt,
     FakeResetter,
@@ -24,6 +25,7 @@ from xendiscover.testing._servers import (
 
 __all__ = [
     "DEFAULT_XEND_METHODS",
+    "XEND_PYTHON",
     "Behaviour",
     "FakeConnector",
     "FakeHttpServer",
