@@ -325,7 +325,7 @@ def parse_libvirt(data: bytes, *, closed: bool, nonce: str = "") -> ParseResult:
         if closed:
             return Fingerprint(None, "not-xen", evidence("not libvirt RPC", data))
         raise NeedMoreData("reply incomplete")
-    ended = _after_auth(replies[0], closed)
+    ended = _after_auth(replies[0], closed and len(replies) == 1)
     if ended is not None:
         return ended
     if partial and not closed:

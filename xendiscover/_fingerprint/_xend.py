@@ -215,7 +215,9 @@ def parse_http(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
         body = data[head.body_start :]
         if body.startswith(b"(ls "):
             return Fingerprint("xend-http", "confirmed", evidence("application/sxp", body))
-        if not closed and b"(ls ".startswith(body):
+        length = head.content_length
+        complete = closed or (length is not None and len(body) >= length)
+        if not complete and b"(ls ".startswith(body):
             raise NeedMoreData("SXP body incomplete")
         return Fingerprint("xend-http", "likely", evidence("application/sxp", body))
     page = xapi_page(http_body(data, head, closed=closed))
