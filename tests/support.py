@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import socket
@@ -12,6 +13,8 @@ from collections.abc import Callable
 import pytest
 
 from xendiscover._fingerprint import _probes
+from xendiscover._fingerprint._common import Continue, NeedMoreData, ParseResult
+from xendiscover._model import Fingerprint
 
 #: The ``listeners`` fixture: bind listening sockets on addresses and a port.
 Listen = Callable[[list[str], int], list[socket.socket]]
@@ -65,3 +68,39 @@ def set_relocation_wait(monkeypatch: pytest.MonkeyPatch, seconds: float | None) 
     monkeypatch.setitem(
         _probes._BY_NAME, "xend-relocation", dataclasses.replace(probe, timeout=seconds)
     )
+
+
+async def converse(
+    host: str,
+    port: int,
+    request: bytes,
+    parse: Callable[..., ParseResult],
+    *,
+    timeout: float = 5.0,
+    cap: int = 4096,
+) -> tuple[Fingerprint, bytes]:
+    """A multi-step exchange as the driver will run it: each ``Continue`` sent once.
+
+    Stands in for the driver's ``Continue`` support in tests of the parsers
+    against live peers; bounded by ``timeout`` seconds and ``cap`` bytes.
+    """
+    reader, writer = await asyncio.open_connection(host, port)
+    data, sent = b"", 0
+    writer.write(request)
+    try:
+        async with asyncio.timeout(timeout):
+            while len(data) < cap:
+                chunk = await reader.read(cap - len(data))
+                data += chunk
+                try:
+                    found = parse(data, closed=not chunk, nonce="")
+                except NeedMoreData:
+                    continue
+                if not isinstance(found, Continue):
+                    return found, data
+                if found.step > sent:
+                    writer.write(found.request)
+                    sent = found.step
+        raise AssertionError(f"no verdict within {cap} bytes: {data!r}")
+    finally:
+        writer.close()

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import realservers
+import support
 from realservers import Running
 
 from xendiscover._fingerprint import WELL_KNOWN_PORTS, probe_port
-from xendiscover._fingerprint._common import Continue, NeedMoreData
 from xendiscover._fingerprint._libvirt import AUTH_LIST_REQUEST, parse_libvirt
 from xendiscover._model import Fingerprint
 
@@ -185,30 +185,7 @@ def virsh(uri: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def converse(host: str, port: int) -> tuple[Fingerprint, bytes]:
-    """The libvirt exchange as the driver will run it: send each ``Continue`` once, read on.
-
-    Bounded: 5 s, 4 KiB. Stands in for the driver until it sends steps itself.
-    """
-    reader, writer = await asyncio.open_connection(host, port)
-    data, sent = b"", 0
-    writer.write(AUTH_LIST_REQUEST)
-    try:
-        async with asyncio.timeout(5):
-            while len(data) < 4096:
-                chunk = await reader.read(4096 - len(data))
-                data += chunk
-                try:
-                    found = parse_libvirt(data, closed=not chunk)
-                except NeedMoreData:
-                    continue
-                if not isinstance(found, Continue):
-                    return found, data
-                if found.step > sent:
-                    writer.write(found.request)
-                    sent = found.step
-        raise AssertionError(f"no verdict within 4 KiB: {data!r}")
-    finally:
-        writer.close()
+    return await support.converse(host, port, AUTH_LIST_REQUEST, parse_libvirt)
 
 
 async def test_libvirtd_with_auth_none_is_reported_by_its_real_type(
