@@ -40,6 +40,12 @@ PACKAGES = {
     "libvirtd": "libvirt-daemon",
 }
 
+#: The TLS module each web server needs, and its Debian package.
+TLS_MODULES = {
+    "apache2": ("/usr/lib/apache2/modules/mod_ssl.so", "apache2-bin"),
+    "lighttpd": ("/usr/lib/lighttpd/mod_openssl.so", "lighttpd-mod-openssl"),
+}
+
 
 def need(binary: str) -> None:
     """Skip, saying which Debian package to install, when ``binary`` is missing."""
@@ -55,6 +61,9 @@ def web_server(
     @pytest.fixture(scope="module")
     def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         need(name)
+        module = TLS_MODULES.get(name)
+        if module is not None and not Path(module[0]).exists():
+            pytest.skip(f"{module[0]} is missing (Debian package {module[1]})")
         root = tmp_path_factory.mktemp(name)
         host = next(_hosts)
         plain, tls = realservers.free_port(host), realservers.free_port(host)
