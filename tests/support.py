@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import socket
 import subprocess
@@ -10,8 +12,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 import xendiscover
 from xendiscover import Finding
+from xendiscover._fingerprint import _probes
+from xendiscover._fingerprint._common import Continue, NeedMoreData, ParseResult
+from xendiscover._model import Fingerprint
 
 #: The ``listeners`` fixture: bind listening sockets on addresses and a port.
 Listen = Callable[[list[str], int], list[socket.socket]]
@@ -54,6 +61,54 @@ def run_xendiscover(
     if netns is not None:
         argv = ["ip", "netns", "exec", netns, *argv]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def set_relocation_wait(monkeypatch: pytest.MonkeyPatch, seconds: float | None) -> None:
+    """Give the 8002 relocation probe another own deadline (``None``: the caller's).
+
+    The real one (``RELOCATION_WAIT``, 10 s) waits out xend's late
+    hosts-allow close; tests of other silent peers on 8002 shrink it.
+    """
+    probe = _probes._BY_NAME["xend-relocation"]
+    monkeypatch.setitem(
+        _probes._BY_NAME, "xend-relocation", dataclasses.replace(probe, timeout=seconds)
+    )
+
+
+async def converse(
+    host: str,
+    port: int,
+    request: bytes,
+    parse: Callable[..., ParseResult],
+    *,
+    timeout: float = 5.0,
+    cap: int = 4096,
+) -> tuple[Fingerprint, bytes]:
+    """A multi-step exchange as the driver will run it: each ``Continue`` sent once.
+
+    Stands in for the driver's ``Continue`` support in tests of the parsers
+    against live peers; bounded by ``timeout`` seconds and ``cap`` bytes.
+    """
+    reader, writer = await asyncio.open_connection(host, port)
+    data, sent = b"", 0
+    writer.write(request)
+    try:
+        async with asyncio.timeout(timeout):
+            while len(data) < cap:
+                chunk = await reader.read(cap - len(data))
+                data += chunk
+                try:
+                    found = parse(data, closed=not chunk, nonce="")
+                except NeedMoreData:
+                    continue
+                if not isinstance(found, Continue):
+                    return found, data
+                if found.step > sent:
+                    writer.write(found.request)
+                    sent = found.step
+        raise AssertionError(f"no verdict within {cap} bytes: {data!r}")
+    finally:
+        writer.close()
 
 
 async def open_ports(targets: Any, **options: Any) -> list[Finding]:

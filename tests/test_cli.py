@@ -25,16 +25,16 @@ def test_lists_hosts_one_per_line_sorted(loopback_net: str, listeners: Listen) -
 
 def test_json_records(loopback_net: str, listeners: Listen) -> None:
     (address,) = hosts_of(loopback_net, 5)
-    listeners([address], 8002)  # accepts, never answers: open, not Xen
-    result = runner.invoke(app, ["-p", "8002", "--json", "--no-resolve", loopback_net])
+    listeners([address], 8006)  # accepts, never answers: open, not Xen
+    result = runner.invoke(app, ["-p", "8006", "--json", "--no-resolve", loopback_net])
     assert json.loads(result.stdout) == []  # no Xen machine
     assert result.exit_code == 1
-    result = runner.invoke(app, ["-p", "8002", "--json", "--all", "--no-resolve", loopback_net])
+    result = runner.invoke(app, ["-p", "8006", "--json", "--all", "--no-resolve", loopback_net])
     (record,) = json.loads(result.stdout)
     assert record["address"] == address
     assert record["addresses"] == [address]
     assert record["hostname"] is None
-    assert [(s["port"], s["verdict"]) for s in record["services"]] == [(8002, "unknown")]
+    assert [(s["port"], s["verdict"]) for s in record["services"]] == [(8006, "unknown")]
     assert result.exit_code == 1  # the same answer in every format: no Xen machine
 
 
@@ -193,7 +193,18 @@ def test_output_file_and_formats(loopback_net: str, listeners: Listen, tmp_path:
     listeners([address], 8002)
     out = tmp_path / "hosts.csv"
     result = runner.invoke(
-        app, ["-p", "8002", "--no-resolve", "--format", "csv", "-o", str(out), loopback_net]
+        app,
+        [
+            "-p",
+            "8002",
+            "--no-resolve",
+            "--no-fingerprint",
+            "-f",
+            "csv",
+            "-o",
+            str(out),
+            loopback_net,
+        ],
     )
     assert result.stdout == ""
     rows = list(csv.DictReader(out.open(newline="")))
@@ -203,7 +214,9 @@ def test_output_file_and_formats(loopback_net: str, listeners: Listen, tmp_path:
 def test_jsonl_streams_one_record_per_line(loopback_net: str, listeners: Listen) -> None:
     found = hosts_of(loopback_net, 40, 41)
     listeners(found, 8002)
-    result = runner.invoke(app, ["-p", "8002", "--no-resolve", "-f", "jsonl", loopback_net])
+    result = runner.invoke(
+        app, ["-p", "8002", "--no-resolve", "--no-fingerprint", "-f", "jsonl", loopback_net]
+    )
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted(r["address"] for r in records) == found
 
@@ -262,7 +275,9 @@ def test_a_slash_16_under_a_256_file_limit_finds_the_same_hosts(listeners: Liste
 def test_verbose_json_summary_counts_the_sweep(loopback_net: str, listeners: Listen) -> None:
     found = hosts_of(loopback_net, 20, 21)
     listeners(found, 8002)
-    proc = run_xendiscover("-p", "8002", "--no-resolve", "--json", "-v", loopback_net)
+    proc = run_xendiscover(
+        "-p", "8002", "--no-resolve", "--no-fingerprint", "--json", "-v", loopback_net
+    )
     summary = json.loads(proc.stderr.splitlines()[-1])["summary"]
     assert summary["total"] == summary["done"] == 4096
     assert summary["open"] == 2

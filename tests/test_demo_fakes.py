@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
+from support import set_relocation_wait
+
 from xendiscover._demo import DEMO_FAKES, start_demo_fakes
 from xendiscover._fingerprint import probe_port
 
 
-async def test_demo_fakes_start_and_answer_as_promised() -> None:
+async def test_demo_fakes_start_and_answer_as_promised(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_relocation_wait(monkeypatch, 1.0)  # the demo's tarpit on 8002 would cost the full wait
     async with contextlib.AsyncExitStack() as stack:
         started = await start_demo_fakes(stack)
         assert len(started) == len(DEMO_FAKES)

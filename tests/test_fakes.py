@@ -103,7 +103,8 @@ async def test_xapi_fake_wants_a_session() -> None:
         reply = await asyncio.wait_for(asyncio.to_thread(call), TIMEOUT)
         raw = await talk(xapi.host, xapi.port, b"GET / HTTP/1.0\r\n\r\n")
     assert reply == {"Status": "Failure", "ErrorDescription": ["SESSION_INVALID", "OpaqueRef:NULL"]}
-    assert raw.startswith(b"HTTP/1.1 403")
+    # http_svr.ml answers in the request's HTTP version, content-length first
+    assert raw.startswith(b"HTTP/1.0 403 Forbidden\r\ncontent-length: ")
 
 
 async def test_xmlrpc_client_lists_xend_methods_and_the_fake_never_acts() -> None:
@@ -118,7 +119,8 @@ async def test_xmlrpc_client_lists_xend_methods_and_the_fake_never_acts() -> Non
     assert "xend.domains" in methods
     assert domains["ErrorDescription"][0] == "MESSAGE_METHOD_UNKNOWN"
     assert xend.calls == ["system.listMethods", "xend.domains"]
-    assert raw.startswith(b"HTTP/1.0 400")
+    # BaseHTTP (Python 2) before a request line: the error page alone, as HTTP/0.9
+    assert raw.startswith(b"<head>\n<title>Error response</title>")
     assert b"<value><string>" in xmlrpc.client.dumps((methods,), methodresponse=True).encode()
 
 
@@ -158,7 +160,7 @@ async def test_xend_http_fake_answers_sxp_to_programs_and_html_to_browsers() -> 
         sxp = await talk(xend.host, xend.port, b"GET / HTTP/1.0\r\n\r\n")
         html = await talk(xend.host, xend.port, b"GET / HTTP/1.0\r\nUser-Agent: Mozilla\r\n\r\n")
     assert b"Content-type: application/sxp" in sxp
-    assert sxp.endswith(b"(ls )")
+    assert sxp.endswith(b"(ls )''")
     assert b"Server:" not in sxp
     assert b"Date:" not in sxp
     assert b"text/html" in html

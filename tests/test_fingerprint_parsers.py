@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from xendiscover._fingerprint import PROBES
 from xendiscover._fingerprint._common import (
     EVIDENCE_LIMIT,
+    Continue,
     NeedMoreData,
     ReplyError,
     ReplyParser,
@@ -23,6 +24,7 @@ from xendiscover._fingerprint._common import (
     parse_http_head,
 )
 from xendiscover._fingerprint._libvirt import AUTH_LIST_REQUEST, encode_packet, parse_auth_list
+from xendiscover._fingerprint._probes import TLS_HELLO, check_request
 from xendiscover._fingerprint._xapi import parse_isalive_jsonrpc, parse_isalive_xmlrpc
 from xendiscover._fingerprint._xend import (
     HOSTS_ALLOW_EVIDENCE,
@@ -51,13 +53,15 @@ def xapi_reply(body: bytes) -> bytes:
 
 
 def python_reply(value: Any) -> bytes:
+    """A reply as xend 4.4's XMLRPCRequestHandler writes it (xmlrpclib2.py, BaseHTTP)."""
     body = xmlrpc.client.dumps((value,), methodresponse=True).encode()
     headers = [
-        ("Server", "BaseHTTP/0.3 Python/2.4.4"),
-        ("Content-type", "text/xml"),
-        ("Content-length", str(len(body))),
+        ("Server", "BaseHTTP/0.3 Python/2.7.3"),
+        ("Date", "Thu, 26 Nov 2026 13:56:40 GMT"),
+        ("Content-Type", "text/xml"),
+        ("Content-Length", str(len(body))),
     ]
-    return http("HTTP/1.0 200 OK", headers, body)
+    return http("HTTP/1.1 200 OK", headers, body)
 
 
 # --- recorded and derived replies (see the protocol notes) ---------------------
@@ -70,9 +74,9 @@ RELOCATION_ERR = (
 RELOCATION_ERR_PY24 = (
     b"(err (type xen.xend.XendError.XendError) (value 'Invalid operation: GET'))\n"
 )
-XEND_SXP = (
-    b"HTTP/1.1 200 OK\r\nContent-length: 5\r\nExpires: -1\r\nContent-type: application/sxp\r\n"
-    b"Pragma: no-cache\r\nCache-control: no-cache\r\n\r\n(ls )"
+XEND_SXP = (  # the real 4.4.0 server's answer to GET / with Host, no User-Agent
+    b"HTTP/1.1 200 OK\r\nContent-length: 7\r\nExpires: -1\r\nContent-type: application/sxp\r\n"
+    b"Pragma: no-cache\r\nCache-control: no-cache\r\n\r\n(ls )''"
 )
 NGINX_404 = http(
     "HTTP/1.1 404 Not Found",
@@ -113,10 +117,10 @@ JSON_ECHO = http(
     [("content-type", "application/json")],
     b'{"jsonrpc":"2.0","result":"' + NONCE.encode() + b'","id":1}',
 )
-JSON_UNKNOWN = http(
+JSON_UNKNOWN = http(  # ocaml-rpc jsonrpc.ml: a V2 error is the Xen-API error array
     "HTTP/1.1 200 OK",
     [("content-type", "application/json")],
-    b'{"jsonrpc":"2.0","error":{"code":1,"message":"MESSAGE_METHOD_UNKNOWN"},"id":1}',
+    b'{"jsonrpc":"2.0","error":["MESSAGE_METHOD_UNKNOWN","system.isAlive:x"],"id":1}',
 )
 JSON_OTHER_ERROR = http(
     "HTTP/1.1 200 OK",
@@ -188,7 +192,8 @@ CASES: list[Case] = [
     (parse_xmlrpc, XMLRPC_FAULT, True, None, "not-xen"),
     (parse_xmlrpc, NGINX_405, False, None, "not-xen"),
     (parse_xmlrpc, BILLION_LAUGHS, False, None, "not-xen"),
-    (parse_xmlrpc, XEND_LIST[:-20], True, None, "not-xen"),
+    (parse_xmlrpc, XEND_LIST[:-20], True, "xend-xmlrpc", "confirmed"),  # prefix decides
+    (parse_xmlrpc, OTHER_XMLRPC_LIST[:-20], True, None, "not-xen"),
     # xapi XML-RPC, reply to system.isAlive:<uuid>
     (parse_isalive_xmlrpc, XAPI_ECHO, False, "xapi", "confirmed"),
     (
@@ -247,6 +252,7 @@ def test_parser_verdicts(
     parse: ReplyParser, data: bytes, closed: bool, service: Service | None, verdict: Verdict
 ) -> None:
     found = parse(data, closed=closed, nonce=NONCE)
+    assert isinstance(found, Fingerprint)
     assert (found.service, found.verdict) == (service, verdict), found
     assert len(found.evidence) <= EVIDENCE_LIMIT
     assert found.evidence.isprintable()
@@ -268,7 +274,7 @@ def test_hosts_allow_close_is_likely_with_its_evidence() -> None:
         (parse_relocation, b"HTT"),
         (parse_http, XEND_SXP[:40]),
         (parse_http, XEND_SXP[: XEND_SXP.index(b"(ls") + 2]),
-        (parse_xmlrpc, XEND_LIST[:-10]),
+        (parse_xmlrpc, XEND_LIST[: XEND_LIST.index(b"<value><string>xend.") + 20]),
         (parse_isalive_xmlrpc, XAPI_ECHO[:-30]),
         (parse_isalive_jsonrpc, JSON_ECHO[:20]),
         (parse_auth_list, LIBVIRT_REPLY[:5]),
@@ -290,14 +296,14 @@ def test_recorded_replies_decide_byte_by_byte_no_earlier_than_possible() -> None
         (parse_auth_list, LIBVIRT_REPLY, "unknown"),
     ]
     for parse, data, verdict in table:
-        decided: Fingerprint | None = None
+        decided: Fingerprint | Continue | None = None
         for end in range(1, len(data) + 1):
             try:
                 decided = parse(data[:end], closed=False, nonce=NONCE)
             except NeedMoreData:
                 assert decided is None
                 continue
-        assert decided is not None
+        assert isinstance(decided, Fingerprint)
         assert decided.verdict == verdict
 
 
@@ -327,7 +333,7 @@ def test_http_head_parser() -> None:
     assert head is not None
     assert head.status == 200
     assert head.get("CONTENT-TYPE") == "application/sxp"
-    assert head.content_length == 5
+    assert head.content_length == 7
     assert parse_http_head(b"SSH-2.0-x\r\n", closed=False) is None
     with pytest.raises(NeedMoreData):
         parse_http_head(b"HTTP/1.1 200 OK\r\nA: b", closed=False)
@@ -345,7 +351,7 @@ def test_xmlrpc_shapes() -> None:
 
 # --- property tests: any bytes give a Fingerprint or the parser's own error -----
 
-PARSERS: list[ReplyParser] = sorted({probe.parse for probe in PROBES}, key=repr)
+PARSERS: list[ReplyParser] = sorted({probe.parse for probe in (*PROBES, TLS_HELLO)}, key=repr)
 SERVICES = set(get_args(Service)) | {None}
 VERDICTS = set(get_args(Verdict))
 
@@ -357,6 +363,10 @@ def check_contract(parse: ReplyParser, data: bytes, closed: bool, nonce: str) ->
         try:
             found = parse(data, closed=closed, nonce=nonce)
         except ReplyError:  # the parser's own error type, and only that
+            return
+        if isinstance(found, Continue):  # a multi-step parser asks for its next call
+            assert check_request(found.request) == found.request
+            assert found.step >= 1
             return
     assert isinstance(found, Fingerprint)
     assert found.service in SERVICES

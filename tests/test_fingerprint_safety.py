@@ -62,8 +62,12 @@ def test_requests_are_the_documented_ones() -> None:
     by_name = {probe.name: probe for probe in PROBES}
     nonce = "0f6a3c2e-54b1-4f7d-9c1e-8a2b3c4d5e6f"
     assert by_name["xend-relocation"].build(host="h", nonce=nonce) == b"(help)\n"
-    get = by_name["xend-http"].build(host="h", nonce=nonce)
-    assert get == b"GET / HTTP/1.0\r\n\r\n"  # no User-Agent: xend answers SXP
+    get = by_name["xend-http"].build(host="10.0.0.7", nonce=nonce)
+    # Host (SrvDir.ls needs it), no User-Agent (xend answers SXP)
+    assert get == b"GET / HTTP/1.0\r\nHost: 10.0.0.7\r\n\r\n"
+    isalive = by_name["xend-isalive"].build(host="h", nonce=nonce)
+    assert b"<methodName>system.isAlive</methodName>" in isalive
+    assert isalive.startswith(b"POST /RPC2 HTTP/1.0\r\n")
     assert by_name["libvirt"].build(host="h", nonce=nonce) == AUTH_LIST_REQUEST
     assert AUTH_LIST_REQUEST.hex() == "0000001c200080860000000100000042000000000000000100000000"
     xapi = by_name["xapi-xmlrpc"].build(host="10.0.0.7", nonce=nonce)
@@ -75,7 +79,7 @@ def test_requests_are_the_documented_ones() -> None:
     listing = by_name["xend-xmlrpc"].build(host="h", nonce=nonce)
     assert b"<methodName>system.listMethods</methodName>" in listing
     assert b"Host: localhost\r\n" in listing
-    for request in (xapi, jsonrpc, listing):
+    for request in (xapi, jsonrpc, listing, isalive):
         head, body = request.split(b"\r\n\r\n", 1)
         assert f"Content-Length: {len(body)}".encode() in head
 
@@ -88,8 +92,8 @@ def test_well_known_ports_choose_their_own_probe_first() -> None:
         80: "xapi-xmlrpc",
         8002: "xend-relocation",
         8000: "xend-http",
-        8006: "xend-xmlrpc",
-        9363: "xend-xmlrpc",
+        8006: "xend-isalive",  # a short reply; listMethods' is larger than the read cap
+        9363: "xend-isalive",
         16509: "libvirt",
     }
     for port, first in expected_first.items():
@@ -102,5 +106,5 @@ def test_unknown_ports_start_with_the_request_harmless_to_all() -> None:
     plan = probe_plan(9999)
     assert tuple(probe.name for probe in plan) == FALLBACK_ORDER
     assert plan[0].name == "xend-http"
-    assert [probe.tls for probe in plan][-2:] == [True, True]  # TLS last
-    assert not any(probe.tls for probe in plan[:-2])
+    assert [probe.tls for probe in plan][-3:] == [True, True, True]  # TLS last
+    assert not any(probe.tls for probe in plan[:-3])

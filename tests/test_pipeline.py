@@ -9,6 +9,7 @@ from support import open_ports
 
 import xendiscover
 from xendiscover import Finding, TargetError
+from xendiscover._fingerprint._probes import RELOCATION_WAIT
 from xendiscover.testing import FakeBackend, FakeResolver, FakeService
 
 #: What a Xen 3.3-4.4 relocation server answers to ``(help)``.
@@ -159,10 +160,11 @@ async def test_fingerprints_run_on_the_fake_clock() -> None:
     started = loop.time()
     hosts = await open_ports(["10.0.0.0/30"], port=8002, backend=backend, resolve=False)
     assert loop.time() - started < 1.0
-    assert backend.time() >= 2.0  # the tarpit's deadline passed, virtually
+    # xend's long hosts-allow wait on 8002 passed, virtually (RELOCATION_WAIT).
+    assert backend.time() >= RELOCATION_WAIT
     by_address = {h.address: h for h in hosts}
     assert by_address["10.0.0.1"].verdict == "unknown"
-    assert "no reply within 2 s" in by_address["10.0.0.1"].evidence
+    assert f"no reply within {RELOCATION_WAIT:g} s" in by_address["10.0.0.1"].evidence
     assert by_address["10.0.0.2"].verdict == "confirmed"  # slow, but within the deadline
     assert not backend.open_streams  # every stream was closed
 

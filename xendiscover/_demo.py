@@ -62,7 +62,8 @@ DEMO_FAKES: tuple[DemoFake, ...] = (
     ),
     DemoFake("127.77.0.5", 16509, FakeLibvirt, "libvirt", "unknown"),
     DemoFake("127.77.0.6", 443, lambda h, p: FakeHttpServer(h, p, tls=True), None, "not-xen"),
-    DemoFake("127.77.0.7", 8002, FakeTarpit, None, "unknown"),
+    # A silent peer on 9363: on 8002 it would be given xend's long hosts-allow wait.
+    DemoFake("127.77.0.7", 9363, FakeTarpit, None, "unknown"),
 )
 
 

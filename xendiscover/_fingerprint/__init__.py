@@ -10,13 +10,16 @@ recognises the peer. The parsers are pure functions in ``_xend``, ``_xapi`` and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from xendiscover._backend import Backend, SocketBackend
+from xendiscover._fingerprint._common import Continue, ParseResult
 from xendiscover._fingerprint._driver import READ_CAP, Exchange, exchange
 from xendiscover._fingerprint._probes import (
     FORBIDDEN,
     PROBES,
     RELOCATION_PORTS,
+    TLS_HELLO,
     Probe,
     check_request,
     probe_plan,
@@ -31,6 +34,7 @@ __all__ = [
     "READ_CAP",
     "WELL_KNOWN_PORTS",
     "Probe",
+    "bind_parser",
     "fingerprint_port",
     "probe_plan",
     "probe_port",
@@ -40,8 +44,27 @@ __all__ = [
 #: The Xen management ports a scan covers by default.
 WELL_KNOWN_PORTS: tuple[int, ...] = (443, 80, 8002, 8000, 8006, 9363, 16509)
 
-#: However the peer behaves, one port costs at most this many deadlines.
+#: However the peer behaves, one port costs at most this many deadlines, plus
+#: the extra wait of a probe with its own longer deadline (the relocation
+#: probe on 8002, see ``RELOCATION_WAIT``).
 MAX_DEADLINES_PER_PORT = 3
+
+
+def bind_parser(probe: Probe, nonce: str) -> Callable[[bytes, bool], ParseResult]:
+    """The probe's parser with its nonce bound, as the driver calls it: ``(data, closed)``.
+
+    Every follow-up request a parser asks for (:class:`Continue`) is checked
+    against :data:`FORBIDDEN` like the first one; a forbidden one raises
+    ``UnsafeRequestError`` and is never sent.
+    """
+
+    def parse(data: bytes, closed: bool) -> ParseResult:
+        found = probe.parse(data, closed=closed, nonce=nonce)
+        if isinstance(found, Continue):
+            check_request(found.request)
+        return found
+
+    return parse
 
 
 async def run_probe(
@@ -52,8 +75,9 @@ async def run_probe(
     timeout: float,
     nonce: str | None = None,
     backend: Backend | None = None,
+    connect_timeout: float | None = None,
 ) -> Exchange:
-    """Run one probe: one connection, one request, one capped, deadlined read.
+    """Run one probe: one connection, its requests, capped, deadlined reads.
 
     Args:
         probe: The probe to run.
@@ -62,15 +86,23 @@ async def run_probe(
         timeout: The deadline for the whole exchange, in seconds.
         nonce: The UUID the request carries (a fresh ``uuid4`` if ``None``).
         backend: Where the connection is opened (a :class:`SocketBackend` if ``None``).
+        connect_timeout: The deadline the connect attempts share (``timeout``
+            by default; shorter for a probe that waits long for its reply).
     """
     token = nonce if nonce is not None else str(uuid.uuid4())
     request = check_request(probe.build(host=address, nonce=token))
-
-    def parse(data: bytes, closed: bool) -> Fingerprint:
-        return probe.parse(data, closed=closed, nonce=token)
-
-    io = backend if backend is not None else SocketBackend()
-    return await exchange(io, address, port, request, parse, tls=probe.tls, timeout=timeout)
+    return await exchange(
+        backend if backend is not None else SocketBackend(),
+        address,
+        port,
+        request,
+        bind_parser(probe, token),
+        tls=probe.tls,
+        timeout=timeout,
+        server_hostname=probe.server_hostname,
+        on_handshake=probe.on_handshake,
+        connect_timeout=connect_timeout,
+    )
 
 
 def _rank(found: Fingerprint) -> int:
@@ -92,13 +124,66 @@ async def fingerprint_port(
         address: The IP address, as text.
         port: The TCP port (known to be open).
         timeout: The deadline of each probe, in seconds; the port as a whole
-            costs at most :data:`MAX_DEADLINES_PER_PORT` of them.
+            costs at most :data:`MAX_DEADLINES_PER_PORT` of them (and on 8002
+            the relocation probe's own longer wait).
         backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
 
     Returns:
         The fingerprint. Never raises for anything the network or peer does.
     """
     return await probe_port(address, port, timeout=timeout, backend=backend)
+
+
+class _Budget:
+    """The time one port may cost: a number of deadlines, plus any probe's own longer wait."""
+
+    def __init__(self, backend: Backend, timeout: float) -> None:
+        self._backend = backend
+        self.timeout = timeout
+        self.end = backend.time() + timeout * MAX_DEADLINES_PER_PORT
+
+    def left(self) -> float:
+        return self.end - self._backend.time()
+
+    def deadline(self, probe: Probe) -> float | None:
+        """Return the probe's deadline, or ``None`` when the port's time is spent.
+
+        A probe's own :attr:`~Probe.timeout` (never shorter than the
+        caller's) extends the budget by its extra wait.
+        """
+        left = self.left()
+        if left <= 0:
+            return None
+        if probe.timeout is not None and probe.timeout > self.timeout:
+            self.end += probe.timeout - self.timeout
+            return probe.timeout
+        return min(self.timeout, left)
+
+
+async def _silent_close(
+    found: Fingerprint,
+    known_port: int,
+    address: str,
+    port: int,
+    budget: _Budget,
+    backend: Backend,
+) -> Fingerprint:
+    """Weigh an "accepted and closed without a byte" on a relocation port.
+
+    Off the relocation ports it means nothing (``unknown``). On them, it is
+    xend's hosts-allow reject -- or a TLS server that dropped our plain
+    ``(help)``: a ClientHello on the same port tells (:data:`TLS_HELLO`): a
+    completed handshake is ``not-xen``; a failed one keeps ``likely``.
+    """
+    if found.evidence != HOSTS_ALLOW_EVIDENCE:
+        return found
+    if known_port not in RELOCATION_PORTS:
+        return Fingerprint(None, "unknown", "accepted and closed without a reply")
+    deadline = budget.deadline(TLS_HELLO)
+    if deadline is None:
+        return found
+    tls = await run_probe(TLS_HELLO, address, port, timeout=deadline, backend=backend)
+    return tls.fingerprint if tls.fingerprint.verdict == "not-xen" else found
 
 
 async def probe_port(
@@ -121,17 +206,16 @@ async def probe_port(
     """
     io = backend if backend is not None else SocketBackend()
     known_port = port if plan_port is None else plan_port
-    budget_end = io.time() + timeout * MAX_DEADLINES_PER_PORT
+    budget = _Budget(io, timeout)
     best: Fingerprint | None = None
     for probe in probe_plan(known_port):
-        remaining = budget_end - io.time()
-        if remaining <= 0:
+        deadline = budget.deadline(probe)
+        if deadline is None:
             break
-        result = await run_probe(probe, address, port, timeout=min(timeout, remaining), backend=io)
-        found = result.fingerprint
-        if found.evidence == HOSTS_ALLOW_EVIDENCE and known_port not in RELOCATION_PORTS:
-            # Closing at once is xend's answer only where xend would listen.
-            found = Fingerprint(None, "unknown", "accepted and closed without a reply")
+        result = await run_probe(
+            probe, address, port, timeout=deadline, backend=io, connect_timeout=timeout
+        )
+        found = await _silent_close(result.fingerprint, known_port, address, port, budget, io)
         if found.service is not None:
             return found
         if best is None or _rank(found) > _rank(best):

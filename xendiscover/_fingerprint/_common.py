@@ -9,6 +9,11 @@ raise)::
 
 A parser raises :class:`NeedMoreData` only while ``closed`` is false; once the
 peer has closed, every parser returns a :class:`~xendiscover._model.Fingerprint`.
+
+A parser of a multi-step exchange (libvirt's) may return :class:`Continue`
+instead, while the peer is open: "send this next request, then keep reading".
+It is always handed the *cumulative* bytes of the connection, so it can
+re-walk the replies from the first byte and knows which step it is at.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -24,8 +30,10 @@ from xendiscover._model import Fingerprint, Service
 
 __all__ = [
     "EVIDENCE_LIMIT",
+    "Continue",
     "HttpHead",
     "NeedMoreData",
+    "ParseResult",
     "ReplyError",
     "ReplyParser",
     "RpcShape",
@@ -40,6 +48,7 @@ __all__ = [
     "http_post",
     "looks_like_http",
     "parse_http_head",
+    "xapi_page",
     "xenapi_failure",
     "xenapi_failure_fingerprint",
     "xmlrpc_shape",
@@ -57,16 +66,44 @@ class NeedMoreData(ReplyError):
     """The bytes so far cannot decide; only raised while the peer is still open."""
 
 
+@dataclass(frozen=True, slots=True)
+class Continue:
+    """A parser's "not decided yet: send this, then keep reading".
+
+    The driver sends :attr:`request` once per new :attr:`step` (a parser
+    returns the same ``Continue`` again while it waits for that step's reply,
+    and the driver does not send it twice) and goes on reading into the same
+    cumulative buffer, within the same deadline and read cap. A parser
+    never returns ``Continue`` when ``closed`` is true: once the peer closed
+    (or the driver stops early and asks for a final word by passing
+    ``closed=True``), it decides from what it has.
+
+    Attributes:
+        step: The step number, counting from 1 for the first follow-up.
+        request: The exact bytes to send for this step (checked against the
+            forbidden words like every request).
+    """
+
+    step: int
+    request: bytes
+
+
+#: What a parser returns: a verdict, or the next request of a multi-step exchange.
+ParseResult = Fingerprint | Continue
+
+
 class ReplyParser(Protocol):
     """The signature every reply parser has.
 
-    A parser is a pure function: the bytes the peer sent so far, whether the
-    peer closed the connection, and the nonce the request carried (the UUID of
-    an ``isAlive`` probe; ignored by parsers that do not need it).
+    A parser is a pure function: the bytes the peer sent so far on this
+    connection (cumulative, from the first byte), whether the peer closed the
+    connection, and the nonce the request carried (the UUID of an ``isAlive``
+    probe; ignored by parsers that do not need it). Only multi-step parsers
+    ever return :class:`Continue`.
     """
 
-    def __call__(self, data: bytes, *, closed: bool, nonce: str) -> Fingerprint:
-        """Decide what answered, or raise :class:`ReplyError`."""
+    def __call__(self, data: bytes, *, closed: bool, nonce: str) -> ParseResult:
+        """Decide what answered, ask for a next step, or raise :class:`ReplyError`."""
         ...
 
 
@@ -284,6 +321,37 @@ class XmlRpcReply:
 _MAX_DEPTH = 16
 
 
+def _scalar(kind: Callable[[str], RpcValue], what: str) -> Callable[[str], RpcValue]:
+    def decode(text: str) -> RpcValue:
+        try:
+            return kind(text.strip())
+        except ValueError as error:
+            raise ReplyError(f"bad XML-RPC {what}") from error
+
+    return decode
+
+
+#: Scalar XML-RPC types, by tag (a ``<string>`` keeps its text as is).
+_SCALARS: dict[str, Callable[[str], RpcValue]] = {
+    "int": _scalar(int, "int"),
+    "i4": _scalar(int, "int"),
+    "i8": _scalar(int, "int"),
+    "boolean": lambda text: text.strip() == "1",
+    "double": _scalar(float, "double"),
+}
+
+
+def _decode_struct(typed: ET.Element, depth: int) -> RpcValue:
+    result: dict[str, RpcValue] = {}
+    for member in typed.findall("member"):
+        name = member.find("name")
+        value = member.find("value")
+        if name is None or value is None:
+            raise ReplyError("bad XML-RPC struct member")
+        result[name.text or ""] = _decode_value(value, depth + 1)
+    return result
+
+
 def _decode_value(node: ET.Element, depth: int = 0) -> RpcValue:
     if depth > _MAX_DEPTH:
         raise ReplyError("XML-RPC value nested too deep")
@@ -291,35 +359,15 @@ def _decode_value(node: ET.Element, depth: int = 0) -> RpcValue:
     if not children:
         return node.text or ""
     typed = children[0]
-    tag = typed.tag
     text = typed.text or ""
-    if tag == "string":
-        return text
-    if tag in ("int", "i4", "i8"):
-        try:
-            return int(text.strip())
-        except ValueError as error:
-            raise ReplyError("bad XML-RPC int") from error
-    if tag == "boolean":
-        return text.strip() == "1"
-    if tag == "double":
-        try:
-            return float(text.strip())
-        except ValueError as error:
-            raise ReplyError("bad XML-RPC double") from error
-    if tag == "array":
+    if typed.tag in _SCALARS:
+        return _SCALARS[typed.tag](text)
+    if typed.tag == "array":
         data = typed.find("data")
         items = [] if data is None else data.findall("value")
         return [_decode_value(item, depth + 1) for item in items]
-    if tag == "struct":
-        result: dict[str, RpcValue] = {}
-        for member in typed.findall("member"):
-            name = member.find("name")
-            value = member.find("value")
-            if name is None or value is None:
-                raise ReplyError("bad XML-RPC struct member")
-            result[name.text or ""] = _decode_value(value, depth + 1)
-        return result
+    if typed.tag == "struct":
+        return _decode_struct(typed, depth)
     return text
 
 
@@ -421,3 +469,17 @@ def http_post(path: str, host: str, content_type: str, body: bytes, *, http10: b
         "\r\n"
     )
     return head.encode("ascii") + body
+
+
+#: Pages only xapi serves: its 404 page's signature (``http_svr.ml`` /
+#: ``fileserver.ml``, ``<address>Xapi Server</address>``) and XCP-ng 8.3's
+#: web UI, served on ``GET /`` over HTTPS (``<title>XO Lite</title>``).
+XAPI_PAGES: tuple[bytes, ...] = (b"<address>Xapi Server</address>", b"<title>XO Lite</title>")
+
+
+def xapi_page(body: bytes) -> Fingerprint | None:
+    """Return a *likely* xapi fingerprint if ``body`` is a page only xapi serves."""
+    for marker in XAPI_PAGES:
+        if marker in body:
+            return Fingerprint("xapi", "likely", evidence("xapi page", marker))
+    return None

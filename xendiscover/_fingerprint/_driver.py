@@ -24,7 +24,13 @@ from xendiscover._backend import (
     Stream,
     TLSFailed,
 )
-from xendiscover._fingerprint._common import NeedMoreData, ReplyError, evidence
+from xendiscover._fingerprint._common import (
+    Continue,
+    NeedMoreData,
+    ParseResult,
+    ReplyError,
+    evidence,
+)
 from xendiscover._model import Fingerprint
 
 __all__ = [
@@ -33,6 +39,8 @@ __all__ = [
     "RESOURCE_ATTEMPTS",
     "Ending",
     "Exchange",
+    "Handshake",
+    "HandshakeHook",
     "client_tls_context",
     "exchange",
 ]
@@ -45,8 +53,13 @@ READ_CAP = 4096
 #: (refused, reset, TLS failure) ended it.
 Ending = Literal["decided", "closed", "deadline", "cap", "refused", "error"]
 
-#: A parser with its nonce already bound: ``(data, closed) -> Fingerprint``.
-BoundParser = Callable[[bytes, bool], Fingerprint]
+#: A parser with its nonce already bound: ``(data, closed) -> Fingerprint | Continue``.
+#: ``data`` is every byte received on the connection so far.
+BoundParser = Callable[[bytes, bool], ParseResult]
+
+#: Called with the peer's DER certificate right after a TLS handshake; a
+#: Fingerprint it returns decides the exchange.
+HandshakeHook = Callable[[bytes | None], Fingerprint | None]
 
 #: Connect attempts per exchange, each a share of its one deadline: a lost
 #: SYN (or SYN-ACK) must not turn a Xen host into "unknown" on a lossy link.
@@ -91,14 +104,23 @@ def client_tls_context() -> ssl.SSLContext:
     return context
 
 
-def _decide(parse: BoundParser, data: bytes, closed: bool) -> Fingerprint | None:
-    """Return the parser's verdict, or ``None`` while it needs more bytes."""
+def _decide(parse: BoundParser, data: bytes, closed: bool) -> ParseResult | None:
+    """Return the parser's word (a verdict, or the next request), or ``None`` to wait."""
     try:
-        return parse(data, closed)
+        found = parse(data, closed)
     except NeedMoreData:
         return None
     except ReplyError as error:
         return Fingerprint(None, "unknown", evidence(f"unreadable reply ({error})", data))
+    if closed and isinstance(found, Continue):  # a parser broke its contract: stay safe
+        return Fingerprint(None, "unknown", evidence("asked for more after the close", data))
+    return found
+
+
+def _final(parse: BoundParser, data: bytes) -> Fingerprint | None:
+    """The parser's verdict on the bytes so far, as if the peer had closed."""
+    found = _decide(parse, data, True)
+    return found if isinstance(found, Fingerprint) else None
 
 
 class _Deadline:
@@ -113,7 +135,9 @@ class _Deadline:
         return max(0.0, self._end - self._backend.time())
 
 
-async def _connect(backend: Backend, address: str, port: int, deadline: _Deadline) -> Stream:
+async def _connect(
+    backend: Backend, address: str, port: int, deadline: _Deadline, share: float
+) -> Stream:
     """Open the connection, retrying a connect that timed out or met a local limit.
 
     Raises:
@@ -121,7 +145,6 @@ async def _connect(backend: Backend, address: str, port: int, deadline: _Deadlin
         ConnectFailed: The peer refused or the network failed (not retried).
     """
     timeouts = resource_errors = 0
-    share = deadline.seconds / CONNECT_ATTEMPTS
     while True:
         try:
             return await backend.open_stream(address, port, timeout=min(share, deadline.left()))
@@ -153,9 +176,16 @@ class _Conversation:
         self.data = bytearray()
 
     def ended(self, ending: Ending, why: str) -> Exchange:
-        """The verdict of an exchange that stopped before the peer closed."""
+        """The verdict of an exchange that stopped before the peer closed.
+
+        A parser still waiting for the rest of a reply has no verdict: ``why``
+        says what stopped it. One that was mid-conversation (it had asked for
+        a next step) has its final word on the replies that did come.
+        """
         data = bytes(self.data)
-        found = _decide(self._parse, data, False) if data else None
+        found: ParseResult | None = _decide(self._parse, data, False) if data else None
+        if isinstance(found, Continue):
+            found = _final(self._parse, data)
         if found is None:
             found = Fingerprint(None, "unknown", evidence(why, data))
         return Exchange(found, ending, len(data))
@@ -163,31 +193,54 @@ class _Conversation:
     def closed(self) -> Exchange:
         """The verdict once the peer closed (a parser must decide then)."""
         data = bytes(self.data)
-        found = _decide(self._parse, data, True)
+        found = _final(self._parse, data)
         if found is None:  # a parser broke its contract; stay safe
             found = Fingerprint(None, "unknown", evidence("closed", data))
         return Exchange(found, "closed", len(data))
 
-    async def run(self, request: bytes, tls: bool) -> Exchange:
+    async def run(self, request: bytes, tls: Handshake | None) -> Exchange:
         stream, deadline = self._stream, self._deadline
-        if tls:
+        if tls is not None:
             await stream.start_tls(
-                client_tls_context(), server_hostname=None, timeout=deadline.left()
+                client_tls_context(), server_hostname=tls.server_hostname, timeout=deadline.left()
             )
+            if tls.on_handshake is not None:
+                found = tls.on_handshake(stream.peer_certificate())
+                if found is not None:
+                    return Exchange(found, "decided", 0)
         if request:
             await stream.write(request, timeout=deadline.left())
+        return await self._read()
+
+    async def _read(self) -> Exchange:
+        """Read and decide, sending each new step a parser asks for once."""
+        stream, deadline = self._stream, self._deadline
+        step = 0
         while len(self.data) < self._cap:
             chunk = await stream.read(self._cap - len(self.data), timeout=deadline.left())
             if not chunk:
                 return self.closed()
             self.data += chunk
             found = _decide(self._parse, bytes(self.data), False)
-            if found is not None:
+            if isinstance(found, Fingerprint):
                 return Exchange(found, "decided", len(self.data))
+            if isinstance(found, Continue) and found.step > step:
+                step = found.step
+                await stream.write(found.request, timeout=deadline.left())
         return self.ended("cap", f"no verdict within {self._cap} bytes")
 
 
-async def _converse(talk: _Conversation, request: bytes, tls: bool, timeout: float) -> Exchange:
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """How to run a TLS handshake: the SNI name to send, and what to do with its certificate."""
+
+    server_hostname: str | None = None
+    on_handshake: HandshakeHook | None = None
+
+
+async def _converse(
+    talk: _Conversation, request: bytes, tls: Handshake | None, timeout: float
+) -> Exchange:
     """Run the conversation, turning what the network does into an ending."""
     try:
         return await talk.run(request, tls)
@@ -215,18 +268,31 @@ async def exchange(
     tls: bool,
     timeout: float,
     cap: int = READ_CAP,
+    server_hostname: str | None = None,
+    on_handshake: HandshakeHook | None = None,
+    connect_timeout: float | None = None,
 ) -> Exchange:
-    """Send one request and read the reply, bounded in time and bytes.
+    """Send a request and read the reply, bounded in time and bytes.
+
+    A parser that returns :class:`Continue` gets its next request sent once
+    per new step, on the same connection, within the same deadline and cap.
 
     Args:
         backend: Where the connection is opened (and whose clock is used).
         address: The IP address to connect to.
         port: The TCP port.
         request: The exact bytes to send.
-        parse: Decides from ``(data, closed)``; raises ``NeedMoreData`` to wait.
-        tls: Wrap the connection in TLS (unverified, no SNI).
+        parse: Decides from ``(data, closed)`` (all bytes so far); raises
+            ``NeedMoreData`` to wait, or returns :class:`Continue` to send more.
+        tls: Wrap the connection in TLS (unverified).
         timeout: The one deadline for connect, handshake, send and reads.
         cap: The most bytes to read.
+        server_hostname: The TLS SNI name (``None``: none sent).
+        on_handshake: Called with the peer's DER certificate after the TLS
+            handshake; a Fingerprint it returns decides the exchange.
+        connect_timeout: The deadline whose thirds the connect attempts get
+            (``timeout`` by default): a probe that waits long for its reply
+            still retries a lost SYN as soon as any probe would.
 
     Returns:
         The verdict and how the exchange ended. Never raises for anything the
@@ -234,7 +300,8 @@ async def exchange(
     """
     deadline = _Deadline(backend, timeout)
     try:
-        stream = await _connect(backend, address, port, deadline)
+        share = min(timeout, connect_timeout or timeout) / CONNECT_ATTEMPTS
+        stream = await _connect(backend, address, port, deadline, share)
     except TimeoutError:
         return _unconnected("deadline", f"connect timed out {CONNECT_ATTEMPTS} times")
     except ConnectFailed as error:
@@ -242,6 +309,8 @@ async def exchange(
             return _unconnected("refused", "connection refused")
         return _unconnected("error", f"connect failed ({error})")
     try:
-        return await _converse(_Conversation(stream, parse, deadline, cap), request, tls, timeout)
+        handshake = Handshake(server_hostname, on_handshake) if tls else None
+        talk = _Conversation(stream, parse, deadline, cap)
+        return await _converse(talk, request, handshake, timeout)
     finally:
         stream.close()

@@ -10,12 +10,14 @@ request, even a header, could start an operation).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from xendiscover._fingerprint import _libvirt, _xapi, _xend
+from xendiscover._fingerprint import _libvirt, _tls, _xapi, _xend
 from xendiscover._fingerprint._common import ReplyParser
-from xendiscover._model import Service
+from xendiscover._model import Fingerprint, Service
 
 __all__ = [
     "FALLBACK_ORDER",
@@ -23,6 +25,9 @@ __all__ = [
     "PORT_PROBES",
     "PROBES",
     "RELOCATION_PORTS",
+    "RELOCATION_WAIT",
+    "TLS_HELLO",
+    "HandshakeHook",
     "Probe",
     "RequestBuilder",
     "UnsafeRequestError",
@@ -39,6 +44,12 @@ class RequestBuilder(Protocol):
         ...
 
 
+#: Called with the peer's DER certificate (``None`` if it sent none) right
+#: after a TLS handshake completes; a returned Fingerprint decides the
+#: exchange there and then (nothing is sent), ``None`` lets it go on.
+HandshakeHook = Callable[[bytes | None], Fingerprint | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Probe:
     """One way of asking a port what it is.
@@ -47,8 +58,14 @@ class Probe:
         name: A short, unique name (``"xapi-xmlrpc-tls"``).
         service: The service this probe is built to recognise.
         tls: Whether the request goes over TLS.
-        build: Builds the request bytes.
+        build: Builds the request bytes (a TLS probe may build ``b""``: it
+            then sends nothing after the handshake).
         parse: Reads the reply bytes (see ``ReplyParser``).
+        timeout: This probe's own deadline in seconds, replacing the
+            caller's, where the port is the probe's own (see
+            :func:`probe_plan`); ``None``: the caller's.
+        server_hostname: The TLS SNI name to send (``None``: no SNI).
+        on_handshake: See :data:`HandshakeHook` (TLS probes only).
     """
 
     name: str
@@ -56,6 +73,21 @@ class Probe:
     tls: bool
     build: RequestBuilder
     parse: ReplyParser
+    timeout: float | None = None
+    server_hostname: str | None = None
+    on_handshake: HandshakeHook | None = None
+
+
+#: How long the relocation probe on 8002 waits for xend's answer, in seconds.
+#: A default xend (hosts-allow ``^localhost$ ...``, every xend-config.sxp
+#: from 3.0.3 to 4.4) accepts a scanner, then closes without a byte -- but
+#: only after ``web/tcp.py`` ``hostAllowed`` has run ``socket.getfqdn`` on
+#: the scanner's address in its one accept thread. With no PTR for the
+#: scanner and a dom0 resolver that does not answer, that takes glibc's
+#: resolver timeout, 5 s per try (``options timeout:5``), and more with
+#: ``attempts``. 10 s covers one full timeout and a second try started; the
+#: wait costs only this port's slot, never the sweep.
+RELOCATION_WAIT = 10.0
 
 
 PROBES: tuple[Probe, ...] = (
@@ -64,13 +96,19 @@ PROBES: tuple[Probe, ...] = (
     # server answers "Invalid operation: GET", libvirt drops the bad length.
     Probe("xend-http", "xend-http", False, _xend.build_http_get, _xend.parse_http),
     # (help): the relocation server's own no-op; it lists ops and runs none.
+    # On 8002 it waits for xend's late hosts-allow close (RELOCATION_WAIT).
     Probe(
         "xend-relocation",
         "xend-relocation",
         False,
         _xend.build_relocation_help,
         _xend.parse_relocation,
+        timeout=RELOCATION_WAIT,
     ),
+    # system.isAlive over xmlrpclib's HTTP/1.0: xend's XML-RPC servers answer
+    # any unknown method with a short MESSAGE_METHOD_UNKNOWN struct (~540 B),
+    # well inside the read cap, where listMethods is 5.4-9.6 KB.
+    Probe("xend-isalive", "xend-xmlrpc", False, _xend.build_isalive, _xend.parse_isalive),
     # system.isAlive:<uuid>: needs no session, changes nothing, is not an
     # authentication event, and xapi echoes the uuid (proof, not a guess).
     Probe("xapi-xmlrpc", "xapi", False, _xapi.build_isalive_xmlrpc, _xapi.parse_isalive_xmlrpc),
@@ -78,25 +116,42 @@ PROBES: tuple[Probe, ...] = (
     Probe("xend-xmlrpc", "xend-xmlrpc", False, _xend.build_list_methods, _xend.parse_xmlrpc),
     # The same isAlive over JSON-RPC: the second path into xapi.
     Probe("xapi-jsonrpc", "xapi", False, _xapi.build_isalive_jsonrpc, _xapi.parse_isalive_jsonrpc),
-    # AUTH_LIST: the one libvirt call allowed before authentication.
-    Probe("libvirt", "libvirt", False, _libvirt.build_auth_list, _libvirt.parse_auth_list),
+    # AUTH_LIST: the one libvirt call allowed before authentication; with auth
+    # "none" only, a read-only open, GET_TYPE, GET_HOSTNAME and a clean close.
+    Probe("libvirt", "libvirt", False, _libvirt.build_auth_list, _libvirt.parse_libvirt),
     # xapi behind stunnel (443): same isAlive, TLS unverified, no SNI.
     Probe("xapi-xmlrpc-tls", "xapi", True, _xapi.build_isalive_xmlrpc, _xapi.parse_isalive_xmlrpc),
     Probe(
         "xapi-jsonrpc-tls", "xapi", True, _xapi.build_isalive_jsonrpc, _xapi.parse_isalive_jsonrpc
     ),
+    # GET / over TLS: XCP-ng 8.3 serves its XO Lite page there (a plain web
+    # page fetch, what any browser does).
+    Probe("xapi-page-tls", "xapi", True, _xend.build_http_get, _xapi.parse_page),
+)
+
+#: The TLS check behind a silent close on 8002: a ClientHello, nothing sent
+#: after the handshake. A TLS web server completes it (``not-xen``, from the
+#: certificate); xend's plain relocation port resets or closes. Not in the
+#: fallback order: it only ever follows a silent ``(help)`` on 8002.
+TLS_HELLO = Probe(
+    "tls-hello",
+    "xend-relocation",
+    True,
+    _xend.build_nothing,
+    _xend.parse_tls_hello,
+    on_handshake=_tls.tls_server_fingerprint,
 )
 
 _BY_NAME = {probe.name: probe for probe in PROBES}
 
 #: The probes a well-known port gets first, by port.
 PORT_PROBES: dict[int, tuple[str, ...]] = {
-    443: ("xapi-xmlrpc-tls", "xapi-jsonrpc-tls"),  # xapi through stunnel
+    443: ("xapi-xmlrpc-tls", "xapi-jsonrpc-tls", "xapi-page-tls"),  # xapi through stunnel
     80: ("xapi-xmlrpc", "xapi-jsonrpc"),  # xapi in the clear
     8002: ("xend-relocation",),  # xend-relocation-port
     8000: ("xend-http",),  # xend-port (HTTP/SXP)
-    8006: ("xend-xmlrpc",),  # xend-tcp-xmlrpc-server-port
-    9363: ("xend-xmlrpc", "xapi-xmlrpc"),  # xend's Xen-API server
+    8006: ("xend-isalive", "xend-xmlrpc"),  # xend-tcp-xmlrpc-server-port
+    9363: ("xend-isalive", "xend-xmlrpc"),  # xend's Xen-API server
     16509: ("libvirt",),  # libvirtd's TCP listener
 }
 
@@ -135,7 +190,13 @@ def check_request(request: bytes) -> bytes:
 
 
 def probe_plan(port: int) -> tuple[Probe, ...]:
-    """List the probes to try on ``port``, in order: its own first, then the rest."""
-    names = PORT_PROBES.get(port, ())
-    names += tuple(name for name in FALLBACK_ORDER if name not in names)
-    return tuple(_BY_NAME[name] for name in names)
+    """List the probes to try on ``port``, in order: its own first, then the rest.
+
+    A probe's own :attr:`Probe.timeout` holds only on the port it is made
+    for: in the fallback order every probe gets the caller's deadline, so a
+    silent peer on an unknown port never costs a long wait.
+    """
+    own = PORT_PROBES.get(port, ())
+    rest = tuple(name for name in FALLBACK_ORDER if name not in own)
+    fallback = tuple(dataclasses.replace(_BY_NAME[name], timeout=None) for name in rest)
+    return tuple(_BY_NAME[name] for name in own) + fallback

@@ -4,11 +4,20 @@ The probe is ``system.isAlive:<uuid>`` with ``[<uuid>]``: no session, no side
 effect, not an authentication event. xapi echoes the UUID; an older xapi
 answers a ``MESSAGE_METHOD_UNKNOWN`` failure in ocaml-rpc's XML. Each
 ``parse_*`` function follows :class:`~xendiscover._fingerprint._common.ReplyParser`.
+
+Upstream: xapi-project/xen-api (master, 2024-2025) -- error codes from
+``ocaml/xapi-consts/api_errors.ml``, the emergency-mode answer from
+``ocaml/xapi/xapi_globs.ml`` (``emergency_mode_error``, default
+``HOST_STILL_BOOTING``), HTTP replies from ``ocaml/libs/http-lib/http_svr.ml``;
+the JSON-RPC envelope from mirage/ocaml-rpc ``src/lib/jsonrpc.ml``
+(``json_of_response``: version 2 errors are the failure's contents, for
+xapi the array ``[code, params...]``, not a ``{code, message}`` object).
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from xendiscover._fingerprint._common import (
     HttpHead,
@@ -16,6 +25,7 @@ from xendiscover._fingerprint._common import (
     evidence,
     http_body,
     http_post,
+    xapi_page,
     xenapi_failure,
     xenapi_failure_fingerprint,
 )
@@ -23,14 +33,41 @@ from xendiscover._fingerprint._xend import read_http_head
 from xendiscover._model import Fingerprint
 
 __all__ = [
+    "XAPI_ERROR_CODES",
     "build_isalive_jsonrpc",
     "build_isalive_xmlrpc",
+    "jsonrpc_error_verdict",
     "parse_isalive_jsonrpc",
     "parse_isalive_xmlrpc",
+    "parse_page",
 ]
 
-# Pages xapi itself serves: its 404 page, and XCP-ng's web UI over HTTPS.
-_XAPI_PAGES = (b"<address>Xapi Server</address>", b"<title>XO Lite</title>")
+#: Error codes xapi answers a session-less call with (``api_errors.ml``):
+#: the method or session is unknown, or the host cannot serve the API yet --
+#: still booting, a pool member (``HOST_IS_SLAVE`` names the master), or in
+#: emergency mode for one of the reasons xapi stashes in
+#: ``Xapi_globs.emergency_mode_error``. Each names xapi and nothing else.
+XAPI_ERROR_CODES = frozenset(
+    {
+        "MESSAGE_METHOD_UNKNOWN",
+        "MESSAGE_PARAMETER_COUNT_MISMATCH",
+        "SESSION_INVALID",
+        "SESSION_AUTHENTICATION_FAILED",
+        "HOST_STILL_BOOTING",
+        "HOST_IS_SLAVE",
+        "HOST_ITS_OWN_SLAVE",
+        "HOST_IN_EMERGENCY_MODE",
+        "HOST_HAS_NO_MANAGEMENT_IP",
+        "HOST_MASTER_CANNOT_TALK_BACK",
+        "HOST_UNKNOWN_TO_MASTER",
+        "HOST_BROKEN",
+        "HOST_CANNOT_ATTACH_NETWORK",
+        "NOT_SUPPORTED_DURING_UPGRADE",
+    }
+)
+
+# A code in xapi's style: upper case words joined by underscores.
+_XAPI_STYLE_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 
 
 def build_isalive_xmlrpc(*, host: str, nonce: str) -> bytes:
@@ -71,10 +108,23 @@ def _read_http(data: bytes, closed: bool) -> tuple[HttpHead, bytes] | Fingerprin
 
 
 def _page_verdict(head: HttpHead, body: bytes, what: str) -> Fingerprint:
-    for marker in _XAPI_PAGES:
-        if marker in body:
-            return Fingerprint("xapi", "likely", evidence("xapi page", marker))
+    page = xapi_page(body)
+    if page is not None:
+        return page
     return Fingerprint(None, "not-xen", evidence(f"HTTP, not {what}", _http_summary(head)))
+
+
+def parse_page(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
+    """Read a reply to ``GET /`` over TLS (443): XCP-ng's XO Lite page, or xapi's 404 page.
+
+    Either page is *likely* xapi (a page can be copied; an echoed nonce
+    cannot). Any other HTTP reply is *not-xen*.
+    """
+    read = _read_http(data, closed)
+    if isinstance(read, Fingerprint):
+        return read
+    head, body = read
+    return _page_verdict(head, body, "a xapi page")
 
 
 def parse_isalive_xmlrpc(data: bytes, *, closed: bool, nonce: str) -> Fingerprint:
@@ -107,11 +157,42 @@ def parse_isalive_xmlrpc(data: bytes, *, closed: bool, nonce: str) -> Fingerprin
     return Fingerprint(None, "not-xen", evidence("XML-RPC, not Xen-API"))
 
 
+def jsonrpc_error_verdict(error: object) -> Fingerprint | None:
+    """Tell whether a JSON-RPC ``error`` member is xapi's.
+
+    xapi (through ocaml-rpc) writes the Xen-API failure itself:
+    ``"error": ["HOST_STILL_BOOTING"]``, ``["HOST_IS_SLAVE", "<master>"]``.
+    A known code (:data:`XAPI_ERROR_CODES`) confirms xapi; another code in
+    xapi's style is *likely*; a JSON-RPC 2.0 error object
+    (``{"code": -32601, ...}``) is another server's, unless its message is a
+    known xapi code (*likely*).
+
+    Returns:
+        The verdict, or ``None`` if the error says nothing of xapi.
+    """
+    if isinstance(error, dict):
+        message = error.get("message")
+        if isinstance(message, str) and message in XAPI_ERROR_CODES:
+            shown = message.encode("ascii", "backslashreplace")
+            return Fingerprint("xapi", "likely", evidence("JSON-RPC error object", shown))
+        return None
+    if not isinstance(error, list) or not error or not isinstance(error[0], str):
+        return None
+    code = error[0]
+    shown = code.encode("ascii", "backslashreplace")
+    if code in XAPI_ERROR_CODES:
+        return Fingerprint("xapi", "confirmed", evidence("Xen-API JSON-RPC error", shown))
+    if _XAPI_STYLE_CODE.fullmatch(code) and all(isinstance(item, str) for item in error):
+        return Fingerprint("xapi", "likely", evidence("Xen-API-style JSON-RPC error", shown))
+    return None
+
+
 def parse_isalive_jsonrpc(data: bytes, *, closed: bool, nonce: str) -> Fingerprint:
     """Read a reply to the JSON-RPC ``system.isAlive:<nonce>`` probe on ``/jsonrpc``.
 
-    ``"result": <nonce>`` confirms xapi; an error naming a Xen-API error code
-    does too. Any other HTTP reply is *not-xen*.
+    ``"result": <nonce>`` confirms xapi; an ``error`` array with a Xen-API
+    code does too (see :func:`jsonrpc_error_verdict`: emergency mode, a pool
+    member, a xapi without ``isAlive``). Any other HTTP reply is *not-xen*.
     """
     read = _read_http(data, closed)
     if isinstance(read, Fingerprint):
@@ -125,7 +206,7 @@ def parse_isalive_jsonrpc(data: bytes, *, closed: bool, nonce: str) -> Fingerpri
         return Fingerprint(None, "not-xen", evidence("JSON, not JSON-RPC", body))
     if nonce and message.get("result") == nonce:
         return Fingerprint("xapi", "confirmed", evidence("JSON isAlive echoed", nonce.encode()))
-    for code in (b"MESSAGE_METHOD_UNKNOWN", b"SESSION_INVALID"):
-        if message.get("error") is not None and code in body:
-            return Fingerprint("xapi", "confirmed", evidence("Xen-API JSON-RPC error", code))
+    found = jsonrpc_error_verdict(message.get("error"))
+    if found is not None:
+        return found
     return Fingerprint(None, "not-xen", evidence("JSON-RPC, not xapi", body))

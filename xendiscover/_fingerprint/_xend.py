@@ -3,21 +3,37 @@
 Requests are built here as bytes and replies read here from bytes; the shared
 driver does the I/O. Each ``parse_*`` function follows
 :class:`~xendiscover._fingerprint._common.ReplyParser`.
+
+Upstream, xen-project/xen at RELEASE-4.4.0 (the last release with xend):
+
+- relocation: ``tools/python/xen/xend/server/relocate.py``, the hosts-allow
+  check in ``tools/python/xen/web/tcp.py`` and ``connection.py``;
+- HTTP/SXP: ``tools/python/xen/web/http.py``, ``xend/server/SrvDir.py``;
+- XML-RPC: ``xend/server/XMLRPCServer.py`` and
+  ``tools/python/xen/util/xmlrpclib2.py`` (``XMLRPCRequestHandler``:
+  ``protocol_version = "HTTP/1.1"``; ``_marshaled_dispatch`` wraps a non-dict
+  result on the Xen-API server as ``INTERNAL_ERROR``), on Python 2's
+  ``BaseHTTPServer`` / ``SimpleXMLRPCServer`` / ``xmlrpclib``.
 """
 
 from __future__ import annotations
 
+import re
+
 from xendiscover._fingerprint._common import (
     HttpHead,
     NeedMoreData,
+    RpcShape,
     closed_silently,
     decode_xmlrpc,
     evidence,
     first_line,
     http_body,
+    http_host,
     http_post,
     looks_like_http,
     parse_http_head,
+    xapi_page,
     xenapi_failure,
     xenapi_failure_fingerprint,
 )
@@ -26,13 +42,18 @@ from xendiscover._model import Fingerprint
 __all__ = [
     "HOSTS_ALLOW_EVIDENCE",
     "build_http_get",
+    "build_isalive",
     "build_list_methods",
+    "build_nothing",
     "build_relocation_help",
     "match_relocation_reply",
     "parse_http",
+    "parse_isalive",
     "parse_relocation",
+    "parse_tls_hello",
     "parse_xmlrpc",
     "read_http_head",
+    "xmlrpclib_prefix",
 ]
 
 #: The evidence of a relocation port that accepts and closes at once: what a
@@ -48,6 +69,14 @@ _LIST_METHODS = (
     b"<?xml version='1.0'?>\n<methodCall>\n<methodName>system.listMethods</methodName>\n"
     b"<params>\n</params>\n</methodCall>\n"
 )
+# system.isAlive, which no xend registers: SimpleXMLRPCServer hands it to the
+# registered XendAPIAsyncProxy instance, whose _dispatch answers the Xen-API
+# struct {'Status': 'Failure', 'ErrorDescription': ['MESSAGE_METHOD_UNKNOWN',
+# 'system.isAlive']}: a 402-byte body, ~540 bytes with the head, on 8006 and 9363.
+_IS_ALIVE = (
+    b"<?xml version='1.0'?>\n<methodCall>\n<methodName>system.isAlive</methodName>\n"
+    b"<params>\n</params>\n</methodCall>\n"
+)
 
 
 def build_relocation_help(*, host: str, nonce: str) -> bytes:
@@ -56,17 +85,36 @@ def build_relocation_help(*, host: str, nonce: str) -> bytes:
 
 
 def build_http_get(*, host: str, nonce: str) -> bytes:
-    """Build the HTTP/SXP probe: ``GET /`` without ``User-Agent`` (xend answers SXP).
+    """Build the HTTP/SXP probe: ``GET /`` with ``Host``, without ``User-Agent``.
 
-    It is also harmless to every other service: HTTP servers answer it, a
-    relocation server rejects the ``GET`` op, libvirt drops the bad length.
+    Without ``User-Agent`` xend answers SXP. ``Host`` matters: ``SrvDir.ls``
+    builds its links from ``getRequestHostname``, which falls back to
+    resolving dom0's own name when the request has no ``Host`` -- a ``500``
+    when that name does not resolve, no answer in time when dom0's DNS is
+    slow. It is also harmless to every other service: HTTP servers answer
+    it, a relocation server rejects the ``GET`` op, libvirt drops the bad
+    length.
     """
-    return b"GET / HTTP/1.0\r\n\r\n"
+    return f"GET / HTTP/1.0\r\nHost: {http_host(host)}\r\n\r\n".encode("ascii")
 
 
 def build_list_methods(*, host: str, nonce: str) -> bytes:
     """Build the XML-RPC probe: ``system.listMethods``, HTTP/1.0 ``POST /RPC2``."""
     return http_post("/RPC2", host, "text/xml", _LIST_METHODS, http10=True)
+
+
+def build_isalive(*, host: str, nonce: str) -> bytes:
+    """Build xend's XML-RPC probe: ``system.isAlive``, HTTP/1.0 ``POST /RPC2``.
+
+    xend knows no such method and answers a short Xen-API failure (see
+    :func:`parse_isalive`); it touches no domain and needs no session.
+    """
+    return http_post("/RPC2", host, "text/xml", _IS_ALIVE, http10=True)
+
+
+def build_nothing(*, host: str, nonce: str) -> bytes:
+    """Build an empty request: a TLS probe that only wants the handshake."""
+    return b""
 
 
 def match_relocation_reply(data: bytes, *, closed: bool) -> Fingerprint | None:
@@ -167,29 +215,102 @@ def parse_http(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
         body = data[head.body_start :]
         if body.startswith(b"(ls "):
             return Fingerprint("xend-http", "confirmed", evidence("application/sxp", body))
-        if not closed and b"(ls ".startswith(body):
+        length = head.content_length
+        complete = closed or (length is not None and len(body) >= length)
+        if not complete and b"(ls ".startswith(body):
             raise NeedMoreData("SXP body incomplete")
         return Fingerprint("xend-http", "likely", evidence("application/sxp", body))
+    page = xapi_page(http_body(data, head, closed=closed))
+    if page is not None:
+        return page
     summary = _http_summary(head.status_line, head.get("server"))
     return Fingerprint(None, "not-xen", evidence("HTTP, not SXP", summary))
 
 
 _XENAPI_CLASSES = ("session.", "VM.", "host.", "SR.", "VDI.", "network.", "pool.")
 
+_PY_DECLARATION = b"<?xml version='1.0'?>"
+# One listed xend method, as xmlrpclib writes a list item.
+_LISTED_XEND = re.compile(rb"<value><string>(xend\.[A-Za-z0-9_.]{1,64})</string></value>")
+# The first ErrorDescription item of a Xen-API failure, as xmlrpclib writes it.
+_FAILURE_CODE = re.compile(
+    rb"<name>ErrorDescription</name>\s{0,4}<value><array><data>\s{0,4}"
+    rb"<value><string>([A-Z][A-Z0-9_]{1,63})</string></value>"
+)
 
-def parse_xmlrpc(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
-    """Read a reply to ``system.listMethods`` (xend XML-RPC: 8006, 9363).
 
-    A list with ``xend.*`` names confirms xend; a Python-xmlrpclib list of
-    Xen-API names only is *likely* xend's Xen-API server; a Xen-API
-    ``Failure`` struct is told apart by its XML surface (xapi or xend).
+def xmlrpclib_prefix(body: bytes) -> Fingerprint | None:
+    """Decide from the first bytes of a Python-xmlrpclib reply too large to read whole.
+
+    xend's ``system.listMethods`` reply is about 5.4 KB on 8006 (94
+    ``xend.*`` names, 4.4.0) and about 9.6 KB on 9363, where
+    ``xmlrpclib2._marshaled_dispatch`` wraps the list as ``['INTERNAL_ERROR',
+    'Invalid result [...] handling system.listMethods']``: both are larger
+    than the read cap. The prefix is enough: xmlrpclib's declaration, a
+    ``<methodResponse>``, then a listed ``xend.`` name, or a Xen-API
+    ``ErrorDescription`` code.
+
+    Returns:
+        A confirmed ``xend-xmlrpc`` fingerprint, or ``None`` if the prefix
+        does not (yet) show one.
     """
-    head = read_http_head(data, closed=closed)
-    if isinstance(head, Fingerprint):
-        return head
-    body = http_body(data, head, closed=closed)
+    stripped = body.lstrip()
+    if not stripped.startswith(_PY_DECLARATION) or b"<methodResponse>" not in stripped[:80]:
+        return None
+    listed = _LISTED_XEND.search(stripped)
+    if listed is not None:
+        return Fingerprint("xend-xmlrpc", "confirmed", evidence("lists", listed[1]))
+    failure = _FAILURE_CODE.search(stripped)
+    if failure is not None and b"<string>Failure</string>" in stripped:
+        label = "Xen-API Failure (xmlrpclib)"
+        return Fingerprint("xend-xmlrpc", "confirmed", evidence(label, failure[1]))
+    if failure is not None and b"<name>Status</name>" not in stripped:
+        # The Status member may come after a 9.6 KB ErrorDescription.
+        label = "Xen-API ErrorDescription (xmlrpclib)"
+        return Fingerprint("xend-xmlrpc", "confirmed", evidence(label, failure[1]))
+    return None
+
+
+def _xmlrpc_body(data: bytes, head: HttpHead, closed: bool) -> bytes | Fingerprint:
+    """The complete body, or a verdict from the prefix of one too large to wait for.
+
+    Raises:
+        NeedMoreData: The body is incomplete and its prefix does not decide.
+    """
+    try:
+        body = http_body(data, head, closed=closed)
+    except NeedMoreData:
+        found = xmlrpclib_prefix(data[head.body_start :])
+        if found is not None:
+            return found
+        raise
+    length = head.content_length
+    if length is not None and len(body) < length:  # closed before the end
+        found = xmlrpclib_prefix(body)
+        if found is not None:
+            return found
+    return body
+
+
+def _listing_verdict(names: list[str], shape: RpcShape) -> Fingerprint:
+    xend = [name for name in names if name.startswith("xend.")]
+    if xend:
+        shown = ", ".join(xend[:3]).encode("ascii", "backslashreplace")
+        return Fingerprint("xend-xmlrpc", "confirmed", evidence("lists", shown))
+    xenapi = [name for name in names if name.startswith(_XENAPI_CLASSES)]
+    if xenapi and shape == "python":
+        shown = ", ".join(xenapi[:2]).encode("ascii", "backslashreplace")
+        return Fingerprint("xend-xmlrpc", "likely", evidence("lists Xen-API", shown))
+    return Fingerprint(None, "not-xen", evidence("XML-RPC without xend methods"))
+
+
+def _xmlrpc_verdict(head: HttpHead, body: bytes) -> Fingerprint:
+    """The verdict on a complete XML-RPC reply body (listMethods or isAlive)."""
     reply = decode_xmlrpc(body)
     if reply is None:
+        page = xapi_page(body)
+        if page is not None:
+            return page
         summary = _http_summary(head.status_line, head.get("server"))
         return Fingerprint(None, "not-xen", evidence("HTTP, not XML-RPC", summary))
     if reply.fault is not None:
@@ -198,16 +319,52 @@ def parse_xmlrpc(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
     value = reply.value
     if isinstance(value, list):
         names = [name for name in value if isinstance(name, str)]
-        xend = [name for name in names if name.startswith("xend.")]
-        if xend:
-            shown = ", ".join(xend[:3]).encode("ascii", "backslashreplace")
-            return Fingerprint("xend-xmlrpc", "confirmed", evidence("lists", shown))
-        xenapi = [name for name in names if name.startswith(_XENAPI_CLASSES)]
-        if xenapi and reply.shape == "python":
-            shown = ", ".join(xenapi[:2]).encode("ascii", "backslashreplace")
-            return Fingerprint("xend-xmlrpc", "likely", evidence("lists Xen-API", shown))
-        return Fingerprint(None, "not-xen", evidence("XML-RPC without xend methods"))
+        return _listing_verdict(names, reply.shape)
     failure = xenapi_failure(value)
     if failure is not None:
         return xenapi_failure_fingerprint(failure, reply.shape)
     return Fingerprint(None, "not-xen", evidence("XML-RPC, not xend"))
+
+
+def parse_xmlrpc(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
+    """Read a reply to ``system.listMethods`` (xend XML-RPC: 8006, 9363).
+
+    A list with ``xend.*`` names confirms xend; a Python-xmlrpclib list of
+    Xen-API names only is *likely* xend's Xen-API server; a Xen-API
+    ``Failure`` struct is told apart by its XML surface (xapi or xend). A
+    reply too large for the read cap is decided from its prefix (see
+    :func:`xmlrpclib_prefix`).
+    """
+    head = read_http_head(data, closed=closed)
+    if isinstance(head, Fingerprint):
+        return head
+    body = _xmlrpc_body(data, head, closed)
+    if isinstance(body, Fingerprint):
+        return body
+    return _xmlrpc_verdict(head, body)
+
+
+def parse_isalive(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
+    """Read a reply to ``system.isAlive`` on xend's XML-RPC ports (8006, 9363).
+
+    xend answers ``{'Status': 'Failure', 'ErrorDescription':
+    ['MESSAGE_METHOD_UNKNOWN', 'system.isAlive']}`` written by Python's
+    xmlrpclib: confirmed ``xend-xmlrpc``. The same failure in ocaml-rpc's
+    XML is xapi. Any other reply is read as :func:`parse_xmlrpc` reads one.
+    """
+    return parse_xmlrpc(data, closed=closed, nonce=nonce)
+
+
+def parse_tls_hello(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
+    """Read what follows a TLS ClientHello that sent no request (the 8002 check).
+
+    The verdict that matters comes from the handshake itself (the probe's
+    ``on_handshake``, see :mod:`xendiscover._fingerprint._tls`). Here: bytes
+    over an established TLS session mean a TLS server spoke (``not-xen``);
+    a close without a byte, during or after the handshake, decides nothing.
+    """
+    if data:
+        return Fingerprint(None, "not-xen", evidence("TLS server answered", first_line(data)))
+    if closed:
+        return Fingerprint(None, "unknown", "closed without a TLS reply")
+    raise NeedMoreData("no reply yet")

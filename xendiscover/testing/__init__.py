@@ -10,6 +10,7 @@
 from xendiscover.testing._fakes import Behaviour, FakeBackend, FakeResolver, FakeService
 from xendiscover.testing._servers import (
     DEFAULT_XEND_METHODS,
+    XEND_PYTHON,
     FakeHttpServer,
     FakeLibvirt,
     FakeResetter,
@@ -25,6 +26,7 @@ from xendiscover.testing._servers import (
 
 __all__ = [
     "DEFAULT_XEND_METHODS",
+    "XEND_PYTHON",
     "Behaviour",
     "FakeBackend",
     "FakeHttpServer",

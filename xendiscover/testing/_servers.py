@@ -11,15 +11,19 @@ fake answers the official ``XenAPI`` SDK, the xend XML-RPC fake answers
 :mod:`xmlrpc.client`. None of them ever does anything: a fake records what it
 was sent (:attr:`FakeServer.received`) and answers, nothing more.
 
+Each Xen fake's docstring names the upstream files and version whose replies
+it reproduces: status lines, header names, order and case, bodies and their
+sizes, and the timing of xend's hosts-allow close.
+
 =========================  =============================================
 Fake                       Answers like
 =========================  =============================================
 :class:`FakeXendRelocation`  xend's relocation server (8002), or its
-                           hosts-allow reject (accept, close at once)
+                           hosts-allow reject (accept, close after a delay)
 :class:`FakeXendHttp`      xend's HTTP/SXP server (8000)
-:class:`FakeXendXmlRpc`    xend's XML-RPC server (8006, 9363)
+:class:`FakeXendXmlRpc`    xend's XML-RPC servers (8006, 9363)
 :class:`FakeXapi`          xapi, in the clear (80) or over TLS (443)
-:class:`FakeLibvirt`       libvirtd's TCP listener (16509)
+:class:`FakeLibvirt`       libvirtd's TCP listener (16509), auth sasl or none
 :class:`FakeHttpServer`    decoy: a web server that is not Xen
 :class:`FakeTarpit`        decoy: accepts, reads, never answers
 :class:`FakeStreamer`      decoy: streams an HTTP head that never ends
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import importlib.resources
 import json
 import re
@@ -39,7 +44,7 @@ import ssl
 import struct
 import uuid
 import xmlrpc.client
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -47,6 +52,7 @@ from xml.sax.saxutils import escape
 
 __all__ = [
     "DEFAULT_XEND_METHODS",
+    "XEND_PYTHON",
     "FakeHttpServer",
     "FakeLibvirt",
     "FakeResetter",
@@ -64,18 +70,6 @@ __all__ = [
 _RECORD_CAP = 64 * 1024
 #: The longest request head or body a fake accepts.
 _HTTP_CAP = 1024 * 1024
-
-#: What the xend XML-RPC fake lists for ``system.listMethods``.
-DEFAULT_XEND_METHODS: tuple[str, ...] = (
-    "system.listMethods",
-    "system.methodHelp",
-    "system.methodSignature",
-    "xend.domain",
-    "xend.domains",
-    "xend.domains_with_state",
-    "xend.node.info",
-    "xend.node.log",
-)
 
 
 def fake_tls_context() -> ssl.SSLContext:
@@ -281,8 +275,8 @@ class _BadRequest(Exception):
     """The client sent something that is not an HTTP/1.x request."""
 
 
-async def _read_request(conn: _Conn) -> _Request | None:
-    """Read one HTTP request; ``None`` at a clean end of stream.
+async def _read_head(conn: _Conn) -> bytes | None:
+    """Read up to the end of a request head; ``None`` at a clean end of stream.
 
     Raises:
         _BadRequest: As soon as the bytes cannot be an HTTP request.
@@ -290,30 +284,52 @@ async def _read_request(conn: _Conn) -> _Request | None:
     while True:
         end = conn.buffer.find(b"\r\n\r\n")
         if end != -1:
-            break
+            return conn.take(end + 4)[:-4]
         line_end = conn.buffer.find(b"\n")
         line = bytes(conn.buffer if line_end == -1 else conn.buffer[:line_end])
         pattern = _REQUEST_PREFIX if line_end == -1 else _REQUEST_LINE
         if pattern.fullmatch(line) is None or len(conn.buffer) > _HTTP_CAP:
-            raise _BadRequest
+            raise _BadRequest(line)
         if not await conn.more():
             if conn.buffer:
-                raise _BadRequest
+                raise _BadRequest(bytes(conn.buffer))
             return None
-    lines = conn.take(end + 4)[:-4].decode("latin-1").split("\r\n")
+
+
+def _parse_head(head: bytes) -> _Request:
+    """Parse a request head (without its blank line).
+
+    Raises:
+        _BadRequest: It is not an HTTP/1.x request head.
+    """
+    lines = head.decode("latin-1").split("\r\n")
     match = _REQUEST_LINE.fullmatch(lines[0].encode("latin-1"))
     if match is None:
-        raise _BadRequest
+        raise _BadRequest(lines[0].encode("latin-1"))
     request = _Request(match[1].decode(), match[2].decode(), match[3].decode())
     for header in lines[1:]:
         name, colon, value = header.partition(":")
         if not colon:
-            raise _BadRequest
+            raise _BadRequest(lines[0].encode("latin-1"))
         request.headers[name.strip().lower()] = value.strip()
     length_text = request.headers.get("content-length", "0")
     if not length_text.isdigit() or int(length_text) > _HTTP_CAP:
-        raise _BadRequest
-    length = int(length_text)
+        raise _BadRequest(lines[0].encode("latin-1"))
+    return request
+
+
+async def _read_request(conn: _Conn) -> _Request | None:
+    """Read one HTTP request; ``None`` at a clean end of stream.
+
+    Raises:
+        _BadRequest: As soon as the bytes cannot be an HTTP request (its
+            argument is the offending line).
+    """
+    head = await _read_head(conn)
+    if head is None:
+        return None
+    request = _parse_head(head)
+    length = int(request.headers.get("content-length", "0"))
     while len(conn.buffer) < length:
         if not await conn.more():
             return None
@@ -347,13 +363,49 @@ def _safe_xmlrpc_loads(body: bytes) -> tuple[tuple[Any, ...], str | None] | None
 
 # --------------------------------------------------------------------------- xend
 
+#: ``sys_version`` of the Python 2 that ran xend in the fakes' replies
+#: (``Server: BaseHTTP/0.3 Python/2.7.3``: Debian 7 / Ubuntu 12.04, Xen 4.1-4.4).
+XEND_PYTHON = "2.7.3"
+
+# BaseHTTPServer.BaseHTTPRequestHandler.DEFAULT_ERROR_MESSAGE, Python 2.7.
+_PY2_ERROR_PAGE = (
+    "<head>\n<title>Error response</title>\n</head>\n<body>\n<h1>Error response</h1>\n"
+    "<p>Error code {code}.\n<p>Message: {message}.\n"
+    "<p>Error code explanation: {code} = {explain}.\n</body>\n"
+)
+
+
+def _http_date() -> str:
+    """``BaseHTTPRequestHandler.date_time_string()``: RFC 1123, GMT."""
+    return email.utils.formatdate(usegmt=True)
+
+
+def _py2_error(code: int, message: str, explain: str, *, headers: bool, python: str) -> bytes:
+    """``BaseHTTPRequestHandler.send_error`` (Python 2.7) as bytes.
+
+    Before a request line has been understood, ``request_version`` is still
+    ``HTTP/0.9`` and BaseHTTP writes neither a status line nor headers: only
+    the page.
+    """
+    page = _PY2_ERROR_PAGE.format(code=code, message=message, explain=explain).encode("latin-1")
+    if not headers:
+        return page
+    head = (
+        f"HTTP/1.1 {code} {message}\r\nServer: BaseHTTP/0.3 Python/{python}\r\n"
+        f"Date: {_http_date()}\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + page
+
 
 class FakeXendRelocation(FakeServer):
     """xend's relocation server (``xend-relocation-port``, 8002).
 
-    Reads SXP. ``(help)`` is answered ``(ok (help quit receive sslreceive))``
-    and the connection stays open; ``(quit)`` closes; every other op (an
-    HTTP ``GET`` included) gets xend's ``XendError`` line, then a close.
+    Follows xen-project/xen RELEASE-4.4.0 ``tools/python/xen/xend/server/
+    relocate.py`` (``RelocationProtocol``) and ``tools/python/xen/web/tcp.py``
+    / ``connection.py`` (the hosts-allow check). Reads SXP. ``(help)`` is
+    answered ``(ok (help quit receive sslreceive))`` and the connection stays
+    open; ``(quit)`` closes; every other op (an HTTP ``GET`` included) gets
+    xend's ``XendError`` line (Python >= 2.5 spelling), then a close.
     ``receive`` and ``sslreceive`` are refused the same way: the fake never
     restores anything, and :attr:`ops` shows that someone asked.
 
@@ -361,8 +413,14 @@ class FakeXendRelocation(FakeServer):
         host: The address to bind.
         port: The port to bind (0: any free port).
         hosts_allow: If false, behave like a default xend to a client outside
-            ``xend-relocation-hosts-allow``: accept, then close at once
-            without reading or answering.
+            ``xend-relocation-hosts-allow``: accept, read nothing, and close
+            after ``reject_delay``.
+        reject_delay: Seconds before the hosts-allow close: real xend first
+            runs ``socket.getfqdn(peer)`` in its one accept thread, so the
+            close comes after dom0's reverse lookup of the client (5 s and
+            more when the client has no PTR and dom0's resolver is slow). If
+            the client sent bytes meanwhile, the close is a reset (they were
+            never read), as from real xend.
 
     Attributes:
         ops: Every op received, in order.
@@ -370,9 +428,17 @@ class FakeXendRelocation(FakeServer):
 
     description = "xend relocation server"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, hosts_allow: bool = True) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        hosts_allow: bool = True,
+        reject_delay: float = 0.0,
+    ) -> None:
         super().__init__(host, port)
         self.hosts_allow = hosts_allow
+        self.reject_delay = reject_delay
         self.ops: list[str] = []
         if not hosts_allow:
             self.description = "xend relocation server, client not in hosts-allow"
@@ -398,9 +464,17 @@ class FakeXendRelocation(FakeServer):
             return None
         return match[0].decode("latin-1"), start + match.end()
 
+    async def _reject(self, conn: _Conn) -> None:
+        """Close like ``hostAllowed`` failing: after the delay, a reset if bytes came."""
+        await asyncio.sleep(self.reject_delay)
+        unread = await _pending(conn)
+        if unread:
+            _abort_with_reset(conn.writer)
+
     async def _serve(self, conn: _Conn) -> None:
         if not self.hosts_allow:
-            return  # accepted, closed at once: xend's "Rejected connection"
+            await self._reject(conn)  # xend logs "Rejected connection"
+            return
         while True:
             found = self._next_op(conn.buffer)
             if found is None:
@@ -423,13 +497,61 @@ class FakeXendRelocation(FakeServer):
                 return
 
 
+async def _pending(conn: _Conn) -> bool:
+    """Whether the client has sent anything (without waiting for it)."""
+    if conn.buffer:
+        return True
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0.01):
+            return await conn.more()
+    return False
+
+
+def _abort_with_reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST (``SO_LINGER`` 0), as a close with unread bytes does."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+#: The headers of xend's SXP replies, in the order the real 4.4.0 server sends
+#: them (after ``Content-length``); names ``capitalize()``-d, no ``Server``/``Date``.
+_SXP_HEADERS = (
+    ("Expires", "-1"),
+    ("Content-type", "application/sxp"),
+    ("Pragma", "no-cache"),
+    ("Cache-control", "no-cache"),
+)
+
+
 class FakeXendHttp(FakeServer):
     """xend's HTTP/SXP server (``xend-port``, 8000).
 
-    ``GET /`` from a client without ``User-Agent`` (a program) gets
-    ``application/sxp`` and ``(ls )``; a browser gets an HTML page. Nothing
-    under ``/xend`` is served. Replies use xend's header shape: no
-    ``Server`` or ``Date``, names ``capitalize()``-d.
+    Follows xen-project/xen RELEASE-4.4.0 ``tools/python/xen/web/http.py``
+    and ``xend/server/SrvDir.py``, byte for byte as the real 4.4.0 server
+    answers ``GET / HTTP/1.0`` with a ``Host`` header and no ``User-Agent``::
+
+        HTTP/1.1 200 OK
+        Content-length: 7
+        Expires: -1
+        Content-type: application/sxp
+        Pragma: no-cache
+        Cache-control: no-cache
+
+        (ls )''
+
+    (the root lists nothing; ``sxp.show('')`` adds ``''``). A browser (with
+    ``User-Agent``) gets an HTML page. Nothing under ``/xend`` is served.
+
+    Args:
+        host: The address to bind.
+        port: The port to bind (0: any free port).
+        own_name_resolves: If false, dom0's own host name does not resolve:
+            a request without ``Host`` then makes ``getRequestHostname``
+            fail, and the reply is ``500 Internal server error`` with an
+            empty SXP body (a request with ``Host`` is unaffected).
 
     Attributes:
         paths: Every request path, in order.
@@ -438,9 +560,24 @@ class FakeXendHttp(FakeServer):
     description = "xend HTTP/SXP server"
     _scheme = "http"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, own_name_resolves: bool = True
+    ) -> None:
         super().__init__(host, port)
+        self.own_name_resolves = own_name_resolves
         self.paths: list[str] = []
+
+    def _reply(self, request: _Request) -> bytes:
+        length = "Content-length"
+        if request.method != "GET" or request.path not in ("/", ""):
+            return _response("404 Not Found", _SXP_HEADERS, b"", length_header=length)
+        if "host" not in request.headers and not self.own_name_resolves:
+            return _response("500 Internal server error", _SXP_HEADERS, b"", length_header=length)
+        if "user-agent" in request.headers:
+            body = b"<html><body><a href='xend'>xend</a></body></html>"
+            headers = [("Expires", "-1"), ("Content-type", "text/html"), *_SXP_HEADERS[2:]]
+            return _response("200 OK", headers, body, length_header=length)
+        return _response("200 OK", _SXP_HEADERS, b"(ls )''", length_header=length)
 
     async def _serve(self, conn: _Conn) -> None:
         try:
@@ -451,32 +588,182 @@ class FakeXendHttp(FakeServer):
         if request is None:
             return
         self.paths.append(request.path)
-        headers = [("Expires", "-1"), ("Pragma", "no-cache"), ("Cache-control", "no-cache")]
-        if request.method != "GET" or request.path not in ("/", ""):
-            reply = _response("404 Not Found", headers, b"", length_header="Content-length")
-        elif "user-agent" in request.headers:
-            body = b"<html><body><a href='xend'>xend</a></body></html>"
-            headers.insert(1, ("Content-type", "text/html"))
-            reply = _response("200 OK", headers, body, length_header="Content-length")
-        else:
-            headers.insert(1, ("Content-type", "application/sxp"))
-            reply = _response("200 OK", headers, b"(ls )", length_header="Content-length")
-        await conn.send(reply)
+        await conn.send(self._reply(request))
+
+
+def _xenapi_names() -> tuple[str, ...]:
+    """The Xen-API method names a 4.4 Xen-API server (9363) registers, 192 of them."""
+    classes = (
+        "VM", "VBD", "VIF", "VDI", "SR", "PBD", "PIF", "host", "network", "console",
+        "task", "user", "crashdump", "VM_metrics", "VBD_metrics", "VIF_metrics",
+        "PIF_metrics", "host_metrics", "host_cpu", "VM_guest_metrics", "PPCI", "DPCI",
+        "PSCSI", "DSCSI", "VTPM", "cpu_pool", "debug", "XSPolicy", "ACMPolicy",
+    )  # fmt: skip
+    verbs = (
+        "get_all_records", "get_by_name_label", "get_other_config",
+        "add_to_other_config", "remove_from_other_config", "get_record",
+    )  # fmt: skip
+    names = [f"{cls}.{verb}" for cls in classes for verb in verbs]
+    names += [
+        "session.login_with_password", "session.logout", "session.get_record",
+        "session.get_this_host", "session.get_this_user", "session.get_uuid",
+        "event.register", "event.unregister", "event.next", "event.from",
+        "host.get_API_version_major", "host.get_API_version_minor", "host.get_software_version",
+        "host.get_capabilities", "host.get_name_label", "host.get_hostname",
+        "host.get_cpu_configuration", "host.get_sched_policy", "VM.get_power_state",
+        "VM.start", "VM.pause", "VM.unpause", "VM.clean_shutdown", "VM.hard_shutdown",
+        "VM.clean_reboot", "VM.hard_reboot", "VM.suspend", "VM.resume", "VM.send_sysrq",
+        "VM.send_trigger", "VM.migrate", "VM.create", "VM.get_name_label",
+        "VM.get_is_control_domain", "VM.get_domid",
+        "pool.get_all", "pool.get_record", "pool.get_master",
+    ]  # fmt: skip
+    return tuple(sorted(set(names))[:192])
+
+
+#: What the xend XML-RPC fake lists for ``system.listMethods``: the three
+#: introspection functions and 94 ``xend.*`` names, sorted, as
+#: ``SimpleXMLRPCDispatcher.system_listMethods`` returns them. The count
+#: matches 4.4.0 (the reply, 5.9 KB with its head, is more than a 4 KiB
+#: read, as the real one is); the names follow 4.4.0's
+#: ``XMLRPCServer.run`` registration (its ``methods`` list as
+#: ``xend.domain.<name>``, every ``XendDomain.domain_*`` method but create and
+#: restore as ``xend.domain.<suffix>``, the node and dmesg functions, the
+#: special cases), reconstructed rather than captured name by name.
+DEFAULT_XEND_METHODS: tuple[str, ...] = tuple(
+    sorted(
+        ["system.listMethods", "system.methodHelp", "system.methodSignature"]
+        + [
+            f"xend.domain.{name}"
+            for name in [
+                "device_create",
+                "device_configure",
+                "destroyDevice",
+                "getDeviceSxprs",
+                "setMemoryTarget",
+                "setName",
+                "setVCpuCount",
+                "shutdown",
+                "send_sysrq",
+                "getVCPUInfo",
+                "waitForDevices",
+                "getRestartCount",
+                "getBlockDeviceClass",
+                "change_vcpu_affinity",
+                "cpu_sedf_get",
+                "cpu_sedf_set",
+                "create_from_dict",
+                "delete",
+                "delete_by_dominfo",
+                "destroy",
+                "dump",
+                "getinfo",
+                "ioport_range_disable",
+                "ioport_range_enable",
+                "irq_permission",
+                "lookup",
+                "lookup_by_name_or_uuid",
+                "lookup_by_name_or_uuid_nr",
+                "lookup_nr",
+                "maxmem_set",
+                "migrate",
+                "new",
+                "pause",
+                "pincpu",
+                "reset",
+                "restore_fd",
+                "resume",
+                "save",
+                "sched_credit_get",
+                "sched_credit_set",
+                "sched_credit2_get",
+                "sched_credit2_set",
+                "send_trigger",
+                "set_cpus",
+                "set_memory_dynamic_max",
+                "set_memory_dynamic_min",
+                "set_memory_static_max",
+                "set_memory_static_min",
+                "set_vcpus_at_startup",
+                "set_vcpus_number_live",
+                "shadow_control",
+                "soft_reset",
+                "start",
+                "suspend",
+                "unpause",
+                "usb_add",
+                "usb_del",
+                "vcpu_set",
+                "cpuid_set",
+                "cpuid_check_set",
+                "set_shadow_memory",
+                "get_shadow_memory",
+                "set_actions_after_shutdown",
+                "set_actions_after_reboot",
+                "set_actions_after_crash",
+                "set_name_label",
+                "set_name_description",
+                "set_HVM_boot_policy",
+                "set_PV_bootloader",
+                "set_PV_kernel",
+                "set_PV_ramdisk",
+                "set_platform",
+                "set_other_config",
+                "create_managed",
+                "configure",
+                "vtpm_create",
+                "pci_device_create",
+                "pci_device_configure",
+                "scsi_device_create",
+                "scsi_device_configure",
+                "vscsi_device_create",
+                "pci_device_destroy",
+                "device_destroy",
+                "getDeviceInfo",
+                "create",
+                "restore",
+            ]
+        ]
+        + ["xend.domain", "xend.domains", "xend.domains_with_state", "xend.node.log"]
+        + ["xend.node.info", "xend.node.send_debug_keys"]
+        + ["xend.node.dmesg.info", "xend.node.dmesg.clear"]
+    )
+)
 
 
 class FakeXendXmlRpc(FakeServer):
-    """xend's XML-RPC server (``xend-tcp-xmlrpc-server-port`` 8006, or 9363).
+    """xend's XML-RPC servers: legacy TCP (``xend-tcp-xmlrpc-server-port``, 8006) or Xen-API (9363).
 
-    A Python 2 ``SimpleXMLRPCServer`` as xend ran it: HTTP/1.0, one call per
-    connection, replies written by xmlrpclib (``<?xml version='1.0'?>``,
-    ``<value><string>``). ``system.listMethods`` lists :attr:`methods`;
-    every other call, ``xend.*`` included, gets the Xen-API failure
-    ``MESSAGE_METHOD_UNKNOWN``: the fake never acts.
+    Follows xen-project/xen RELEASE-4.4.0 ``xend/server/XMLRPCServer.py`` and
+    ``tools/python/xen/util/xmlrpclib2.py`` on Python 2.7's ``BaseHTTPServer``,
+    ``SimpleXMLRPCServer`` and ``xmlrpclib``:
+
+    - ``HTTP/1.1 200 OK`` (``protocol_version = "HTTP/1.1"``), then
+      ``Server: BaseHTTP/0.3 Python/2.7.3``, ``Date:``, ``Content-Type:
+      text/xml``, ``Content-Length:``; the connection closes after the reply
+      to an HTTP/1.0 request or ``Connection: close``, as BaseHTTP does;
+    - ``system.listMethods`` lists :attr:`methods` (97 names, a 5.9 KB
+      reply with its head); on the Xen-API server (``xenapi=True``) the list, which is not
+      a dict, is wrapped by ``_marshaled_dispatch`` as ``{'Status':
+      'Failure', 'ErrorDescription': ['INTERNAL_ERROR', 'Invalid result
+      [...] handling system.listMethods']}`` with 192 Xen-API names added
+      (289 names: an 8.5 KB reply here, 9.6 KB from a real 4.4.0 host,
+      whose Xen-API names are longer);
+    - any other method (``system.isAlive`` included) gets
+      ``XendAPIAsyncProxy._dispatch``'s ``{'Status': 'Failure',
+      'ErrorDescription': ['MESSAGE_METHOD_UNKNOWN', method]}``, a 402-byte
+      body for ``system.isAlive``, 538 bytes with the head. So do
+      ``xend.*`` calls, where real xend would act: the fake never acts;
+    - a request that is not XML-RPC is closed without a reply (xend lets the
+      parse error escape ``do_POST``); any method but ``POST`` gets BaseHTTP's
+      ``501 Unsupported method``; a line that is not HTTP gets BaseHTTP's
+      error page alone, without status line or headers (``HTTP/0.9``).
 
     Args:
         host: The address to bind.
         port: The port to bind (0: any free port).
         methods: The names ``system.listMethods`` returns.
+        xenapi: Answer as the Xen-API server (9363) rather than 8006's.
+        python: The Python version in the ``Server`` header.
 
     Attributes:
         calls: Every method name called, in order.
@@ -491,44 +778,64 @@ class FakeXendXmlRpc(FakeServer):
         port: int = 0,
         *,
         methods: Iterable[str] = DEFAULT_XEND_METHODS,
+        xenapi: bool = False,
+        python: str = XEND_PYTHON,
     ) -> None:
         super().__init__(host, port)
         self.methods = tuple(methods)
+        self.xenapi = xenapi
+        self.python = python
         self.calls: list[str] = []
+        if xenapi:
+            self.description = "xend Xen-API server"
+
+    def dispatch(self, method: str) -> Any:
+        """The value xend's ``_marshaled_dispatch`` would marshal for ``method``."""
+        self.calls.append(method)
+        if method != "system.listMethods":
+            return {"Status": "Failure", "ErrorDescription": ["MESSAGE_METHOD_UNKNOWN", method]}
+        if not self.xenapi:
+            return list(self.methods)
+        listed = sorted({*self.methods, *_xenapi_names()})
+        text = f"Invalid result {listed!r} handling {method}"
+        return {"Status": "Failure", "ErrorDescription": ["INTERNAL_ERROR", text]}
+
+    def _ok(self, body: bytes) -> bytes:
+        head = (
+            f"HTTP/1.1 200 OK\r\nServer: BaseHTTP/0.3 Python/{self.python}\r\n"
+            f"Date: {_http_date()}\r\nContent-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode("latin-1") + body
+
+    async def _answer(self, request: _Request) -> bytes | None:
+        if request.method != "POST":
+            message = f"Unsupported method ({request.method!r})"
+            explain = "Server does not support this operation"
+            return _py2_error(501, message, explain, headers=True, python=self.python)
+        call = _safe_xmlrpc_loads(request.body)
+        if call is None or call[1] is None:
+            return None
+        result = self.dispatch(call[1])
+        return self._ok(xmlrpc.client.dumps((result,), methodresponse=True).encode("utf-8"))
 
     async def _serve(self, conn: _Conn) -> None:
-        server = [("Server", "BaseHTTP/0.3 Python/2.7.18"), ("Content-type", "text/xml")]
-        try:
-            request = await _read_request(conn)
-        except _BadRequest:
-            body = b"Bad request syntax"
-            await conn.send(
-                _response(
-                    "400 Bad Request",
-                    server,
-                    body,
-                    version="HTTP/1.0",
-                    length_header="Content-length",
-                )
-            )
-            return
-        if request is None:
-            return
-        call = _safe_xmlrpc_loads(request.body) if request.method == "POST" else None
-        method = call[1] if call is not None else None
-        if method is None:
-            await conn.send(_response("501 Unsupported method", server, b"", version="HTTP/1.0"))
-            return
-        self.calls.append(method)
-        result: Any
-        if method == "system.listMethods":
-            result = list(self.methods)
-        else:
-            result = {"Status": "Failure", "ErrorDescription": ["MESSAGE_METHOD_UNKNOWN", method]}
-        body = xmlrpc.client.dumps((result,), methodresponse=True).encode("utf-8")
-        await conn.send(
-            _response("200 OK", server, body, version="HTTP/1.0", length_header="Content-length")
-        )
+        while True:
+            try:
+                request = await _read_request(conn)
+            except _BadRequest as bad:
+                line = bytes(bad.args[0]) if bad.args else b""
+                message = f"Bad request syntax ({line.decode('latin-1')!r})"
+                explain = "Bad request syntax or unsupported method"
+                await conn.send(_py2_error(400, message, explain, headers=False, python=""))
+                return
+            if request is None:
+                return
+            reply = await self._answer(request)
+            if reply is None:
+                return
+            await conn.send(reply)
+            if not request.keep_alive:
+                return
 
 
 # --------------------------------------------------------------------------- xapi
@@ -565,10 +872,17 @@ def _ocaml_response(value: object) -> bytes:
 class FakeXapi(FakeServer):
     """xapi, the XenServer / XCP-ng management API (80 in the clear, 443 TLS).
 
-    Serves XML-RPC on ``POST /`` and ``/RPC2`` (written like ocaml-rpc:
-    ``<?xml version="1.0"?>``, bare ``<value>text</value>``) and JSON-RPC
-    on ``POST /jsonrpc``, with xapi's header shape (lower-case, no
-    ``Server``). Answers:
+    Follows xapi-project/xen-api (master, 2024-2025): replies shaped as
+    ``ocaml/libs/http-lib/http.ml`` ``Response.to_wire_string`` writes them
+    (status line with the request's HTTP version, then ``content-length``,
+    then the handler's headers: ``connection``, ``cache-control: no-cache,
+    no-store``, ``content-type``, ``Access-Control-Allow-Origin``; no
+    ``Server`` or ``Date``), XML-RPC written like mirage/ocaml-rpc
+    ``xmlrpc.ml`` (``<?xml version="1.0"?>``, bare ``<value>text</value>``)
+    on ``POST /`` and ``/RPC2``, and JSON-RPC on ``POST /jsonrpc`` written
+    like ocaml-rpc ``jsonrpc.ml`` (compact; a failure's ``error`` is the
+    Xen-API error array itself, ``["SESSION_INVALID", "OpaqueRef:NULL"]``).
+    Answers:
 
     - ``system.isAlive:<uuid>`` echoes its parameter (an older xapi, with
       ``legacy=True``, answers ``MESSAGE_METHOD_UNKNOWN`` and has no
@@ -576,9 +890,15 @@ class FakeXapi(FakeServer):
     - ``session.login_with_password`` checks :attr:`users` and otherwise
       fails ``SESSION_AUTHENTICATION_FAILED``; ``session.logout`` works;
     - any other call without a valid session fails ``SESSION_INVALID``,
-      with one ``MESSAGE_METHOD_UNKNOWN``.
+      with one ``MESSAGE_METHOD_UNKNOWN``;
+    - with ``error`` set, every call fails with that Xen-API error, as xapi
+      in emergency mode does (``("HOST_STILL_BOOTING",)``, the default
+      ``Xapi_globs.emergency_mode_error``) or a pool member
+      (``("HOST_IS_SLAVE", "<master address>")``).
 
-    ``GET /`` is 403, other paths 404 (``<address>Xapi Server</address>``).
+    ``GET`` is ``http_svr.ml``'s ``response_forbidden`` (403, HTML) -- except
+    with ``xo_lite=True`` (XCP-ng 8.3), where ``GET /`` is the XO Lite page
+    and other paths xapi's 404 page (``<address>Xapi Server</address>``).
 
     Args:
         host: The address to bind.
@@ -587,6 +907,8 @@ class FakeXapi(FakeServer):
         legacy: Answer like a xapi from before ``system.isAlive``.
         users: The user names and passwords that may log in (none by default).
         ssl_context: A TLS context to use instead of the packaged one.
+        error: Fail every call with this Xen-API error description.
+        xo_lite: Serve XCP-ng's web pages on ``GET``.
 
     Attributes:
         calls: Every method name called (XML-RPC and JSON-RPC), in order.
@@ -605,11 +927,15 @@ class FakeXapi(FakeServer):
         legacy: bool = False,
         users: Mapping[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        error: Sequence[str] | None = None,
+        xo_lite: bool = False,
     ) -> None:
         context = ssl_context if ssl_context is not None else (fake_tls_context() if tls else None)
         super().__init__(host, port, ssl_context=context)
         self.legacy = legacy
         self.users = dict(users or {})
+        self.error = tuple(error) if error is not None else None
+        self.xo_lite = xo_lite
         self.calls: list[str] = []
         self.sessions: set[str] = set()
         self.description = ("older xapi" if legacy else "xapi") + (" over TLS" if self.tls else "")
@@ -622,16 +948,12 @@ class FakeXapi(FakeServer):
             params: The call's parameters.
         """
         self.calls.append(method)
+        if self.error is not None:
+            return False, list(self.error)
         if method.startswith("system.isAlive:") and not self.legacy:
             return True, params[0] if params else ""
         if method == "session.login_with_password":
-            user = str(params[0]) if params else ""
-            password = str(params[1]) if len(params) > 1 else ""
-            if user in self.users and self.users[user] == password:
-                ref = f"OpaqueRef:{uuid.uuid4()}"
-                self.sessions.add(ref)
-                return True, ref
-            return False, ["SESSION_AUTHENTICATION_FAILED", user, "Authentication failure"]
+            return self._login(params)
         if method.startswith(("system.", "session.login")) or "." not in method:
             return False, ["MESSAGE_METHOD_UNKNOWN", method]
         ref = str(params[0]) if params else ""
@@ -642,75 +964,77 @@ class FakeXapi(FakeServer):
             return True, ""
         return False, ["MESSAGE_METHOD_UNKNOWN", method]
 
-    def _headers(self, content_type: str) -> list[tuple[str, str]]:
-        return [
-            ("content-type", content_type),
+    def _login(self, params: list[Any]) -> tuple[bool, Any]:
+        user = str(params[0]) if params else ""
+        password = str(params[1]) if len(params) > 1 else ""
+        if user in self.users and self.users[user] == password:
+            ref = f"OpaqueRef:{uuid.uuid4()}"
+            self.sessions.add(ref)
+            return True, ref
+        return False, ["SESSION_AUTHENTICATION_FAILED", user, "Authentication failure"]
+
+    @staticmethod
+    def _wire(request: _Request, status: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+        """``Http.Response.to_wire_string``: status, ``content-length``, then the headers."""
+        version = "HTTP/1.0" if request.version == "HTTP/1.0" else "HTTP/1.1"
+        return _response(status, headers, body, version=version, length_header="content-length")
+
+    def _api(self, request: _Request, content_type: str, body: bytes) -> bytes:
+        connection = "keep-alive" if request.keep_alive else "close"
+        headers = [
+            ("connection", connection),
             ("cache-control", "no-cache, no-store"),
+            ("content-type", content_type),
             ("Access-Control-Allow-Origin", "*"),
         ]
+        return self._wire(request, "200 OK", headers, body)
+
+    def _page(self, request: _Request) -> bytes:
+        if self.xo_lite and request.path == "/":
+            return self._wire(request, "200 OK", [("content-type", "text/html")], _XO_LITE_PAGE)
+        if self.xo_lite:
+            page = _XAPI_404.format(path=escape(request.path)).encode()
+            return self._wire(request, "404 Not Found", _XAPI_ERROR_HEADERS[1:], page)
+        return self._wire(request, "403 Forbidden", _XAPI_ERROR_HEADERS, _XAPI_403)
 
     def _reply(self, request: _Request) -> bytes:
-        length = "content-length"
         if request.method != "POST":
-            if request.path == "/":
-                return _response("403 Forbidden", [], b"", length_header=length)
-            page = b"<html><body><h1>404</h1><address>Xapi Server</address></body></html>"
-            return _response(
-                "404 Not Found", [("content-type", "text/html")], page, length_header=length
-            )
+            return self._page(request)
         if request.path == "/jsonrpc" and not self.legacy:
-            return self._jsonrpc(request.body)
+            return self._jsonrpc(request)
         if request.path not in ("/", "/RPC2"):
-            return _response("404 Not Found", [], b"", length_header=length)
+            return self._page(request)
         call = _safe_xmlrpc_loads(request.body)
         if call is None or call[1] is None:
-            return _response("500 Internal Error", [], b"", length_header=length)
+            return self._wire(request, "500 Internal Error", _XAPI_ERROR_HEADERS, b"")
         ok, value = self.call(call[1], list(call[0]))
         result = (
             {"Status": "Success", "Value": value}
             if ok
-            else {
-                "Status": "Failure",
-                "ErrorDescription": value,
-            }
+            else {"Status": "Failure", "ErrorDescription": value}
         )
-        return _response(
-            "200 OK", self._headers("text/xml"), _ocaml_response(result), length_header=length
-        )
+        return self._api(request, "text/xml", _ocaml_response(result))
 
-    def _jsonrpc(self, body: bytes) -> bytes:
+    def _jsonrpc(self, request: _Request) -> bytes:
         try:
-            message = json.loads(body)
+            message = json.loads(request.body)
             method = str(message["method"])
             params = list(message.get("params") or [])
             ident = message.get("id")
         except (ValueError, KeyError, TypeError, AttributeError):
-            error: dict[str, object] = {
-                "jsonrpc": "2.0",
-                "error": {"code": -32700, "message": "Parse error"},
-                "id": None,
-            }
-            return self._json_reply(error)
+            return self._wire(request, "500 Internal Error", _XAPI_ERROR_HEADERS, b"")
         ok, value = self.call(method, params)
-        if ok:
-            return self._json_reply({"jsonrpc": "2.0", "result": value, "id": ident})
-        error_object: dict[str, object] = {"code": 1, "message": value[0], "data": value[1:]}
-        return self._json_reply({"jsonrpc": "2.0", "error": error_object, "id": ident})
-
-    def _json_reply(self, message: object) -> bytes:
-        body = json.dumps(message).encode()
-        return _response(
-            "200 OK", self._headers("application/json"), body, length_header="content-length"
-        )
+        key = "result" if ok else "error"
+        reply = {"jsonrpc": "2.0", key: value, "id": ident}
+        body = json.dumps(reply, separators=(",", ":")).encode()
+        return self._api(request, "application/json", body)
 
     async def _serve(self, conn: _Conn) -> None:
         while True:
             try:
                 request = await _read_request(conn)
             except _BadRequest:
-                await conn.send(
-                    _response("400 Bad Request", [], b"", length_header="content-length")
-                )
+                await conn.send(_XAPI_400)
                 return
             if request is None:
                 return
@@ -719,60 +1043,178 @@ class FakeXapi(FakeServer):
                 return
 
 
+# http_svr.ml's error replies: content-type, connection: close, cache-control.
+_XAPI_ERROR_HEADERS = [
+    ("content-type", "text/html"),
+    ("connection", "close"),
+    ("cache-control", "no-cache, no-store"),
+]
+_XAPI_403 = (
+    b"<html><body><h1>HTTP 403 forbidden</h1>Access to the requested resource "
+    b"is forbidden.</body></html>"
+)
+_XAPI_400 = _response(
+    "400 Bad Request",
+    _XAPI_ERROR_HEADERS,
+    b"<html><body><h1>HTTP 400 bad request</h1>The HTTP request was malformed. "
+    b"Please correct and retry.</body></html>",
+    length_header="content-length",
+)
+# xapi's file server 404 page (derived from its signature line).
+_XAPI_404 = (
+    "<html><body><h1>HTTP 404 Not Found</h1>The requested URL {path} was not found "
+    "on this server.<hr><address>Xapi Server</address></body></html>"
+)
+# The head of XCP-ng 8.3's XO Lite page, served on GET / over HTTPS (derived).
+_XO_LITE_PAGE = (
+    b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="UTF-8" />\n'
+    b'<link rel="icon" href="/favicon.ico" />\n'
+    b'<meta name="viewport" content="width=device-width, initial-scale=1.0" />\n'
+    b'<title>XO Lite</title>\n</head>\n<body>\n<div id="root"></div>\n</body>\n</html>\n'
+)
+
+
 # --------------------------------------------------------------------------- libvirt
 
 _LIBVIRT_HEADER = struct.Struct(">IIIIIII")
 _REMOTE_PROGRAM = 0x20008086
-_REMOTE_PROC_AUTH_LIST = 66
+_PROC_OPEN, _PROC_CLOSE, _PROC_TYPE, _PROC_HOSTNAME, _PROC_AUTH_LIST = 1, 2, 3, 59, 66
+# virNetServerProgram refuses a packet longer than this (virnetprotocol.x).
+_LIBVIRT_MAX_PACKET = 32 * 1024 * 1024
+# virErrorNumber VIR_ERR_OPERATION_INVALID / VIR_ERR_AUTH_FAILED, VIR_FROM_RPC.
+_VIR_ERR_OPERATION_INVALID, _VIR_ERR_AUTH_FAILED, _VIR_FROM_RPC = 55, 45, 7
+
+
+def _xdr_string(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack(">I", len(data)) + data + b"\x00" * (-len(data) % 4)
+
+
+def _remote_error(code: int, message: str) -> bytes:
+    """A ``remote_error`` (virnetprotocol.x): code, domain, message, level, then nulls."""
+    return (
+        struct.pack(">ii", code, _VIR_FROM_RPC)
+        + struct.pack(">I", 1)
+        + _xdr_string(message)
+        + struct.pack(">i", 2)  # VIR_ERR_ERROR
+        + b"\x00" * 16  # dom, str1, str2, str3: NULL
+        + struct.pack(">ii", 0, 0)
+        + b"\x00" * 4  # net: NULL
+    )
 
 
 class FakeLibvirt(FakeServer):
-    """libvirtd's TCP listener (16509): answers ``AUTH_LIST``, nothing else.
+    """libvirtd's TCP listener (16509), with ``auth_tcp`` ``"sasl"`` or ``"none"``.
 
-    Reads length-prefixed RPC packets; an ``AUTH_LIST`` call gets a reply
-    listing :attr:`auth_types` and the connection stays open, as libvirtd
-    keeps it. Any other packet, or a length that cannot be libvirt's (an
-    HTTP request's, say), closes the connection.
+    Follows libvirt 9.0.0 ``src/rpc/virnetprotocol.x`` (packets, errors) and
+    ``src/remote/remote_protocol.x`` (``REMOTE_PROGRAM`` calls), as
+    ``src/remote/remote_daemon_dispatch.c`` answers them. Reads
+    length-prefixed RPC packets; the connection stays open between calls, as
+    libvirtd keeps it. Answers:
+
+    - ``AUTH_LIST`` (66) with :attr:`auth_types` (0 none, 1 SASL, 2 polkit);
+    - with auth ``none`` only (``auth_types=(0,)``): ``CONNECT_OPEN`` (1),
+      ``CONNECT_GET_TYPE`` (3: :attr:`hv_type`, ``"Xen"`` for the libxl
+      driver, ``"QEMU"``, ``"TEST"``), ``CONNECT_GET_HOSTNAME`` (59) and
+      ``CONNECT_CLOSE`` (2); type and host name only once opened;
+    - every other call, and every call before authentication when auth is
+      required, gets an error reply (the fake never acts, nor authenticates).
+
+    A packet length libvirtd cannot accept (an HTTP request's, say) closes
+    the connection.
 
     Args:
         host: The address to bind.
         port: The port to bind (0: any free port).
-        auth_types: The auth types to list (0 none, 1 SASL, 2 polkit).
+        auth_types: The auth types to list.
+        hv_type: What ``CONNECT_GET_TYPE`` answers.
+        hostname: What ``CONNECT_GET_HOSTNAME`` answers.
 
     Attributes:
         procs: Every procedure number called, in order.
+        opened: Every ``CONNECT_OPEN`` as ``(name, flags)`` (``name`` is
+            ``None`` for a NULL ``remote_string``).
     """
 
     description = "libvirtd (TCP)"
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, auth_types: Iterable[int] = (1,)
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        auth_types: Iterable[int] = (1,),
+        hv_type: str = "QEMU",
+        hostname: str = "fake-libvirt-host",
     ) -> None:
         super().__init__(host, port)
         self.auth_types = tuple(auth_types)
+        self.hv_type = hv_type
+        self.hostname = hostname
         self.procs: list[int] = []
+        self.opened: list[tuple[str | None, int]] = []
+        if self.auth_types == (0,):
+            self.description = f"libvirtd (TCP, auth none, {hv_type})"
+
+    def _open_args(self, payload: bytes) -> tuple[str | None, int]:
+        present = struct.unpack_from(">I", payload)[0] if len(payload) >= 4 else 0
+        if not present:
+            return None, struct.unpack_from(">I", payload, 4)[0] if len(payload) >= 8 else 0
+        size = struct.unpack_from(">I", payload, 4)[0] if len(payload) >= 8 else 0
+        name = payload[8 : 8 + size].decode("utf-8", "replace")
+        offset = 8 + size + (-size % 4)
+        flags = struct.unpack_from(">I", payload, offset)[0] if len(payload) >= offset + 4 else 0
+        return name, flags
+
+    def answer(self, proc: int, payload: bytes, opened: bool) -> tuple[int, bytes]:
+        """Answer one call of ``REMOTE_PROGRAM``: ``(status, payload)``.
+
+        Args:
+            proc: The procedure number.
+            payload: The call's XDR arguments.
+            opened: Whether this connection has opened a hypervisor connection.
+        """
+        self.procs.append(proc)
+        if proc == _PROC_AUTH_LIST:
+            types = self.auth_types
+            return 0, struct.pack(f">I{len(types)}i", len(types), *types)
+        if self.auth_types != (0,):
+            return 1, _remote_error(_VIR_ERR_AUTH_FAILED, "authentication required")
+        if proc == _PROC_OPEN:
+            self.opened.append(self._open_args(payload))
+            return 0, b""
+        if opened and proc == _PROC_TYPE:
+            return 0, _xdr_string(self.hv_type)
+        if opened and proc == _PROC_HOSTNAME:
+            return 0, _xdr_string(self.hostname)
+        if opened and proc == _PROC_CLOSE:
+            return 0, b""
+        return 1, _remote_error(_VIR_ERR_OPERATION_INVALID, "operation invalid: not supported")
+
+    async def _packet(self, conn: _Conn) -> bytes | None:
+        """Read one packet; ``None`` at the end of the stream or an impossible length."""
+        while len(conn.buffer) < 4:
+            if not await conn.more():
+                return None
+        (length,) = struct.unpack_from(">I", conn.buffer)
+        if not _LIBVIRT_HEADER.size <= length <= _LIBVIRT_MAX_PACKET:
+            return None  # libvirtd drops a packet length it cannot accept
+        while len(conn.buffer) < length:
+            if not await conn.more():
+                return None
+        return conn.take(length)
 
     async def _serve(self, conn: _Conn) -> None:
-        while True:
-            while len(conn.buffer) < 4:
-                if not await conn.more():
-                    return
-            (length,) = struct.unpack_from(">I", conn.buffer)
-            if not _LIBVIRT_HEADER.size <= length <= 256 * 1024:
-                return  # libvirtd drops a packet length it cannot accept
-            while len(conn.buffer) < length:
-                if not await conn.more():
-                    return
-            packet = conn.take(length)
+        opened = False
+        while (packet := await self._packet(conn)) is not None:
             _, prog, vers, proc, kind, serial, _ = _LIBVIRT_HEADER.unpack_from(packet)
-            self.procs.append(proc)
-            if (prog, vers, proc, kind) != (_REMOTE_PROGRAM, 1, _REMOTE_PROC_AUTH_LIST, 0):
+            if (prog, vers, kind) != (_REMOTE_PROGRAM, 1, 0):
                 return
-            payload = struct.pack(
-                f">I{len(self.auth_types)}i", len(self.auth_types), *self.auth_types
-            )
+            status, payload = self.answer(proc, packet[_LIBVIRT_HEADER.size :], opened)
+            if status == 0 and proc in (_PROC_OPEN, _PROC_CLOSE):
+                opened = proc == _PROC_OPEN
             header = _LIBVIRT_HEADER.pack(
-                _LIBVIRT_HEADER.size + len(payload), prog, vers, proc, 1, serial, 0
+                _LIBVIRT_HEADER.size + len(payload), prog, vers, proc, 1, serial, status
             )
             await conn.send(header + payload)
 
