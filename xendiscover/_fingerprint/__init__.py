@@ -9,6 +9,7 @@ recognises the peer. The parsers are pure functions in ``_xend``, ``_xapi`` and
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 
@@ -20,10 +21,12 @@ from xendiscover._fingerprint._probes import (
     PROBES,
     RELOCATION_PORTS,
     TLS_HELLO,
+    XAPI_POOL_CERT,
     Probe,
     check_request,
     probe_plan,
 )
+from xendiscover._fingerprint._tls import host_names
 from xendiscover._fingerprint._xend import HOSTS_ALLOW_EVIDENCE
 from xendiscover._model import Fingerprint
 
@@ -186,6 +189,27 @@ async def _silent_close(
     return tls.fingerprint if tls.fingerprint.verdict == "not-xen" else found
 
 
+async def _xapi_identity(
+    found: Fingerprint, result: Exchange, address: str, port: int, budget: _Budget, backend: Backend
+) -> Fingerprint:
+    """Add what xapi's certificates say to a TLS-confirmed xapi: names, and the host UUID.
+
+    The names come from the certificate of the handshake that confirmed it;
+    the UUID from one more handshake, with SNI ``xapi:pool``. Names and UUID
+    are never proof (an admin may install any certificate): they only name
+    the machine and group its addresses.
+    """
+    if found.service != "xapi" or result.certificate is None:
+        return found
+    names = host_names(result.certificate)
+    deadline = budget.deadline(XAPI_POOL_CERT)
+    pool = None
+    if deadline is not None:
+        pool = await run_probe(XAPI_POOL_CERT, address, port, timeout=deadline, backend=backend)
+    host_uuid = pool.fingerprint.host_uuid if pool is not None else None
+    return dataclasses.replace(found, names=names, host_uuid=host_uuid)
+
+
 async def probe_port(
     address: str,
     port: int,
@@ -217,7 +241,7 @@ async def probe_port(
         )
         found = await _silent_close(result.fingerprint, known_port, address, port, budget, io)
         if found.service is not None:
-            return found
+            return await _xapi_identity(found, result, address, port, budget, io)
         if best is None or _rank(found) > _rank(best):
             best = found
         if result.ending in ("deadline", "cap", "refused"):

@@ -10,6 +10,7 @@ as a ``Fingerprint`` with verdict ``unknown``, never as an exception.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ssl
 from collections.abc import Callable
@@ -79,11 +80,13 @@ class Exchange:
         fingerprint: The verdict on the peer.
         ending: How the exchange ended (see :data:`Ending`).
         received: How many bytes the peer sent (at most :data:`READ_CAP`).
+        certificate: The peer's DER certificate, after a TLS handshake.
     """
 
     fingerprint: Fingerprint
     ending: Ending
     received: int
+    certificate: bytes | None = None
 
 
 @functools.cache
@@ -174,6 +177,7 @@ class _Conversation:
         self._deadline = deadline
         self._cap = cap
         self.data = bytearray()
+        self.certificate: bytes | None = None
 
     def ended(self, ending: Ending, why: str) -> Exchange:
         """The verdict of an exchange that stopped before the peer closed.
@@ -204,8 +208,9 @@ class _Conversation:
             await stream.start_tls(
                 client_tls_context(), server_hostname=tls.server_hostname, timeout=deadline.left()
             )
+            self.certificate = stream.peer_certificate()
             if tls.on_handshake is not None:
-                found = tls.on_handshake(stream.peer_certificate())
+                found = tls.on_handshake(self.certificate)
                 if found is not None:
                     return Exchange(found, "decided", 0)
         if request:
@@ -311,6 +316,7 @@ async def exchange(
     try:
         handshake = Handshake(server_hostname, on_handshake) if tls else None
         talk = _Conversation(stream, parse, deadline, cap)
-        return await _converse(talk, request, handshake, timeout)
+        result = await _converse(talk, request, handshake, timeout)
+        return dataclasses.replace(result, certificate=talk.certificate)
     finally:
         stream.close()

@@ -27,6 +27,7 @@ __all__ = [
     "RELOCATION_PORTS",
     "RELOCATION_WAIT",
     "TLS_HELLO",
+    "XAPI_POOL_CERT",
     "HandshakeHook",
     "Probe",
     "RequestBuilder",
@@ -140,6 +141,19 @@ TLS_HELLO = Probe(
     _xend.build_nothing,
     _xend.parse_tls_hello,
     on_handshake=_tls.tls_server_fingerprint,
+)
+
+#: XAPI's pool certificate: a ClientHello with SNI ``xapi:pool``, nothing sent
+#: after the handshake; the certificate's CN is the host UUID. Only ever run
+#: after a TLS probe confirmed xapi on the port.
+XAPI_POOL_CERT = Probe(
+    "xapi-pool-certificate",
+    "xapi",
+    True,
+    _xend.build_nothing,
+    _xend.parse_tls_hello,
+    server_hostname="xapi:pool",
+    on_handshake=_tls.xapi_pool_fingerprint,
 )
 
 _BY_NAME = {probe.name: probe for probe in PROBES}

@@ -17,6 +17,7 @@ stunnel serves for SNI ``xapi:pool``).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -31,7 +32,10 @@ __all__ = [
     "NAME_LIMIT",
     "CertificateNames",
     "certificate_names",
+    "host_names",
+    "pool_uuid",
     "tls_server_fingerprint",
+    "xapi_pool_fingerprint",
 ]
 
 #: The largest certificate accepted, in bytes (real ones are 1-2 KiB).
@@ -123,3 +127,43 @@ def tls_server_fingerprint(der: bytes | None) -> Fingerprint:
         return Fingerprint(None, "not-xen", evidence(label))
     shown = names.subject or "empty subject"
     return Fingerprint(None, "not-xen", evidence("TLS server, subject", shown.encode("ascii")))
+
+
+def host_names(der: bytes | None) -> tuple[str, ...]:
+    """The names a (XAPI host) certificate gives its host: the CN, then the SAN DNS names.
+
+    xapi's default certificate (``ocaml/gencert/selfcert.ml``) has the host
+    name or FQDN as its CN and lists the DNS names in its SAN. Names only:
+    the caller checks them as DNS names, and an admin-installed certificate
+    may say anything, so they are never proof of identity.
+    """
+    names = certificate_names(der)
+    if names is None:
+        return ()
+    found = ((names.common_name,) if names.common_name else ()) + names.dns_names
+    return tuple(dict.fromkeys(found))
+
+
+def pool_uuid(der: bytes | None) -> str | None:
+    """The host UUID in a XAPI pool certificate's CN (SNI ``xapi:pool``), canonical, or ``None``.
+
+    Since 2021, xapi's stunnel serves a second certificate to clients that
+    send SNI ``xapi:pool`` (``ocaml/gencert/gencert.ml``,
+    ``xapi_stunnel_server.ml``); its CN is the host's installation UUID. A CN
+    that is not a UUID gives ``None``.
+    """
+    names = certificate_names(der)
+    if names is None or names.common_name is None:
+        return None
+    try:
+        return str(uuid.UUID(names.common_name))
+    except ValueError:
+        return None
+
+
+def xapi_pool_fingerprint(der: bytes | None) -> Fingerprint:
+    """The ``on_handshake`` verdict of the pool-certificate probe: the UUID, if any."""
+    found = pool_uuid(der)
+    if found is None:
+        return Fingerprint("xapi", "unknown", "no host UUID in the pool certificate")
+    return Fingerprint("xapi", "confirmed", f"pool certificate: {found}", host_uuid=found)

@@ -7,6 +7,7 @@
   decoys that are not), on any address and port you bind them to.
 """
 
+from xendiscover.testing._certs import XapiIdentity
 from xendiscover.testing._fakes import Behaviour, FakeBackend, FakeResolver, FakeService
 from xendiscover.testing._servers import (
     DEFAULT_XEND_METHODS,
@@ -41,5 +42,6 @@ __all__ = [
     "FakeXendHttp",
     "FakeXendRelocation",
     "FakeXendXmlRpc",
+    "XapiIdentity",
     "fake_tls_context",
 ]

@@ -50,6 +50,8 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 from xml.sax.saxutils import escape
 
+from xendiscover.testing._certs import XapiIdentity
+
 __all__ = [
     "DEFAULT_XEND_METHODS",
     "XEND_PYTHON",
@@ -909,6 +911,10 @@ class FakeXapi(FakeServer):
         ssl_context: A TLS context to use instead of the packaged one.
         error: Fail every call with this Xen-API error description.
         xo_lite: Serve XCP-ng's web pages on ``GET``.
+        identity: With ``tls``, serve certificates made as xapi makes its
+            own: the host's (CN and SAN: its name and addresses) and, for SNI
+            ``xapi:pool``, the pool certificate (CN: its UUID). Two fakes
+            with one identity are one multi-homed host.
 
     Attributes:
         calls: Every method name called (XML-RPC and JSON-RPC), in order.
@@ -929,8 +935,11 @@ class FakeXapi(FakeServer):
         ssl_context: ssl.SSLContext | None = None,
         error: Sequence[str] | None = None,
         xo_lite: bool = False,
+        identity: XapiIdentity | None = None,
     ) -> None:
-        context = ssl_context if ssl_context is not None else (fake_tls_context() if tls else None)
+        if ssl_context is None and tls:
+            ssl_context = identity.tls_context() if identity is not None else fake_tls_context()
+        context = ssl_context
         super().__init__(host, port, ssl_context=context)
         self.legacy = legacy
         self.users = dict(users or {})
