@@ -172,3 +172,24 @@ def test_explicit_nameserver(lab: netlab.Lab, suffix: str) -> None:
     assert result.code == 0, result.stderr
     for address, record in result.by_address().items():
         assert record["hostname"] == t.hostname(address), record
+
+
+def test_the_api_returns_one_host_per_xen_machine(lab: netlab.Lab) -> None:
+    """``discover([lan], port=8002)`` in the lab: only the Xen machines, once each, named."""
+    t = lab.topo
+    code = (
+        "import asyncio, json, xendiscover\n"
+        f"hosts = asyncio.run(xendiscover.discover([{t.lan_net!r}], port={t.port}))\n"
+        "print(json.dumps([h.as_dict() for h in hosts]))\n"
+    )
+    proc = lab.run(lab.admin, [lab.python, "-c", code], timeout=SCAN_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    machines = json.loads(proc.stdout)
+    assert [m["address"] for m in machines] == sorted(t.lan_xen, key=ipaddress.ip_address)
+    for machine in machines:
+        assert machine["verdict"] in XEN_VERDICTS
+        assert machine["hostname"] == t.hostname(machine["address"])
+        expected = "ptr" if machine["hostname"] else None
+        assert machine["hostname_source"] == expected  # the lab's dnsmasq has A records too
+    decoys = set(t.lan_decoy)
+    assert not decoys & {m["address"] for m in machines}
