@@ -35,6 +35,7 @@ from xendiscover._output import (
     FORMATS,
     SCHEMA_ID,
     VIEWS,
+    OutputFile,
     ansible_inventory,
     atomic_writer,
     finding_schema,
@@ -616,6 +617,52 @@ def test_write_atomically_follows_a_symlink(tmp_path: Path) -> None:
     write_atomically(link, "new")
     assert link.is_symlink()
     assert real.read_text() == "new"
+
+
+def test_a_link_of_another_user_in_a_shared_directory_is_not_followed(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the link another owner")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: sticky, world-writable
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    link = shared / "out.json"
+    link.symlink_to(victim)
+    os.lchown(link, 54321, 54321)  # planted by another user
+    with pytest.raises(PermissionError, match="another user"):
+        write_atomically(link, "clobbered")
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in shared.iterdir()) == ["out.json"]
+    os.lchown(link, 0, 0)  # our own link: followed, as before
+    write_atomically(link, "new")
+    assert victim.read_text() == "new"
+
+
+def test_special_mode_bits_are_not_copied(tmp_path: Path) -> None:
+    target = tmp_path / "inventory.json"
+    target.write_text("old")
+    target.chmod(0o4755)
+    write_atomically(target, "new")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
+def test_an_output_file_is_reserved_early_and_kept_whole_on_a_partial_run(tmp_path: Path) -> None:
+    target = tmp_path / "inventory.json"
+    target.write_text("complete old result")
+    out = OutputFile(target)
+    out.open()
+    assert len(list(tmp_path.iterdir())) == 2  # the reserved temp file beside it
+    written = out.keep_partial("half a result")
+    assert written == tmp_path / "inventory.json.partial"
+    assert target.read_text() == "complete old result"
+    assert written.read_text() == "half a result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "inventory.json",
+        "inventory.json.partial",
+    ]
+    with pytest.raises(FileNotFoundError):
+        OutputFile(tmp_path / "missing" / "x.json").open()
 
 
 def test_write_atomically_into_a_missing_directory_fails_cleanly(tmp_path: Path) -> None:

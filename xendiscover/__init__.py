@@ -16,36 +16,93 @@ All I/O goes through a :class:`Backend` (:class:`SocketBackend` by default;
 ``xendiscover.testing.FakeBackend`` for tests).
 """
 
-from xendiscover._backend import (
-    Backend,
-    ConnectFailed,
-    ConnectionLost,
-    ConnectResult,
-    NetworkError,
-    Outcome,
-    SocketBackend,
-    Stream,
-    TLSFailed,
-    WorkerProcess,
-)
-from xendiscover._errors import ScanLimitError, TargetError, XenDiscoverError
-from xendiscover._model import (
-    Finding,
-    Fingerprint,
-    Host,
-    HostnameSource,
-    PortFinding,
-    Service,
-    Verdict,
-    group_findings,
-)
-from xendiscover._networks import LocalNetwork, interface_is_up, local_networks
-from xendiscover._pipeline import Include, discover, scan
-from xendiscover._plan import DEFAULT_PORTS, LOCAL_NETWORKS, ScanOptions, ScanPlan, Targets, plan
-from xendiscover._resolve import DNSNameResolver, NameResolver
-from xendiscover._sweep import ScanStats, WorkerError
-from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace
+import importlib as _importlib
+import typing as _typing
+
 from xendiscover._version import __version__
+
+if _typing.TYPE_CHECKING:
+    from xendiscover._backend import (
+        Backend,
+        ConnectFailed,
+        ConnectionLost,
+        ConnectResult,
+        NetworkError,
+        Outcome,
+        SocketBackend,
+        Stream,
+        TLSFailed,
+        WorkerProcess,
+    )
+    from xendiscover._errors import ScanLimitError, TargetError, XenDiscoverError
+    from xendiscover._model import (
+        Finding,
+        Fingerprint,
+        Host,
+        HostnameSource,
+        PortFinding,
+        Service,
+        Verdict,
+        group_findings,
+    )
+    from xendiscover._networks import LocalNetwork, interface_is_up, local_networks
+    from xendiscover._pipeline import Include, discover, scan
+    from xendiscover._plan import (
+        DEFAULT_PORTS,
+        LOCAL_NETWORKS,
+        ScanOptions,
+        ScanPlan,
+        Targets,
+        plan,
+    )
+    from xendiscover._resolve import DNSNameResolver, NameResolver
+    from xendiscover._sweep import ScanStats, WorkerError
+    from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace
+
+
+#: Where each public name lives; imported on first use (PEP 562), so that a
+#: probe process or ``--help`` does not pay for TLS, DNS and certificate code.
+_EXPORTS: dict[str, str] = {
+    "Backend": "xendiscover._backend",
+    "ConnectFailed": "xendiscover._backend",
+    "ConnectResult": "xendiscover._backend",
+    "ConnectionLost": "xendiscover._backend",
+    "DEFAULT_MAX_HOSTS": "xendiscover._targets",
+    "DEFAULT_PORTS": "xendiscover._plan",
+    "DNSNameResolver": "xendiscover._resolve",
+    "Finding": "xendiscover._model",
+    "Fingerprint": "xendiscover._model",
+    "Host": "xendiscover._model",
+    "HostnameSource": "xendiscover._model",
+    "Include": "xendiscover._pipeline",
+    "LOCAL_NETWORKS": "xendiscover._plan",
+    "LocalNetwork": "xendiscover._networks",
+    "NameResolver": "xendiscover._resolve",
+    "NetworkError": "xendiscover._backend",
+    "Outcome": "xendiscover._backend",
+    "PortFinding": "xendiscover._model",
+    "ScanLimitError": "xendiscover._errors",
+    "ScanOptions": "xendiscover._plan",
+    "ScanPlan": "xendiscover._plan",
+    "ScanStats": "xendiscover._sweep",
+    "Service": "xendiscover._model",
+    "SocketBackend": "xendiscover._backend",
+    "Stream": "xendiscover._backend",
+    "TLSFailed": "xendiscover._backend",
+    "TargetError": "xendiscover._errors",
+    "TargetSpace": "xendiscover._targets",
+    "Targets": "xendiscover._plan",
+    "Verdict": "xendiscover._model",
+    "WorkerError": "xendiscover._sweep",
+    "WorkerProcess": "xendiscover._backend",
+    "XenDiscoverError": "xendiscover._errors",
+    "discover": "xendiscover._pipeline",
+    "group_findings": "xendiscover._model",
+    "interface_is_up": "xendiscover._networks",
+    "local_networks": "xendiscover._networks",
+    "plan": "xendiscover._plan",
+    "scan": "xendiscover._pipeline",
+}
 
 __all__ = [
     "DEFAULT_MAX_HOSTS",
@@ -89,3 +146,17 @@ __all__ = [
     "plan",
     "scan",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    """Import a public name from its module on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xendiscover' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

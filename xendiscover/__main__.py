@@ -1,5 +1,5 @@
-"""Run the command line: ``python -m xendiscover``."""
+"""``python -m xendiscover``: the command line (see ``_entry``)."""
 
-from xendiscover._cli import main
+from xendiscover._entry import main
 
 main()

@@ -22,7 +22,7 @@ import typer
 from xendiscover import _console
 from xendiscover._errors import XenDiscoverError
 from xendiscover._model import Finding
-from xendiscover._output import FORMATS, View, render, write_atomically
+from xendiscover._output import FORMATS, View, render
 from xendiscover._pipeline import scan
 from xendiscover._plan import DEFAULT_PORTS, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ScanOptions
 from xendiscover._resolve import parse_nameserver
@@ -322,34 +322,23 @@ def scan_command(
     live = sys.stderr.isatty() and not quiet
     specs = [*(targets or []), *_read_files(targets_file)]
     try:
-        result = _console.run_scan(specs, options, view=view, stream_jsonl=streaming, live=live)
+        out = _console.reserve(output)  # before the first packet
+        result = _console.run_scan(
+            specs, options, view=view, stream_jsonl=streaming, live=live, out=out
+        )
+    except _console.OutputError as exc:
+        typer.echo(f"xendiscover: error: {exc}", err=True)
+        raise typer.Exit(_console.EXIT_OUTPUT) from None
     except XenDiscoverError as exc:
         raise _UsageError(str(exc)) from None
-    if not streaming:
-        _deliver(render(result.hosts, fmt, view=view), output)
-    if result.error is not None:
-        typer.echo(f"xendiscover: error: {result.error}", err=True)
-    if (note := _console.interrupted_note(result)) is not None:
-        typer.echo(note, err=True)
-    if live or verbose:
-        typer.echo(_console.summary(result, as_json=fmt in ("json", "jsonl")), err=True)
+    _console.deliver(result, None if streaming else render(result.hosts, fmt, view=view), out)
+    summary = _console.summary(result, as_json=fmt in ("json", "jsonl"))
+    _console.report(result, summary_line=summary if live or verbose else None)
     raise typer.Exit(_console.exit_code(result, view))
 
 
 def _read_files(paths: list[str] | None) -> list[str]:
     return [spec for path in paths or [] for spec in read_target_file(path)]
-
-
-def _deliver(text: str, output: Path | None) -> None:
-    """Print the output, or write it to ``output`` whole (never half-written)."""
-    if output is None:
-        typer.echo(text, nl=False)
-        return
-    try:
-        write_atomically(output, text)
-    except OSError as exc:
-        typer.echo(f"xendiscover: cannot write {output}: {exc.strerror}", err=True)
-        raise typer.Exit(2) from None
 
 
 demo_app = typer.Typer(
@@ -392,7 +381,18 @@ def demo_command() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (``xendiscover`` and ``python -m xendiscover``)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    _console.handle_termination()
+    try:
+        _main(list(sys.argv[1:] if argv is None else argv))
+    except (KeyboardInterrupt, typer.Abort):  # Ctrl-C before or after the scan
+        sys.stderr.write("xendiscover: interrupted (SIGINT)\n")
+        sys.exit(_console.EXIT_SIGINT)
+    except _console.Terminated:
+        sys.stderr.write("xendiscover: interrupted (SIGTERM)\n")
+        sys.exit(_console.EXIT_SIGTERM)
+
+
+def _main(args: list[str]) -> None:
     command = typer.main.get_command(app)
     name = "xendiscover"
     if args[:1] == ["demo"]:
@@ -401,9 +401,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = command.main(args, prog_name=name, standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
     except typer.TyperException as exc:  # usage errors: one line, no traceback
         sys.stderr.write(f"{name}: error: {exc.format_message()}\n")
         sys.exit(exc.exit_code)
+    if code == _console.EXIT_SIGINT:  # typer's own Ctrl-C handling, while parsing
+        sys.stderr.write("xendiscover: interrupted (SIGINT)\n")
     sys.exit(code if isinstance(code, int) else 0)

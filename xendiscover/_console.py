@@ -1,12 +1,20 @@
-"""The command line's run loop: signals, the live display, and what a run came to.
+"""The command line's run loop: signals, the live display, output, exit status.
 
 :func:`run_scan` runs :func:`xendiscover.scan` to its end in a fresh event
-loop and returns a :class:`RunResult`; the CLI renders and exits. Signals
-are handled here, once: SIGINT ends the run as 130, SIGTERM as 143, both
-after everything found so far has been collected. On a terminal a progress
-bar runs on stderr and each host is shown as it is found; every line built
-from what a peer sent is shown as plain text (no markup, control characters
+loop and returns a :class:`RunResult`; :func:`finish` delivers the output
+and says the exit status. Signals are handled here, once: SIGTERM from the
+first instruction of the command (:func:`handle_termination`), SIGINT as
+Python does; either ends the run as 143 or 130 after everything found so
+far was collected and printed. On a terminal a progress bar runs on stderr
+and each Xen machine is shown as it is found; every line built from what a
+peer sent is shown as plain text (no markup, every non-printable character
 escaped), so a hostile name or banner cannot steer the terminal.
+
+``-o FILE`` is reserved before the first packet and replaced only by a
+complete result: a run a signal or a failure cut short leaves ``FILE`` as
+it was and writes what it found to ``FILE.partial``. Output that cannot be
+written (a full disk, a closed pipe, a closed stdout) is one line on stderr
+and exit status 4.
 """
 
 from __future__ import annotations
@@ -15,16 +23,18 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xendiscover._errors import TargetError, XenDiscoverError
 from xendiscover._model import XEN_VERDICTS, Finding
-from xendiscover._output import View, format_jsonl_line, listed, printable
+from xendiscover._output import OutputFile, View, format_jsonl_line, listed, printable
 from xendiscover._pipeline import scan
 from xendiscover._plan import LOCAL_NETWORKS, ScanOptions
 from xendiscover._sweep import ScanStats
@@ -35,21 +45,55 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_FAILED",
     "EXIT_NONE_FOUND",
+    "EXIT_OUTPUT",
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
+    "EXIT_USAGE",
+    "OutputError",
     "RunResult",
+    "Terminated",
+    "check_stdout",
+    "deliver",
     "exit_code",
+    "handle_termination",
     "interrupted_note",
+    "report",
+    "reserve",
     "run_scan",
     "setup_logging",
     "summary",
+    "write_stdout",
 ]
 
 #: Exit statuses (0: a host was listed; 2: bad usage, raised by the parser).
 EXIT_NONE_FOUND = 1
+EXIT_USAGE = 2
 EXIT_FAILED = 3
+EXIT_OUTPUT = 4
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived while no event loop was running (raised by the handler)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def handle_termination() -> None:
+    """Make SIGTERM raise :class:`Terminated`: call first thing, and after each event loop.
+
+    A SIGTERM during start-up or while the output is written then ends the
+    command like one during the scan (status 143, a line on stderr), not
+    silently with the default action.
+    """
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+class OutputError(XenDiscoverError):
+    """The output could not be written (a full disk, a closed pipe or stdout)."""
 
 
 @dataclass
@@ -62,6 +106,7 @@ class RunResult:
         seconds: Wall time of the run.
         stopped: 0, or the exit status of the signal that ended it early.
         error: One line, when the scan failed (a probe process died).
+        output_error: One line, when streamed output could not be written.
     """
 
     hosts: list[Finding] = field(default_factory=list)
@@ -69,6 +114,12 @@ class RunResult:
     seconds: float = 0.0
     stopped: int = 0
     error: str | None = None
+    output_error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the scan ran to its end (no signal, no failure)."""
+        return not self.stopped and self.error is None and self.output_error is None
 
 
 def setup_logging(verbose: bool) -> None:
@@ -155,8 +206,9 @@ async def _collect(
     assert task is not None
 
     def terminate() -> None:
-        result.stopped = EXIT_SIGTERM
-        task.cancel()
+        if not result.stopped:  # a second SIGTERM must not cut the clean-up short
+            result.stopped = EXIT_SIGTERM
+            task.cancel()
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
@@ -181,6 +233,7 @@ def run_scan(
     view: View,
     stream_jsonl: bool,
     live: bool,
+    out: OutputFile | None = None,
 ) -> RunResult:
     """Run a scan to its end (or to a signal) and return what it came to.
 
@@ -190,6 +243,7 @@ def run_scan(
         view: Which hosts the live display shows as they are found.
         stream_jsonl: Write each host to stdout as a JSON line as it is found.
         live: Show the progress bar and the hosts found on stderr.
+        out: The reserved ``-o`` file, given up if an input is invalid.
 
     Raises:
         TargetError: An input is invalid (nothing was sent).
@@ -200,36 +254,144 @@ def run_scan(
 
     def on_host(host: Finding) -> None:
         if stream_jsonl:
-            sys.stdout.write(format_jsonl_line(host))
-            sys.stdout.flush()
+            write_stdout(format_jsonl_line(host))
 
     started = time.monotonic()
     try:
         with display.running(live):
             asyncio.run(_collect(targets, options, result, on_host, display))
     except TargetError:
+        if out is not None:
+            out.discard()
         raise
+    except OutputError as exc:
+        result.output_error = str(exc)
     except XenDiscoverError as exc:  # the scan itself failed (a probe process died)
         result.error = str(exc)
     except KeyboardInterrupt:
         result.stopped = EXIT_SIGINT
+    except Terminated:
+        result.stopped = EXIT_SIGTERM
     except asyncio.CancelledError:
         result.stopped = result.stopped or EXIT_SIGINT
+    finally:
+        handle_termination()  # the loop put SIGTERM back to its default
     result.seconds = time.monotonic() - started
     return result
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so the interpreter's last flush cannot fail again."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+
+
+def check_stdout() -> None:
+    """Refuse to scan when stdout is closed: the result would be lost.
+
+    Raises:
+        OutputError: stdout is not open.
+    """
+    try:
+        os.fstat(1)
+    except OSError:
+        raise OutputError("stdout is closed; name a file with -o") from None
+    if sys.stdout is None:
+        raise OutputError("stdout is closed; name a file with -o")
+
+
+def write_stdout(text: str) -> None:
+    """Write and flush to stdout.
+
+    Raises:
+        OutputError: It could not be written (full disk, closed pipe).
+    """
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        _silence_stdout()
+        raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None
+
+
+def reserve(path: Path | None) -> OutputFile | None:
+    """Reserve ``-o FILE`` before the scan; without ``-o``, check that stdout is open.
+
+    Raises:
+        OutputError: The file's directory cannot be written, or stdout is closed.
+    """
+    if path is None:
+        check_stdout()
+        return None
+    out = OutputFile(path)
+    try:
+        out.open()
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        where = Path(exc.filename).parent if exc.filename else path.parent
+        raise OutputError(f"cannot write {path}: cannot create a file in {where}: {why}") from None
+    return out
+
+
+def deliver(result: RunResult, text: str | None, out: OutputFile | None) -> None:
+    """Write the rendered output: stdout, or ``-o FILE`` (whole, or ``FILE.partial``).
+
+    ``text`` is ``None`` when the output was streamed. Records an output
+    failure in ``result.output_error``.
+    """
+    if text is None:
+        return
+    try:
+        if out is None:
+            write_stdout(text)
+        elif result.complete:
+            out.commit(text)
+        else:
+            partial = out.keep_partial(text)
+            _note(f"{out.path} left as it was; what was found is in {partial}")
+    except OutputError as exc:
+        result.output_error = str(exc)
+    except OSError as exc:
+        result.output_error = f"cannot write {out.path if out else 'the output'}: {exc.strerror}"
+        if out is not None:
+            out.discard()
+
+
+def _note(line: str) -> None:
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"xendiscover: {printable(line)}\n")
+        sys.stderr.flush()
+
+
+def report(result: RunResult, *, summary_line: str | None) -> None:
+    """The stderr lines of a run: its failure, its interruption, its summary."""
+    if result.error is not None:
+        _note(f"error: {result.error}")
+    if result.output_error is not None:
+        _note(f"error: {result.output_error}")
+    if (note := interrupted_note(result)) is not None:
+        _note(note)
+    if summary_line is not None:
+        with contextlib.suppress(OSError):
+            sys.stderr.write(summary_line + "\n")
 
 
 def exit_code(result: RunResult, view: View) -> int:
     """The exit status of a run, the same for every output format.
 
     0 when a machine is listed (a Xen machine; with ``--no-fingerprint``,
-    any machine with an open port), 1 when none is, 3 when the scan failed, 130/143 when a signal
-    ended it.
+    any machine with an open port), 1 when none is, 3 when the scan failed,
+    4 when the output could not be written, 130/143 when a signal ended it
+    (the signal first: the caller asked to stop).
     """
-    if result.error is not None:
-        return EXIT_FAILED
     if result.stopped:
         return result.stopped
+    if result.output_error is not None:
+        return EXIT_OUTPUT
+    if result.error is not None:
+        return EXIT_FAILED
     return 0 if listed(result.hosts, "open" if view == "open" else "xen") else EXIT_NONE_FOUND
 
 
@@ -259,4 +421,4 @@ def interrupted_note(result: RunResult) -> str | None:
         return None
     name = "SIGTERM" if result.stopped == EXIT_SIGTERM else "SIGINT"
     count = len(listed(result.hosts, "all"))
-    return f"xendiscover: interrupted ({name}): {_plural(count, 'machine')} found so far"
+    return f"interrupted ({name}): {_plural(count, 'machine')} found so far"

@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -62,6 +64,7 @@ __all__ = [
     "SCHEMA_ID",
     "SERVICE_GROUPS",
     "VIEWS",
+    "OutputFile",
     "OutputFormat",
     "View",
     "ansible_inventory",
@@ -399,48 +402,142 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
+def _resolve_target(path: Path) -> Path:
+    """The file to replace: ``path``, or where a symbolic link there points.
+
+    A link is followed as the kernel's ``fs.protected_symlinks`` would allow:
+    outside a sticky world-writable directory (``/tmp``), or when the link
+    belongs to this user or to the directory's owner. Otherwise another user
+    could point the link at any file this process may write (root: any file).
+
+    Raises:
+        PermissionError: The link may not be followed.
+    """
+    try:
+        link = path.lstat()
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISLNK(link.st_mode):
+        return path
+    folder = path.parent.stat()
+    shared = folder.st_mode & stat.S_ISVTX and folder.st_mode & stat.S_IWOTH
+    if shared and link.st_uid not in (os.geteuid(), folder.st_uid):
+        raise PermissionError(
+            errno.EACCES, "a symbolic link of another user in a shared directory", str(path)
+        )
+    return path.resolve()
+
+
+class OutputFile:
+    """The file ``-o`` writes: reserved before the scan, replaced only by a whole result.
+
+    :meth:`open` creates the temporary file beside the target at once, so a
+    directory that cannot be written is reported before the first packet.
+    :meth:`commit` writes, ``fsync``-s and renames it over the target (atomic
+    on POSIX); :meth:`keep_partial` leaves the target as it was and writes
+    the text to ``TARGET.partial`` instead (atomically too), for a run that
+    did not finish. The new file gets the old one's permission bits (no
+    set-user-ID, set-group-ID or sticky bit); text is UTF-8, written as given.
+
+    Args:
+        path: The file to replace (see :func:`_resolve_target` for links).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._temp: Path | None = None
+        self._target = self.path
+
+    @property
+    def partial_path(self) -> Path:
+        """Where :meth:`keep_partial` writes: ``TARGET.partial``."""
+        return self._target.with_name(self._target.name + ".partial")
+
+    def open(self) -> None:
+        """Reserve the temporary file now.
+
+        Raises:
+            OSError: The target's directory cannot be written (or the link
+                there may not be followed); nothing was created.
+        """
+        self._target = _resolve_target(self.path)
+        self._fd, self._temp = _create_temp(self._target.parent, self._target.name)
+
+    def commit(self, text: str) -> None:
+        """Replace the target with ``text``, all or nothing.
+
+        Raises:
+            OSError: Writing failed (a full disk); the target is unchanged.
+        """
+        if self._fd is None:
+            self.open()
+        assert self._fd is not None
+        assert self._temp is not None
+        fd, temp, self._fd, self._temp = self._fd, self._temp, None, None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(handle.fileno(), os.stat(self._target).st_mode & 0o777)
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self._target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        _fsync_directory(self._target.parent)
+
+    def keep_partial(self, text: str) -> Path:
+        """Leave the target as it is; write ``text`` to :attr:`partial_path`.
+
+        Raises:
+            OSError: Writing failed; the target is unchanged either way.
+        """
+        self.discard()
+        partial = OutputFile(self.partial_path)
+        partial.commit(text)
+        return partial.path
+
+    def discard(self) -> None:
+        """Remove the temporary file, if any; the target is untouched."""
+        fd, temp, self._fd, self._temp = self._fd, self._temp, None, None
+        if fd is not None:
+            os.close(fd)
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
     """Open a text file that replaces ``path`` only when the block ends cleanly.
 
-    Writes go to a temporary file in the same directory; on a clean exit it is
-    flushed, ``fsync``-ed and renamed over ``path`` (:func:`os.replace`, atomic
-    on POSIX). If the block raises (``KeyboardInterrupt`` included), the
-    temporary file is removed and ``path`` keeps its old content, or stays
-    absent. An existing file keeps its permission bits; a symbolic link is
-    followed, so the file it points to is replaced. Text is UTF-8, written
-    as given (no newline translation).
+    What is written goes to :class:`OutputFile` when the block ends; if the
+    block raises (``KeyboardInterrupt`` included) ``path`` keeps its old
+    content, or stays absent. See :class:`OutputFile` for links and modes.
 
     Yields:
-        The open temporary file.
+        A text buffer; its content replaces ``path`` at the end.
     """
-    target = Path(path)
-    if target.is_symlink():
-        target = target.resolve()
-    directory = target.parent
-    fd, temp = _create_temp(directory, target.name)
+    out = OutputFile(path)
+    out.open()
+    buffer = io.StringIO(newline="")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(handle.fileno(), os.stat(target).st_mode & 0o7777)
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
+        yield buffer
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+        out.discard()
         raise
-    _fsync_directory(directory)
+    out.commit(buffer.getvalue())
 
 
 def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     """Replace the file at ``path`` with ``text`` (UTF-8), all or nothing.
 
-    Never leaves a half-written file, even on Ctrl-C: see :func:`atomic_writer`.
+    Never leaves a half-written file, even on Ctrl-C: see :class:`OutputFile`.
 
     Raises:
         OSError: The directory cannot be written; ``path`` is unchanged.
     """
-    with atomic_writer(path) as handle:
-        handle.write(text)
+    OutputFile(path).commit(text)
