@@ -1,23 +1,126 @@
-"""Development sessions: ``nox -s tests``, ``lint``, ``typecheck``.
+"""Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``docs`` and more.
 
 Every session installs the project from ``pyproject.toml`` into its own
 virtual environment, so what passes here passes on a fresh machine.
+
+``tests`` runs on every supported Python the machine has (see
+:func:`find_pythons`) and fails when it has none of them; the other sessions
+run on the first one found.
 """
 
 from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
+# A session whose interpreter is missing fails instead of being skipped, and
+# nox never downloads an interpreter of its own.
+nox.options.error_on_missing_interpreters = True
+nox.options.download_python = "never"
 
-PYTHON = "3.11"
+ROOT = Path(__file__).resolve().parent
+#: The Python versions the project supports (pyproject: requires-python >= 3.11).
+SUPPORTED = ("3.11", "3.12", "3.13")
+#: Symlinks to the interpreters found, put first on PATH so nox's own lookup
+#: of ``pythonX.Y`` lands on them (and not on, say, a pyenv shim for a
+#: version that pyenv has installed but not selected, which fails when run).
+PYTHON_LINKS = ROOT / ".nox" / "_pythons"
+#: Where pyenv keeps the versions it has installed.
+PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
 
 
-@nox.session(python=PYTHON)
+def _works(candidate: str, version: str) -> str | None:
+    """The real executable behind ``candidate`` if it runs as ``version`` and has venv."""
+    # ensurepip is what Debian's python3-venv adds: without it, venv cannot make
+    # an environment with pip in it.
+    major, minor = version.split(".")
+    code = (
+        "import sys, ensurepip, venv\n"
+        f"assert sys.version_info[:2] == ({major}, {minor})\n"
+        "print(sys.executable)"
+    )
+    try:
+        done = subprocess.run(
+            [candidate, "-I", "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    executable = done.stdout.strip()
+    return executable if done.returncode == 0 and os.path.isabs(executable) else None
+
+
+def _candidates(version: str) -> list[str]:
+    """``pythonX.Y`` on PATH, then pyenv's installs of that version, newest first."""
+    found = [shutil.which(f"python{version}") or ""]
+    installs = [
+        d for d in PYENV_VERSIONS.glob(f"{version}.*") if re.fullmatch(r"\d+\.\d+\.\d+", d.name)
+    ]
+    installs.sort(key=lambda d: tuple(int(part) for part in d.name.split(".")), reverse=True)
+    found += [str(d / "bin" / f"python{version}") for d in installs]
+    return [c for c in dict.fromkeys(found) if c]
+
+
+def find_pythons() -> dict[str, str]:
+    """Each supported version this machine can run, mapped to its interpreter.
+
+    A candidate counts only if running it works: a pyenv shim exists for every
+    installed version but fails unless that version is selected, and Debian's
+    ``python3.X`` cannot make a virtual environment without python3-venv.
+    """
+    found: dict[str, str] = {}
+    for version in SUPPORTED:
+        for candidate in _candidates(version):
+            if executable := _works(candidate, version):
+                found[version] = executable
+                break
+    return found
+
+
+def _link_pythons(found: dict[str, str]) -> None:
+    """Point ``PYTHON_LINKS/pythonX.Y`` at the interpreters found; put it first on PATH."""
+    PYTHON_LINKS.mkdir(parents=True, exist_ok=True)
+    wanted = {f"python{version}": executable for version, executable in found.items()}
+    for link in PYTHON_LINKS.iterdir():
+        if link.name.startswith("python") and link.name not in wanted:
+            link.unlink(missing_ok=True)
+    for name, executable in wanted.items():
+        staged = PYTHON_LINKS / f".{name}.{os.getpid()}"
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(executable)
+        staged.replace(PYTHON_LINKS / name)  # atomic: another nox may be reading the link
+    os.environ["PATH"] = os.pathsep.join([str(PYTHON_LINKS), os.environ.get("PATH", "")])
+
+
+FOUND = find_pythons()
+_link_pythons(FOUND)
+#: The versions ``tests`` runs on; empty when the machine has none.
+PYTHONS = list(FOUND)
+#: The one version the other sessions use (when none is found, nox reports it missing).
+PYTHON = PYTHONS[0] if PYTHONS else SUPPORTED[0]
+
+
+@nox.session(python=PYTHONS or False)
 def tests(session: nox.Session) -> None:
-    """Run the test suite (lab tests need root and network namespaces)."""
+    """Run the test suite on each supported Python found (lab tests need root)."""
+    if not PYTHONS:
+        session.error(
+            f"no supported Python found: the tests need one of python{', python'.join(SUPPORTED)}"
+            " with venv (Debian and Ubuntu: apt-get install python3-venv); looked on PATH"
+            f" and in {PYENV_VERSIONS}"
+        )
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 
