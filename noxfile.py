@@ -18,7 +18,8 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+# What CI runs (.ci/run): the README's test command.
+nox.options.sessions = ["tests", "lint", "typecheck", "docs", "readme"]
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 # A session whose interpreter is missing fails instead of being skipped, and
@@ -171,6 +172,20 @@ def lab(session: nox.Session) -> None:
     code = netlab.run_in_lab(session.posargs, python=f"{session.bin}/python")
     if code not in (0, 1):
         session.error(f"xendiscover exited with {code}")
+
+
+@nox.session(python=PYTHON)
+def readme(session: nox.Session) -> None:
+    """Run the README's set-up command as written, in fresh clones (tests/readme_commands.py).
+
+    Once with Debian's own python3 (``env -i``, a stock PATH, no pyenv) and once
+    with this machine's environment; apt-get runs for real as root. The sweep
+    half runs inside the namespace lab's admin namespace and must name the lab's
+    Xen hosts; without root it is replaced by ``demo``. Command 2 is checked to
+    be ``bash .ci/run``, never run: CI runs it, and it runs this session.
+    """
+    session.install("-e", ".")
+    session.run("python", "tests/readme_commands.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)
