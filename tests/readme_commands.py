@@ -157,8 +157,14 @@ def _run(
         check=False,
         stdin=subprocess.DEVNULL,
     )
-    if done.stderr.strip():
-        _say("  stderr: " + done.stderr.strip()[-1500:].replace("\n", "\n    "))
+    # What the command printed: the end of it, and all of stderr's end when it failed.
+    shown = [("stdout", done.stdout, 12)]
+    if done.returncode != 0:
+        shown.append(("stderr", done.stderr, 40))
+    for name, text, lines in shown:
+        for line in text.rstrip().splitlines()[-lines:]:
+            _say(f"  {name}| {line}")
+    _say(f"  exit {done.returncode}")
     return done
 
 
@@ -240,7 +246,6 @@ def run_sweep(
     argv = lab.exec_argv(lab.admin, commands.sweep)  # ip netns exec passes env on
     done = _run(argv, cwd=checkout, env=env, timeout=SWEEP_TIMEOUT)
     found = done.stdout.splitlines()
-    _say("  stdout: " + " ".join(found))
     want = expected_sweep(lab.topo)
     if done.returncode != 0 or found != want:
         raise ReadmeError(
