@@ -110,8 +110,12 @@ def parse_setup_commands(markdown: str) -> SetupCommands:
         raise ReadmeError(f"expected exactly two set-up commands, found {commands}")
     first, second = commands
     chain = _chain(first)
-    if chain[-1][0] != SWEEP or any(argv[0] == SWEEP for argv in chain[:-1]):
+    if chain[-1][0] != SWEEP:
         raise ReadmeError(f"command 1 must end with the sweep, {SWEEP} ARGS: {first}")
+    # The set-up half runs in this machine's own namespace: nothing in it may scan.
+    for argv in chain[:-1]:
+        if "xendiscover" in Path(argv[0]).name or ("-m" in argv and "xendiscover" in argv):
+            raise ReadmeError(f"only the last command of command 1 may run xendiscover: {first}")
     return SetupCommands(first, second, tuple(chain[:-1]), chain[-1])
 
 

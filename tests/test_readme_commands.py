@@ -38,6 +38,8 @@ def test_command_one_splits_at_its_sweep() -> None:
         ["python3 -m venv .venv; .venv/bin/xendiscover", "bash .ci/run"],  # not &&
         ["python3 -m venv .venv || true && .venv/bin/xendiscover", "bash .ci/run"],
         [".venv/bin/xendiscover -p 8002 && echo done", "bash .ci/run"],  # sweep not last
+        ["python3 -m xendiscover && .venv/bin/xendiscover demo", "bash .ci/run"],  # 2 scans
+        [".venv/bin/xendiscover && .venv/bin/xendiscover demo", "bash .ci/run"],
         ["python3 -m venv .venv && .venv/bin/xendiscover"],  # one command
         ["a && .venv/bin/xendiscover", "bash .ci/run", "more"],  # three
     ],
