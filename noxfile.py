@@ -19,7 +19,7 @@ from pathlib import Path
 import nox
 
 # What CI runs (.ci/run): the README's test command.
-nox.options.sessions = ["tests", "lint", "typecheck", "docs", "readme"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs", "readme", "screenshots"]
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 # A session whose interpreter is missing fails instead of being skipped, and
@@ -194,6 +194,29 @@ def docs(session: nox.Session) -> None:
     session.install("-e", ".[docs]")
     session.env["NO_MKDOCS_2_WARNING"] = "1"  # Material's banner about MkDocs 2.0
     session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def screenshots(session: nox.Session) -> None:
+    """Screenshot every docs page in headless Chromium at 1280 and 390 px; fail on overflow.
+
+    Builds the site into build/screenshots/site, serves it on 127.0.0.1 and
+    writes build/screenshots/PAGE-WIDTH.png (look at them); the check is in
+    tests/docs_screenshots.py. Installs Debian's chromium and fonts-dejavu-core
+    with apt-get if chromium is missing.
+    """
+    if shutil.which("chromium") is None:
+        session.run("apt-get", "update", external=True)
+        packages = ("chromium", "fonts-dejavu-core")
+        session.run("apt-get", "install", "-y", "--no-install-recommends", *packages, external=True)
+    session.install("-e", ".[docs]")
+    session.env["NO_MKDOCS_2_WARNING"] = "1"
+    out = ROOT / "build" / "screenshots"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out / "site"))
+    session.run(
+        "python", "tests/docs_screenshots.py", "--site", str(out / "site"), "--out", str(out)
+    )
 
 
 @nox.session(python=PYTHON)
