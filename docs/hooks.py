@@ -80,7 +80,8 @@ def _help(args: str) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"xendiscover {args} exited {done.returncode}: {done.stderr}")
     text = done.stdout.rstrip()
-    return f"```text\n$ xendiscover {args}\n{text}\n```"
+    # xd-terminal: the stylesheet fits its columns to the page instead of wrapping.
+    return f"```{{.text .xd-terminal}}\n$ xendiscover {args}\n{text}\n```"
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
