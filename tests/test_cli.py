@@ -60,7 +60,7 @@ def test_exit_1_when_nothing_is_found(loopback_net: str) -> None:
         (["127.0.0.300"], "invalid target"),
         (["10.0.0.0/15"], "refusing to sweep 131,072 addresses"),
         (["--max-hosts", "10", "127.0.0.0/24"], "refusing to sweep 256 addresses"),
-        (["no-such-host.invalid"], "cannot resolve"),
+        (["--nameserver", "127.0.0.1:9", "no-such-host.invalid"], "cannot resolve"),
         (["--no-such-option"], "No such option"),
     ],
 )

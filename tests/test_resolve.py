@@ -4,7 +4,7 @@ import ipaddress
 import time
 
 import pytest
-from support import Dnsmasq, Listen, free_udp_port, hosts_of
+from support import Dnsmasq, Listen, free_udp_port, hosts_of, run_xendiscover
 
 import xendiscover
 from xendiscover import DNSNameResolver, TargetError
@@ -95,3 +95,33 @@ async def test_a_missing_name_does_not_silence_the_resolver(dnsmasq: Dnsmasq) ->
         assert await resolver.reverse("127.3.0.7") == "xen7.lab.test"
     finally:
         await resolver.aclose()
+
+
+def test_host_name_targets_resolve_through_the_scans_own_nameserver(
+    loopback_net: str, listeners: Listen, dnsmasq: Dnsmasq
+) -> None:
+    (address,) = hosts_of(loopback_net, 21)
+    listeners([address], 8002)
+    server = dnsmasq({address: "target.lab.example"})
+    proc = run_xendiscover(
+        "-p", "8002", "--no-fingerprint", "--nameserver", server, "target.lab.example"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["target.lab.example"]
+
+
+async def test_scan_resolves_host_names_without_blocking_the_loop() -> None:
+    from xendiscover.testing import FakeBackend, FakeResolver
+
+    backend = FakeBackend({"10.3.0.7": "open"})
+    resolver = FakeResolver({"10.3.0.7": "xen7.example"})
+    found = [
+        f
+        async for f in xendiscover.scan(
+            ["xen7.example"], port=8002, backend=backend, resolver=resolver, fingerprint=False
+        )
+    ]
+    assert [(f.address, f.hostname) for f in found] == [("10.3.0.7", "xen7.example")]
+    assert resolver.forward_lookups[0] == "xen7.example"  # the target, through the resolver
+    with pytest.raises(TargetError, match=r"cannot resolve host name 'nowhere\.example'"):
+        await xendiscover.discover(["nowhere.example"], backend=backend, resolver=resolver)

@@ -28,9 +28,10 @@ from xendiscover._model import (
     group_findings,
 )
 from xendiscover._names import escape_name, is_dns_name, same_address
-from xendiscover._plan import ScanOptions, ScanPlan, Targets, plan
+from xendiscover._plan import ScanOptions, ScanPlan, Targets, _LocalNetworks, plan
 from xendiscover._resolve import DNSNameResolver, NameResolver
 from xendiscover._sweep import ProbeResult, ScanStats, sweep
+from xendiscover._targets import host_name_of
 
 __all__ = ["FINGERPRINT_TIMEOUT", "Include", "discover", "run_plan", "scan"]
 
@@ -181,6 +182,29 @@ async def run_plan(
             io.close()
 
 
+async def _resolve_targets(targets: Targets, options: ScanOptions) -> dict[str, str]:
+    """Look up the host names among the targets and exclusions, without blocking.
+
+    Through the scan's resolver (its nameservers), each name's first address
+    (A before AAAA, as nmap takes it); a name without one is left out, and
+    :func:`plan` then says it cannot be resolved.
+    """
+    specs = [] if isinstance(targets, str | _LocalNetworks) or targets is None else list(targets)
+    specs += list(options.get("exclude", ()))
+    names = sorted({name for spec in specs if (name := host_name_of(spec)) is not None})
+    if not names:
+        return {}
+    resolver = options.get("resolver")
+    own = resolver is None
+    dns = DNSNameResolver(options.get("nameservers", ())) if resolver is None else resolver
+    try:
+        answers = await asyncio.gather(*(dns.forward(name) for name in names))
+    finally:
+        if own:
+            await dns.aclose()
+    return {name: found[0] for name, found in zip(names, answers, strict=True) if found}
+
+
 async def scan(targets: Targets, **options: Unpack[ScanOptions]) -> AsyncGenerator[Finding, None]:
     """Sweep for Xen services, yielding each open port as soon as it is known.
 
@@ -202,7 +226,8 @@ async def scan(targets: Targets, **options: Unpack[ScanOptions]) -> AsyncGenerat
     Closing the iterator early (``contextlib.aclosing``) or cancelling the
     task that iterates it closes every socket the scan opened.
     """
-    checked = plan(targets, **options)
+    resolved = await _resolve_targets(targets, options)
+    checked = plan(targets, resolved=resolved, **options)
     findings = run_plan(
         checked,
         backend=options.get("backend"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypedDict, Unpack
 
@@ -12,7 +12,7 @@ from xendiscover._fingerprint import WELL_KNOWN_PORTS
 from xendiscover._networks import system_networks
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sweep import ScanStats, auto_workers, default_window
-from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace, parse_port
+from xendiscover._targets import DEFAULT_MAX_HOSTS, Resolver, TargetSpace, parse_port
 
 
 class _LocalNetworks:
@@ -178,7 +178,7 @@ def _check_numbers(options: ScanOptions) -> None:
         raise TargetError(f"invalid rate {rate}: must be more than 0 per second")
 
 
-def _space(targets: Targets, options: ScanOptions) -> TargetSpace:
+def _space(targets: Targets, options: ScanOptions, names: Mapping[str, str] | None) -> TargetSpace:
     exclude = list(options.get("exclude", ()))
     if not isinstance(targets, _LocalNetworks):
         if targets is None:
@@ -190,19 +190,38 @@ def _space(targets: Targets, options: ScanOptions) -> TargetSpace:
             raise TargetError("no target: name the targets, or pass LOCAL_NETWORKS")
         if options.get("interfaces"):
             raise TargetError("--interface chooses networks to discover: give it without targets")
-        space = TargetSpace.from_specs(specs, exclude=exclude)
+        space = TargetSpace.from_specs(specs, exclude=exclude, **_resolver(names))
     else:
         networks = system_networks(options.get("interfaces"))
         if not networks:
             raise TargetError("no up IPv4 network to sweep; name the targets")
-        space = TargetSpace.from_networks(networks, exclude=exclude)
+        space = TargetSpace.from_networks(networks, exclude=exclude, **_resolver(names))
     if (shard := options.get("shard")) is not None:
         space = space.sharded(*shard)
     space.check_size(options.get("max_hosts", DEFAULT_MAX_HOSTS))
     return space
 
 
-def plan(targets: Targets, **options: Unpack[ScanOptions]) -> ScanPlan:
+def _resolver(names: Mapping[str, str] | None) -> dict[str, Resolver]:
+    """Host names from a table resolved beforehand, or (no table) the system's resolver."""
+    if names is None:
+        return {}
+
+    def lookup(name: str) -> str:
+        try:
+            return names[name]
+        except KeyError:
+            raise TargetError(f"cannot resolve host name {name!r}") from None
+
+    return {"resolve": lookup}
+
+
+def plan(
+    targets: Targets,
+    *,
+    resolved: Mapping[str, str] | None = None,
+    **options: Unpack[ScanOptions],
+) -> ScanPlan:
     """Check a scan's inputs and work out what it will sweep; send nothing.
 
     ``targets`` are target specs, or :data:`LOCAL_NETWORKS` for the IPv4
@@ -210,13 +229,18 @@ def plan(targets: Targets, **options: Unpack[ScanOptions]) -> ScanPlan:
     ``resolver``, ``stats``) are ignored here; see :class:`ScanOptions` for
     the rest. Changes no process limit.
 
+    Host-name targets are looked up in ``resolved`` (name → address), which
+    :func:`~xendiscover.scan` fills beforehand without blocking, through the
+    scan's own nameservers; called alone, ``plan`` asks the system's resolver
+    (a blocking call).
+
     Raises:
         TargetError: An input is invalid, or the sweep is too large.
     """
     _check_numbers(options)
     ports = _ports(options.get("port"))
     servers = tuple(parse_nameserver(n) for n in options.get("nameservers", ()))
-    space = _space(targets, options)
+    space = _space(targets, options, resolved)
     return ScanPlan(
         space=space,
         ports=ports,

@@ -29,6 +29,7 @@ from xendiscover._networks import LocalNetwork
 __all__ = [
     "DEFAULT_MAX_HOSTS",
     "TargetSpace",
+    "host_name_of",
     "parse_port",
     "parse_target",
 ]
@@ -63,6 +64,16 @@ def _looks_like_hostname(text: str) -> bool:
         and not label.startswith("-")
         for label in labels
     )
+
+
+def host_name_of(spec: str) -> str | None:
+    """The host name a target names, or ``None`` for networks, addresses and ranges."""
+    text = spec.strip()
+    if "/" in text or _ip(text) is not None or ("-" in text and _ip(text.split("-", 1)[0])):
+        return None
+    if _looks_like_hostname(text) and not text.replace(".", "").isdigit():
+        return text
+    return None
 
 
 def _ip(text: str) -> IPAddress | None:
@@ -113,7 +124,7 @@ def parse_target(spec: str, *, resolve: Resolver = _resolve_first) -> tuple[int,
         return single.version, (int(single), int(single))
     if (span := _parse_range(spec, text)) is not None:
         return span
-    if _looks_like_hostname(text) and not text.replace(".", "").isdigit():
+    if host_name_of(text) is not None:
         address = ipaddress.ip_address(resolve(text))
         return address.version, (int(address), int(address))
     raise TargetError(f"invalid target {spec!r}")
