@@ -1,8 +1,10 @@
 import ipaddress
 
 import ifaddr
+import pytest
 
 from xendiscover import interface_is_up, local_networks
+from xendiscover._networks import why_no_networks
 
 
 def adapter(name: str, *ips: tuple[str | tuple[str, int, int], int]) -> ifaddr.Adapter:
@@ -71,3 +73,27 @@ def test_interface_is_up_asks_the_kernel() -> None:
     # Reads flags only; sends nothing.
     assert interface_is_up("lo") is True
     assert interface_is_up("no-such-if0") is False
+
+
+@pytest.mark.parametrize(
+    ("interfaces", "message"),
+    [
+        (["nosuch0"], "interface 'nosuch0' does not exist"),
+        (["eth1"], "interface 'eth1' is down"),
+        (["lo"], "interface 'lo' has no IPv4 network to sweep (loopback"),
+        (["lo", "ll0"], "interfaces 'lo', 'll0' have no IPv4 network"),
+        (None, "no up interface ('eth1' down) has"),
+    ],
+)
+def test_an_empty_sweep_says_which_interface_and_why(
+    interfaces: list[str] | None, message: str
+) -> None:
+    adapters = [
+        adapter("lo", ("127.0.0.1", 8)),
+        adapter("eth1", ("10.5.0.2", 24)),  # down
+        adapter("ll0", ("169.254.7.7", 16)),
+    ]
+    assert local_networks(adapters, is_up=lambda name: name != "eth1", interfaces=interfaces) == []
+    why = why_no_networks(adapters, is_up=lambda name: name != "eth1", interfaces=interfaces)
+    assert message in why
+    assert "\n" not in why

@@ -252,3 +252,14 @@ async def test_names_are_forward_confirmed() -> None:
         ("a\\x5b\\x2fx\\x5d.\\x1b\\x5b31m", "ptr-unconfirmed"),  # escaped, never looked up
     ]
     assert resolver.forward_lookups == ["good.example", "spoof.example"]
+
+
+def test_named_link_local_targets_are_probed_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    checked = xendiscover.plan(["169.254.3.0/30", "10.0.0.1"])
+    assert checked.space.size == 5  # probed, all of them: nothing skipped silently
+    assert "link-local addresses (169.254.0.0/16); they are probed" in caplog.text
+    caplog.clear()
+    xendiscover.plan(["10.0.0.0/30"])
+    assert caplog.text == ""

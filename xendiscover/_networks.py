@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 
 import ifaddr
 
-__all__ = ["LocalNetwork", "interface_is_up", "local_networks", "system_networks"]
+__all__ = [
+    "LocalNetwork",
+    "explain_system_networks",
+    "interface_is_up",
+    "local_networks",
+    "system_networks",
+    "why_no_networks",
+]
 
 # From <linux/sockios.h> and <net/if.h>.
 _SIOCGIFFLAGS = 0x8913
@@ -113,3 +120,55 @@ def local_networks(
 def system_networks(interfaces: Iterable[str] | None = None) -> list[LocalNetwork]:
     """The networks of this machine's interfaces (the one call to ``ifaddr``)."""
     return local_networks(ifaddr.get_adapters(), interfaces=interfaces)
+
+
+def _swept(ip: ifaddr.IP) -> bool:
+    """Whether an address's network is one a sweep would take (see :func:`local_networks`)."""
+    if not isinstance(ip.ip, str):
+        return False
+    try:
+        network = ipaddress.IPv4Interface(f"{ip.ip}/{ip.network_prefix}").network
+    except ValueError:
+        return False
+    return network.prefixlen < 32 and not any(network.subnet_of(s) for s in _SKIPPED)
+
+
+def why_no_networks(
+    adapters: Iterable[ifaddr.Adapter],
+    *,
+    is_up: Callable[[str], bool] = interface_is_up,
+    interfaces: Iterable[str] | None = None,
+) -> str:
+    """Say, in one line, why :func:`local_networks` found nothing to sweep.
+
+    Names the interface and the reason: it does not exist, it is down, or it
+    has no IPv4 network a sweep takes (loopback, link-local and single
+    addresses are never swept).
+    """
+    by_name: dict[str, list[ifaddr.IP]] = {}
+    for adapter in adapters:
+        by_name.setdefault(adapter.name, []).extend(adapter.ips)
+    names = list(interfaces) if interfaces is not None else sorted(by_name)
+    down = [n for n in names if n in by_name and any(map(_swept, by_name[n])) and not is_up(n)]
+    for name in names:
+        if name not in by_name:
+            return f"interface {name!r} does not exist; name the targets or another interface"
+    if interfaces is not None and down:
+        return f"interface {down[0]!r} is down; bring it up or name the targets"
+    if interfaces is None:
+        subject = "no up interface has"
+        if down:
+            subject = f"no up interface ({', '.join(repr(n) for n in down)} down) has"
+    elif len(names) == 1:
+        subject = f"interface {names[0]!r} has"
+    else:
+        subject = f"interfaces {', '.join(repr(n) for n in names)} have"
+    return (
+        f"{subject} no IPv4 network to sweep (loopback, link-local and /32 networks "
+        "are never swept); name the targets"
+    )
+
+
+def explain_system_networks(interfaces: Iterable[str] | None = None) -> str:
+    """:func:`why_no_networks` for this machine's interfaces."""
+    return why_no_networks(ifaddr.get_adapters(), interfaces=interfaces)

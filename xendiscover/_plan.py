@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING, Final, TypedDict, Unpack
 
 from xendiscover._errors import TargetError
 from xendiscover._fingerprint import WELL_KNOWN_PORTS
-from xendiscover._networks import system_networks
+from xendiscover._networks import explain_system_networks, system_networks
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sweep import ScanStats, auto_workers, default_window
 from xendiscover._targets import DEFAULT_MAX_HOSTS, Resolver, TargetSpace, parse_port
@@ -33,6 +35,8 @@ Targets = Iterable[str] | _LocalNetworks
 if TYPE_CHECKING:
     from xendiscover._backend import Backend
     from xendiscover._resolve import NameResolver
+
+_log = logging.getLogger("xendiscover")
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -194,12 +198,38 @@ def _space(targets: Targets, options: ScanOptions, names: Mapping[str, str] | No
     else:
         networks = system_networks(options.get("interfaces"))
         if not networks:
-            raise TargetError("no up IPv4 network to sweep; name the targets")
+            raise TargetError(explain_system_networks(options.get("interfaces")))
         space = TargetSpace.from_networks(networks, exclude=exclude, **_resolver(names))
+    _warn_unusual(space)
     if (shard := options.get("shard")) is not None:
         space = space.sharded(*shard)
     space.check_size(options.get("max_hosts", DEFAULT_MAX_HOSTS))
     return space
+
+
+#: Address ranges no management service sits on: named explicitly, they draw a warning.
+_UNUSUAL = (
+    (ipaddress.ip_network("169.254.0.0/16"), "link-local"),
+    (ipaddress.ip_network("224.0.0.0/4"), "multicast"),
+    (ipaddress.ip_network("fe80::/10"), "link-local"),
+    (ipaddress.ip_network("ff00::/8"), "multicast"),
+)
+
+
+def _overlaps(space: TargetSpace, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    low, high = int(network.network_address), int(network.broadcast_address)
+    return any(
+        version == network.version and start <= high and end >= low
+        for version, spans in space.intervals
+        for start, end in spans
+    )
+
+
+def _warn_unusual(space: TargetSpace) -> None:
+    """Warn (not skip) when named targets reach into link-local or multicast space."""
+    for network, kind in _UNUSUAL:
+        if _overlaps(space, network):
+            _log.warning("the targets include %s addresses (%s); they are probed", kind, network)
 
 
 def _resolver(names: Mapping[str, str] | None) -> dict[str, Resolver]:
