@@ -105,7 +105,12 @@ def test_a_killed_run_never_leaves_a_partial_output_file(listeners: Listen, tmp_
         now = out.read_text()
         assert now == PREVIOUS or _result(now) == _result(expected), f"run {run} ({how}): {now!r}"
         assert "Traceback" not in err, err
-        assert proc.returncode in KILLS[how], (run, how, proc.returncode, err)
+        if proc.returncode == -signal.SIGTERM:
+            # CPython puts signals back to their defaults as the interpreter
+            # exits: a SIGTERM then kills a command that has done its work.
+            assert _result(now) == _result(expected), (run, how, "killed before the end")
+        else:
+            assert proc.returncode in KILLS[how], (run, how, proc.returncode, err)
         outcomes[how].add(proc.returncode)
         for leftover in tmp_path.glob(".inventory.json.*.tmp"):  # only SIGKILL leaves one
             assert how == "parent-SIGKILL", leftover

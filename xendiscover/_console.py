@@ -210,8 +210,11 @@ async def _collect(
             result.stopped = EXIT_SIGTERM
             task.cancel()
 
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+    # A Python-level handler that hands over to the loop, not the loop's own
+    # add_signal_handler: closing the loop would put SIGTERM back to its
+    # default (death with no output) for as long as the clean-up takes.
+    loop = asyncio.get_running_loop()
+    signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(terminate))
     ticker = asyncio.ensure_future(display.tick())
     try:
         findings = scan(targets or LOCAL_NETWORKS, **options)
@@ -224,6 +227,7 @@ async def _collect(
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
+        handle_termination()  # from here on, SIGTERM raises Terminated again
 
 
 def run_scan(
