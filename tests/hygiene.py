@@ -42,6 +42,7 @@ import gc
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
@@ -121,17 +122,37 @@ class Snapshot:
         return lines
 
 
-def settled(look: Callable[[], Snapshot]) -> Snapshot:
-    """What ``look`` still finds once garbage is collected and ``SETTLE_SECONDS`` passed.
+def settled(look: Callable[[], Snapshot]) -> list[str]:
+    """What ``look`` still finds after a garbage collection and ``SETTLE_SECONDS``, as lines.
 
-    Returns at once when ``look`` finds nothing, as it does for a clean test.
+    An fd that only garbage held is closed by the collection, and the
+    object's ResourceWarning ("unclosed <socket ...>") is reported in its
+    place: not closing it was the leak. Returns at once when ``look`` finds
+    nothing, as it does for a clean test.
     """
     found = look()
-    if found:
-        gc.collect()  # an fd held only by garbage is not a leak to report
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while (found := look()) and time.monotonic() < deadline:
-            time.sleep(0.01)
+    if not found:
+        return []
+    garbage = collect_garbage()
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (found := look()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return found.lines() + [f"closed only by the garbage collector: {g}" for g in garbage]
+
+
+def collect_garbage() -> list[str]:
+    """Run the garbage collector; return the ResourceWarnings it caused."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        gc.collect()
+    found = []
+    for warning in caught:
+        if issubclass(warning.category, ResourceWarning):
+            found.append(str(warning.message))
+        else:  # not ours to judge: let the test run's filters have it
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     return found
 
 
@@ -274,7 +295,7 @@ class Hygiene:
             left = settled(lambda: Snapshot.take().common_with(created))
             self.fixture_leaks += [
                 f"{line} (from {fixturedef.scope}-scoped fixture {fixturedef.argname!r})"
-                for line in left.lines()
+                for line in left
             ]
 
     @pytest.hookimpl(wrapper=True)
@@ -297,7 +318,7 @@ class Hygiene:
         baseline, self.baseline = self.baseline, None
         found = self.fixture_leaks  # not the test's doing: reported whatever the test did
         if baseline is not None and not self.failed and not item.get_closest_marker(MARKER):
-            found = self.tasks + settled(lambda: Snapshot.take().new_since(baseline)).lines()
+            found = self.tasks + settled(lambda: Snapshot.take().new_since(baseline))
             found += self.fixture_leaks
         if found:
             pytest.fail(

@@ -90,7 +90,9 @@ def test_what_a_session_fixture_opens_is_not_the_tests(long_lived):
 
 LEAKY = """
 import asyncio
+import gc
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -107,8 +109,20 @@ def _release_threads():
     RELEASE.set()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_automatic_gc():
+    gc.disable()  # so that only the check's own collection finds the garbage
+    yield
+    gc.enable()
+
+
 def test_leaks_an_fd():
     KEPT.append(open(os.devnull))
+
+
+def test_leaks_a_socket_that_only_garbage_holds():
+    cycle = [socket.socket()]
+    cycle.append(cycle)  # unreachable after the test, closed only by the collector
 
 
 async def test_leaks_a_task():
@@ -189,13 +203,15 @@ def test_each_kind_of_leak_fails_its_test_with_what_was_left(inner: pytest.Pytes
     inner.makepyfile(test_leaky=LEAKY)
     result = inner.runpytest_subprocess()
     # Each test's own outcome stands; the leak is an error at its teardown.
-    result.assert_outcomes(passed=7, failed=1, errors=7)
+    result.assert_outcomes(passed=8, failed=1, errors=8)
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_leaks_an_fd*",
             "test_leaky.py::test_leaks_an_fd left resources behind after its teardown:",
             "  open fd * -> /dev/null",
             "Close or await them in the test or its fixtures*allow_leaks*",
+            "*ERROR at teardown of test_leaks_a_socket_that_only_garbage_holds*",
+            "  closed only by the garbage collector: unclosed <socket.socket fd=*>",
             "*ERROR at teardown of test_leaks_a_task *",
             "  pending task <Task pending name='forgotten' coro=<sleep() *",
             "  (with --asyncio-debug, each task tells where it was created)",
