@@ -77,8 +77,8 @@ async def test_socket_connector_outcomes_and_no_leaks(listeners: Listen) -> None
 
 
 async def test_cancelled_scans_leave_no_socket_open(loopback_net: str, listeners: Listen) -> None:
+    # That no socket (or task) outlives them is asserted by tests/hygiene.py.
     listeners(hosts_of(loopback_net, 3), 8002)
-    before = open_fds()
     for _ in range(20):
         task = asyncio.ensure_future(
             xendiscover.discover([loopback_net], port=8002, resolve=False, fingerprint=False)
@@ -87,8 +87,6 @@ async def test_cancelled_scans_leave_no_socket_open(loopback_net: str, listeners
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await asyncio.sleep(0)
-    assert open_fds() == before
 
 
 async def test_rate_caps_new_connections_per_second(loopback_net: str) -> None:
