@@ -168,10 +168,10 @@ async def test_reset_mid_reply_is_not_xen_or_unknown() -> None:
 
 
 async def test_refused_port_is_unknown_and_stops() -> None:
-    sock = socket.socket()
-    sock.bind((address(), 0))
-    host, port = sock.getsockname()
-    sock.close()  # nothing listens there now: the kernel refuses
+    with socket.socket() as sock:
+        sock.bind((address(), 0))
+        host, port = sock.getsockname()
+    # nothing listens there now: the kernel refuses
     found = await fingerprint_port(host, port, timeout=DEADLINE)
     assert found == Fingerprint(None, "unknown", "connection refused")
 

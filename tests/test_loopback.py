@@ -40,14 +40,11 @@ async def test_ipv6_loopback_target(listeners: Listen) -> None:
         import pytest
 
         pytest.skip("no IPv6 loopback here")
-    sock = socket.socket(socket.AF_INET6)
-    sock.bind(("::1", 0))
-    sock.listen()
-    port = sock.getsockname()[1]
-    try:
+    with socket.socket(socket.AF_INET6) as sock:
+        sock.bind(("::1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
         hosts = await xendiscover.discover(["::1"], port=port, resolve=False, fingerprint=False)
-    finally:
-        sock.close()
     assert [(h.address, h.port) for h in hosts] == [("::1", port)]
 
 
