@@ -14,7 +14,7 @@ What counts, and when it is looked at:
   closed its event loop (whose epoll fd and self-pipe must be gone with it).
 * **tasks**: the tasks still pending on the test's event loop just before
   pytest-asyncio closes it, after the test's async fixtures are torn down.
-  pytest-asyncio (1.1+) cancels such leftovers when it closes the loop, so
+  pytest-asyncio cancels such leftovers when it closes the loop, so
   they must be looked at before that: see ``pytest_fixture_setup`` below.
 * **child processes**: every process whose parent is this one, running or an
   unreaped zombie, known by pid and start time (so a reused pid is not taken
@@ -274,19 +274,14 @@ class Hygiene:
                 created = Snapshot.take().new_since(before)
                 self.baseline.update(created)
                 self.owned[fixturedef] = created
-        loop = None
-        if isinstance(value, asyncio.Runner):  # pytest-asyncio >= 1.1: a scoped Runner
-            loop = value.get_loop()
-        elif isinstance(value, asyncio.AbstractEventLoop):  # pytest-asyncio 1.0: the loop
-            loop = value
-        if loop is not None:
+        if isinstance(value, asyncio.Runner):  # pytest-asyncio's loop, for a scope
             # Finalizers run last-in, first-out: this one, added after the
             # fixture's own teardown (which cancels the leftover tasks and
             # closes the loop) was registered, runs just before it. The
             # test's async fixtures are set up after the loop (pytest-asyncio
             # also hangs their teardown on this fixture), so they are torn
             # down by then.
-            fixturedef.addfinalizer(functools.partial(self._record_pending, loop))
+            fixturedef.addfinalizer(functools.partial(self._record_pending, value.get_loop()))
         return value
 
     def _record_pending(self, loop: asyncio.AbstractEventLoop) -> None:
