@@ -24,6 +24,9 @@ import pytest
 from hypothesis import settings
 from support import free_udp_port
 
+# Every test fails if it leaves an fd, a task, a child process or a thread behind.
+pytest_plugins = ["hygiene"]
+
 
 def _literal(host: object) -> bool:
     try:

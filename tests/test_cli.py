@@ -207,7 +207,8 @@ def test_output_file_and_formats(loopback_net: str, listeners: Listen, tmp_path:
         ],
     )
     assert result.stdout == ""
-    rows = list(csv.DictReader(out.open(newline="")))
+    with out.open(newline="") as written:
+        rows = list(csv.DictReader(written))
     assert [r["address"] for r in rows] == [address]
 
 

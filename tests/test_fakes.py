@@ -210,10 +210,9 @@ async def test_decoys() -> None:
 
 
 async def test_fakes_bind_any_loopback_address_and_port() -> None:
-    sock = socket.socket()
-    sock.bind(("127.67.250.1", 0))
-    fixed = sock.getsockname()[1]
-    sock.close()
+    with socket.socket() as sock:
+        sock.bind(("127.67.250.1", 0))
+        fixed = sock.getsockname()[1]
     fake = FakeTarpit("127.67.250.1", fixed)
     with pytest.raises(RuntimeError):
         _ = fake.port

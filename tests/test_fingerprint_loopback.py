@@ -12,6 +12,7 @@ import itertools
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from support import set_relocation_wait
@@ -170,10 +171,10 @@ async def test_reset_mid_reply_is_not_xen_or_unknown() -> None:
 
 
 async def test_refused_port_is_unknown_and_stops() -> None:
-    sock = socket.socket()
-    sock.bind((address(), 0))
-    host, port = sock.getsockname()
-    sock.close()  # nothing listens there now: the kernel refuses
+    with socket.socket() as sock:
+        sock.bind((address(), 0))
+        host, port = sock.getsockname()
+    # nothing listens there now: the kernel refuses
     found = await fingerprint_port(host, port, timeout=DEADLINE)
     assert found == Fingerprint(None, "unknown", "connection refused")
 
@@ -183,8 +184,12 @@ async def test_partial_reply_then_silence_is_unknown_within_one_deadline(
 ) -> None:
     set_relocation_wait(monkeypatch, None)
     done = asyncio.Event()
+    handlers: list[asyncio.Task[Any]] = []
 
     async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        handlers.append(me)
         writer.write(b"(ok (he")
         await writer.drain()
         with contextlib.suppress(TimeoutError):
@@ -200,7 +205,8 @@ async def test_partial_reply_then_silence_is_unknown_within_one_deadline(
     finally:
         done.set()
         server.close()
-        await server.wait_closed()
+        await server.wait_closed()  # on 3.11 it does not wait for the handlers
+        await asyncio.gather(*handlers)
     assert found.verdict == "unknown"
     assert "no verdict within" in found.evidence
     assert elapsed < 2 * DEADLINE

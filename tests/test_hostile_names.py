@@ -54,7 +54,7 @@ def xend_hosts() -> Iterator[list[str]]:
         yield addresses
     finally:
         proc.terminate()
-        proc.wait(5)
+        proc.communicate(timeout=5)  # reaps it and closes its stdout
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

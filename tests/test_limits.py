@@ -79,7 +79,7 @@ def namespace() -> Iterator[str]:
     finally:
         if responder is not None:
             responder.terminate()
-            responder.wait(5)
+            responder.communicate(timeout=5)  # reaps it and closes our end of its stdout
         subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
 
 

@@ -115,7 +115,7 @@ def namespaces() -> Iterator[tuple[str, str]]:
     finally:
         for proc in procs:
             proc.terminate()
-            proc.wait(5)
+            proc.communicate(timeout=5)  # reaps it and closes our end of its stdout
         for ns in (admin, hosts):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         shutil.rmtree(etc, ignore_errors=True)

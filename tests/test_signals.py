@@ -14,10 +14,9 @@ def test_interrupted_scan_prints_hosts_so_far(sig: signal.Signals, code: int) ->
     # A loopback /12 takes seconds: long enough to interrupt, and the one
     # listener sits at its start so it is found before the signal.
     base = 16 * (2 + int(time.time()) % 5)
-    listener = socket.socket()
-    listener.bind((f"127.{base}.0.5", 8002))
-    listener.listen()
-    try:
+    with socket.socket() as listener:  # closed even if the bind fails
+        listener.bind((f"127.{base}.0.5", 8002))
+        listener.listen()
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -38,8 +37,6 @@ def test_interrupted_scan_prints_hosts_so_far(sig: signal.Signals, code: int) ->
         time.sleep(1.5)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
-    finally:
-        listener.close()
     assert proc.returncode == code
     assert out.split() == [f"127.{base}.0.5"]
     assert "Traceback" not in err

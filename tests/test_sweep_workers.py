@@ -161,7 +161,8 @@ def test_the_command_exits_3_with_one_line_when_a_probe_process_sends_garbage(
 
 
 async def test_cancelling_a_worker_scan_leaves_no_process_and_no_fd(loopback_net: str) -> None:
-    before_fds, before_children = open_fds(), children()
+    # No probe process (nor zombie), fd or task may outlive the test: the
+    # autouse check of tests/hygiene.py asserts that after it.
     for delay in (0.0, 0.05, 0.2):
         task = asyncio.ensure_future(
             xendiscover.discover(
@@ -177,9 +178,6 @@ async def test_cancelling_a_worker_scan_leaves_no_process_and_no_fd(loopback_net
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    await asyncio.sleep(0.05)
-    assert children() == before_children
-    assert open_fds() == before_fds
 
 
 async def test_a_dead_worker_fails_the_scan_loudly(

@@ -173,13 +173,20 @@ async def run_plan(
             yield finding
         await producer
     finally:
-        producer.cancel()
-        await asyncio.gather(producer, return_exceptions=True)
-        await finisher.cancel()
-        if names is not None and resolver is None:
-            await names.aclose()
-        if backend is None:
-            io.close()
+        # Each step runs whatever happens to the one before (a second
+        # cancellation included): the backend's spare sockets and the DNS
+        # channel are closed here, not by the garbage collector.
+        try:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+            await finisher.cancel()
+        finally:
+            try:
+                if names is not None and resolver is None:
+                    await names.aclose()
+            finally:
+                if backend is None:
+                    io.close()
 
 
 async def _resolve_targets(targets: Targets, options: ScanOptions) -> dict[str, str]:
