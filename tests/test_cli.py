@@ -61,7 +61,7 @@ def test_exit_1_when_nothing_is_found(loopback_net: str) -> None:
         (["10.0.0.0/15"], "refusing to sweep 131,072 addresses"),
         (["--max-hosts", "10", "127.0.0.0/24"], "refusing to sweep 256 addresses"),
         (["--nameserver", "127.0.0.1:9", "no-such-host.invalid"], "cannot resolve"),
-        (["--no-such-option"], "No such option"),
+        (["--no-such-option"], "no such option"),
     ],
 )
 def test_bad_input_one_line_exit_2(
@@ -284,3 +284,39 @@ def test_verbose_json_summary_counts_the_sweep(loopback_net: str, listeners: Lis
     assert summary["open"] == 2
     assert summary["outcomes"] == {"closed": 4094, "open": 2}
     assert summary["backoffs"] == 0
+
+
+def test_help_reads_like_a_unix_tool_at_80_columns() -> None:
+    proc = run_xendiscover("--help")
+    assert proc.returncode == 0
+    text = proc.stdout
+    lines = text.splitlines()
+    assert lines[:2] == [
+        "Usage: xendiscover [OPTIONS] [TARGET]...",
+        "       xendiscover demo",
+    ]
+    assert max(map(len, lines)) <= 80
+    for python_type in ("<bool>", "list[", "<int", "<float>", "<str>", "<path>"):
+        assert python_type not in text
+    for option in (
+        "--port PORT",
+        "--timeout SECONDS",
+        "--nameserver IP[:PORT]",
+        "-o, --output FILE",
+    ):
+        assert option in text
+    assert text.index("Examples:") > text.index("Options:")  # examples last
+    assert lines[-2].strip() == "xendiscover demo"
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--timout", "no such option: --timout; did you mean --timeout?"),
+        ("--bogus", "no such option: --bogus; see --help"),  # no far-fetched guess
+    ],
+)
+def test_an_unknown_option_suggests_only_a_close_match(option: str, message: str) -> None:
+    proc = run_xendiscover(option, "1", "127.0.0.1")
+    assert proc.returncode == 2
+    assert proc.stderr == f"xendiscover: error: {message}\n"

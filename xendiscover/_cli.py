@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import ipaddress
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._click.core import Context
+from typer._click.exceptions import NoSuchOption
+from typer._click.formatting import HelpFormatter
+from typer.core import TyperArgument, TyperCommand
 
 from xendiscover import _console
 from xendiscover._errors import XenDiscoverError
@@ -39,8 +44,52 @@ _OUTPUT = "Output"
 app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # help as a Unix tool prints it: no boxes, no type names
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
 )
+
+#: The examples at the end of ``--help``: a command, and what it does.
+EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("xendiscover -p 8002", "sweep the local networks for xend's relocation port"),
+    ("xendiscover 10.0.0.0/24 10.0.1.5-40", "explicit targets, every Xen port"),
+    ("xendiscover --all --json 10.0.0.0/24", "every machine with an open port, as JSON"),
+    ("xendiscover -iL hosts.txt -f ansible -o xen.json", "an Ansible inventory file"),
+    ("xendiscover --shard 2/4 10.0.0.0/16", "the second of four jobs sweeping one range"),
+    ("xendiscover demo", "fake Xen services on loopback, scanned: nothing leaves"),
+)
+
+#: The option groups of ``--help``, in order.
+_GROUPS = ("Arguments", "Targets", "Probing", "Output", "Options")
+
+
+class _Command(TyperCommand):
+    """``--help`` as a Unix tool writes it: usage lines, grouped options, examples last."""
+
+    def format_usage(self, ctx: Context, formatter: HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] [TARGET]...")
+        formatter.write_usage(ctx.command_path, "demo", prefix="       ")
+
+    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if isinstance(param, TyperArgument):
+                group, record = "Arguments", ("TARGET...", str(param.help or ""))
+            else:
+                group = getattr(param, "rich_help_panel", None) or "Options"
+            if record is not None:
+                groups.setdefault(group, []).append(record)
+        for group in _GROUPS:
+            if group in groups:
+                with formatter.section(group):
+                    formatter.write_dl(groups[group])
+
+    def format_epilog(self, ctx: Context, formatter: HelpFormatter) -> None:
+        with formatter.section("Examples"):
+            for command, what in EXAMPLES:
+                formatter.write_text(command)
+                with formatter.indentation():
+                    formatter.write_text(what)
 
 
 class _UsageError(typer.TyperException):
@@ -102,18 +151,12 @@ def read_target_file(path: str) -> list[str]:
     return specs
 
 
-@app.command(
-    epilog=(
-        "Examples: xendiscover -p 8002 (sweep the local networks for xend); "
-        "xendiscover 10.0.0.0/24 10.0.1.5-40 xen1.example.org; "
-        "xendiscover -iL hosts.txt --format ansible -o inventory.json; "
-        "xendiscover --shard 2/4 10.0.0.0/16; xendiscover demo (fake Xen on loopback)"
-    )
-)
+@app.command(cls=_Command)
 def scan_command(
     targets: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="[TARGET]...",
             help="Networks, addresses, ranges (a.b.c.d-e) or host names. "
             "With none, the networks of the up interfaces are swept.",
             show_default=False,
@@ -124,6 +167,7 @@ def scan_command(
         typer.Option(
             "--targets-file",
             "-iL",
+            metavar="FILE",
             help="Read targets from a file ('-' for stdin); '#' starts a comment.",
             rich_help_panel=_TARGETS,
             show_default=False,
@@ -131,17 +175,22 @@ def scan_command(
     ] = None,
     exclude: Annotated[
         list[str] | None,
-        typer.Option(help="Targets to leave out; repeatable.", rich_help_panel=_TARGETS),
+        typer.Option(
+            metavar="TARGET", help="Targets to leave out; repeatable.", rich_help_panel=_TARGETS
+        ),
     ] = None,
     exclude_file: Annotated[
         list[str] | None,
-        typer.Option(help="Read targets to leave out from a file.", rich_help_panel=_TARGETS),
+        typer.Option(
+            metavar="FILE", help="Read targets to leave out from a file.", rich_help_panel=_TARGETS
+        ),
     ] = None,
     interface: Annotated[
         list[str] | None,
         typer.Option(
             "--interface",
             "-i",
+            metavar="NAME",
             help="With no targets, sweep only this interface's networks; repeatable.",
             rich_help_panel=_TARGETS,
             show_default=False,
@@ -150,12 +199,16 @@ def scan_command(
     max_hosts: Annotated[
         int,
         typer.Option(
-            min=1, help="Refuse sweeps of more addresses than this.", rich_help_panel=_TARGETS
+            metavar="N",
+            min=1,
+            help="Refuse sweeps of more addresses than this.",
+            rich_help_panel=_TARGETS,
         ),
     ] = DEFAULT_MAX_HOSTS,
     shard: Annotated[
         str | None,
         typer.Option(
+            metavar="I/N",
             help="Sweep only shard I of N (e.g. 2/4): N jobs with 1/N..N/N cover it once.",
             rich_help_panel=_TARGETS,
             show_default=False,
@@ -166,6 +219,7 @@ def scan_command(
         typer.Option(
             "--port",
             "-p",
+            metavar="PORT",
             min=1,
             max=65535,
             envvar="XENDISCOVER_PORT",
@@ -177,6 +231,7 @@ def scan_command(
     timeout: Annotated[
         float,
         typer.Option(
+            metavar="SECONDS",
             callback=_positive,
             envvar="XENDISCOVER_TIMEOUT",
             help="Seconds a connect attempt may wait: the last attempt's deadline, and "
@@ -188,6 +243,7 @@ def scan_command(
         int,
         typer.Option(
             min=0,
+            metavar="N",
             envvar="XENDISCOVER_RETRIES",
             help="Extra attempts after a timeout.",
             rich_help_panel=_PROBING,
@@ -197,6 +253,7 @@ def scan_command(
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             envvar="XENDISCOVER_CONCURRENCY",
             help="Most connects in flight. Default: from the open-file limit.",
             rich_help_panel=_PROBING,
@@ -207,6 +264,7 @@ def scan_command(
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             help="Probe processes. Default: one per core for sweeps of 32,768 probes or more.",
             rich_help_panel=_PROBING,
             show_default=False,
@@ -216,6 +274,7 @@ def scan_command(
         float | None,
         typer.Option(
             callback=_positive,
+            metavar="PER_SECOND",
             help="Most new connections per second. Default: no limit.",
             rich_help_panel=_PROBING,
             show_default=False,
@@ -232,6 +291,7 @@ def scan_command(
     nameserver: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="IP[:PORT]",
             callback=_nameservers,
             envvar="XENDISCOVER_NAMESERVER",
             help="DNS server for names, IP[:PORT]; repeatable. Default: the system's.",
@@ -248,6 +308,7 @@ def scan_command(
         typer.Option(
             "--format",
             "-f",
+            metavar="FORMAT",
             callback=_format,
             envvar="XENDISCOVER_FORMAT",
             help=f"Output format: {', '.join(FORMATS)}.",
@@ -263,7 +324,8 @@ def scan_command(
         typer.Option(
             "--all",
             "-a",
-            help="List every open port with its verdict, not only Xen hosts.",
+            help="List every machine with an open port, with its services and their "
+            "verdicts, not only the Xen machines.",
             rich_help_panel=_OUTPUT,
         ),
     ] = False,
@@ -272,7 +334,9 @@ def scan_command(
         typer.Option(
             "--output",
             "-o",
-            help="Write the output to this file (replaced whole, never half-written).",
+            metavar="FILE",
+            help="Write the output to FILE, replaced whole; a run cut short leaves FILE "
+            "as it was and writes FILE.partial.",
             rich_help_panel=_OUTPUT,
             show_default=False,
         ),
@@ -392,6 +456,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(_console.EXIT_SIGTERM)
 
 
+#: How alike an unknown option and a real one must be for "did you mean" (difflib's
+#: ratio): ``--timout`` (0.93) gets ``--timeout``, ``--bogus`` (0.5) nothing.
+SUGGEST_CUTOFF = 0.75
+
+
+def _no_such_option(exc: NoSuchOption) -> str:
+    """The one-line message for an unknown option, suggesting only a close match."""
+    close = difflib.get_close_matches(exc.option_name, exc.possibilities or [], 1, SUGGEST_CUTOFF)
+    hint = f"; did you mean {close[0]}?" if close else "; see --help"
+    return f"no such option: {exc.option_name}{hint}"
+
+
 def _main(args: list[str]) -> None:
     command = typer.main.get_command(app)
     name = "xendiscover"
@@ -400,6 +476,9 @@ def _main(args: list[str]) -> None:
     try:
         code = command.main(args, prog_name=name, standalone_mode=False)
     except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except NoSuchOption as exc:
+        sys.stderr.write(f"{name}: error: {_no_such_option(exc)}\n")
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: one line, no traceback
         sys.stderr.write(f"{name}: error: {exc.format_message()}\n")

@@ -164,32 +164,41 @@ class _Display:
         if self._bar is None:
             return
         stats, bar = self._stats, self._bar
-        task = bar.add_task("sweeping", total=stats.total or None, rate="")
+        task = bar.add_task("sweeping", total=stats.total or None, rate="", eta="")
         started = time.monotonic()
         rate = 0.0
         while True:
             await asyncio.sleep(0.1)
             elapsed = max(time.monotonic() - started, 1e-6)
-            rate = 0.8 * rate + 0.2 * (stats.done / elapsed) if rate else stats.done / elapsed
+            # The rate and the ETA follow an exponentially smoothed rate, so a
+            # burst of retries after a timeout does not make them jump.
+            rate = 0.9 * rate + 0.1 * (stats.done / elapsed) if rate else stats.done / elapsed
+            left = max(0, stats.total - stats.done)
             bar.update(
                 task,
                 completed=stats.done,
                 total=stats.total or None,
-                description=f"sweeping, {stats.open} open",
+                description=f"sweeping, {_plural(stats.open, 'open port')}",
                 rate=f"{rate:,.0f}/s",
+                eta=f"ETA {_clock(left / rate)}" if rate > 0 and left else "",
             )
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    return f"{minutes}:{secs:02d}"
 
 
 def _progress() -> Progress:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
     return Progress(
         "{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         "{task.fields[rate]}",
-        TimeRemainingColumn(),
+        "{task.fields[eta]}",
         transient=True,
         console=Console(stderr=True),
     )
