@@ -395,7 +395,7 @@ def scan_command(
         raise typer.Exit(_console.EXIT_OUTPUT) from None
     except XenDiscoverError as exc:
         raise _UsageError(str(exc)) from None
-    _console.deliver(result, None if streaming else render(result.hosts, fmt, view=view), out)
+    _console.deliver(result, None if streaming else render(result.findings, fmt, view=view), out)
     summary = _console.summary(result, as_json=fmt in ("json", "jsonl"))
     _console.report(result, summary_line=summary if live or verbose else None)
     raise typer.Exit(_console.exit_code(result, view))

@@ -65,7 +65,7 @@ __all__ = [
     "write_stdout",
 ]
 
-#: Exit statuses (0: a host was listed; 2: bad usage, raised by the parser).
+#: Exit statuses (0: a machine was listed; see :func:`exit_code`).
 EXIT_NONE_FOUND = 1
 EXIT_USAGE = 2
 EXIT_FAILED = 3
@@ -101,7 +101,7 @@ class RunResult:
     """What one run of the command came to.
 
     Attributes:
-        hosts: Every open port found, in the order found.
+        findings: Every open port found, in the order found.
         stats: The sweep's counters.
         seconds: Wall time of the run.
         stopped: 0, or the exit status of the signal that ended it early.
@@ -109,7 +109,7 @@ class RunResult:
         output_error: One line, when streamed output could not be written.
     """
 
-    hosts: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     stats: ScanStats = field(default_factory=ScanStats)
     seconds: float = 0.0
     stopped: int = 0
@@ -132,7 +132,7 @@ def setup_logging(verbose: bool) -> None:
 
 
 class _Display:
-    """The live view on stderr: a progress bar and a line per host shown."""
+    """The live view on stderr: a progress bar and a line per open port shown."""
 
     def __init__(self, stats: ScanStats, shown: Callable[[Finding], bool]) -> None:
         self._stats = stats
@@ -208,7 +208,7 @@ async def _collect(
     targets: list[str],
     options: ScanOptions,
     result: RunResult,
-    on_host: Callable[[Finding], None],
+    on_found: Callable[[Finding], None],
     display: _Display,
 ) -> None:
     task = asyncio.current_task()
@@ -227,11 +227,11 @@ async def _collect(
     ticker = asyncio.ensure_future(display.tick())
     try:
         findings = scan(targets or LOCAL_NETWORKS, **options)
-        async with contextlib.aclosing(findings) as hosts:
-            async for host in hosts:
-                result.hosts.append(host)
-                on_host(host)
-                display.found(host)
+        async with contextlib.aclosing(findings):
+            async for finding in findings:
+                result.findings.append(finding)
+                on_found(finding)
+                display.found(finding)
     finally:
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -265,14 +265,14 @@ def run_scan(
     options = ScanOptions(**options, stats=result.stats)
     display = _Display(result.stats, lambda host: bool(listed([host], view)))
 
-    def on_host(host: Finding) -> None:
+    def on_found(host: Finding) -> None:
         if stream_jsonl:
             write_stdout(format_jsonl_line(host))
 
     started = time.monotonic()
     try:
         with display.running(live):
-            asyncio.run(_collect(targets, options, result, on_host, display))
+            asyncio.run(_collect(targets, options, result, on_found, display))
     except TargetError:
         if out is not None:
             out.discard()
@@ -405,7 +405,7 @@ def exit_code(result: RunResult, view: View) -> int:
         return EXIT_OUTPUT
     if result.error is not None:
         return EXIT_FAILED
-    return 0 if listed(result.hosts, "open" if view == "open" else "xen") else EXIT_NONE_FOUND
+    return 0 if listed(result.findings, "open" if view == "open" else "xen") else EXIT_NONE_FOUND
 
 
 def _plural(count: int, word: str) -> str:
@@ -417,13 +417,13 @@ def summary(result: RunResult, *, as_json: bool) -> str:
     stats = result.stats
     if as_json:
         return json.dumps({"summary": {**stats.as_dict(), "seconds": round(result.seconds, 3)}})
-    machines = listed(result.hosts, "all")
+    machines = listed(result.findings, "all")
     xen = [m for m in machines if m.verdict in XEN_VERDICTS]
     return (
         f"xendiscover: {stats.done:,} of {_plural(stats.total, 'probe')} in "
         f"{result.seconds:.1f} s: {_plural(len(xen), 'Xen machine')}, "
         f"{_plural(len(machines), 'machine')} with "
-        f"{_plural(len(result.hosts), 'open port')}; "
+        f"{_plural(len(result.findings), 'open port')}; "
         f"{_plural(stats.retries, 'retry')} after timeout, {_plural(stats.backoffs, 'back-off')}"
     ).replace("retrys", "retries")
 
@@ -433,5 +433,5 @@ def interrupted_note(result: RunResult) -> str | None:
     if not result.stopped:
         return None
     name = "SIGTERM" if result.stopped == EXIT_SIGTERM else "SIGINT"
-    count = len(listed(result.hosts, "all"))
+    count = len(listed(result.findings, "all"))
     return f"interrupted ({name}): {_plural(count, 'machine')} found so far"
