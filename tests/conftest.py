@@ -16,6 +16,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,6 +24,10 @@ from typing import Any
 import pytest
 from hypothesis import settings
 from support import free_udp_port
+
+# Issue 13: the loopback guard in every child Python, and for c-ares (tests/guard/).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard"))
+pytest_plugins = ["guard_plugin"]
 
 
 def _literal(host: object) -> bool:
