@@ -16,6 +16,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,8 +25,11 @@ import pytest
 from hypothesis import settings
 from support import free_udp_port
 
-# Every test fails if it leaves an fd, a task, a child process or a thread behind.
-pytest_plugins = ["hygiene"]
+# Every test fails if it leaves an fd, a task, a child process or a thread behind;
+# and (issue 13) the loopback guard runs in every child Python and for c-ares
+# (tests/guard/).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard"))
+pytest_plugins = ["hygiene", "guard_plugin"]
 
 
 def _literal(host: object) -> bool:

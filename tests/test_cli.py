@@ -1,14 +1,23 @@
 """The command line: output, exit status, and one-line errors."""
 
+import asyncio
 import json
+import os
+import select
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from support import Listen, hosts_of, run_xendiscover
 from typer.testing import CliRunner
 
 from xendiscover._cli import app, main
+from xendiscover.testing import FakeServer, FakeTarpit, FakeXendHttp
 
 runner = CliRunner()
 
@@ -212,7 +221,8 @@ def test_output_file_and_formats(loopback_net: str, listeners: Listen, tmp_path:
     assert [r["address"] for r in rows] == [address]
 
 
-def test_jsonl_streams_one_record_per_line(loopback_net: str, listeners: Listen) -> None:
+def test_jsonl_is_one_record_per_line(loopback_net: str, listeners: Listen) -> None:
+    # CliRunner hands over stdout at the end: streaming is tested through a pipe below.
     found = hosts_of(loopback_net, 40, 41)
     listeners(found, 8002)
     result = runner.invoke(
@@ -220,6 +230,80 @@ def test_jsonl_streams_one_record_per_line(loopback_net: str, listeners: Listen)
     )
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted(r["address"] for r in records) == found
+
+
+@pytest.fixture
+def serve_in_a_thread() -> Iterator[Callable[[FakeServer], FakeServer]]:
+    """Run fake servers on an event loop in a thread, so this thread may block on a pipe."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    started: list[FakeServer] = []
+
+    def serve(fake: FakeServer) -> FakeServer:
+        asyncio.run_coroutine_threadsafe(fake.start(), loop).result(10)
+        started.append(fake)
+        return fake
+
+    try:
+        yield serve
+    finally:
+        for fake in started:
+            asyncio.run_coroutine_threadsafe(fake.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def read_line(stream: IO[bytes], deadline: float) -> bytes:
+    """One line from a pipe, waiting at most until ``deadline`` (monotonic)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([stream], [], [], max(0.0, left))
+        if not ready:
+            raise AssertionError(f"no full line within the deadline; got {data!r}")
+        chunk = os.read(stream.fileno(), 1)  # byte by byte: nothing read past the line
+        if not chunk:
+            raise AssertionError(f"the pipe closed after {data!r}")
+        data += chunk
+    return data
+
+
+def test_jsonl_streams_through_a_pipe_before_the_scan_ends(
+    loopback_net: str, serve_in_a_thread: Callable[[FakeServer], FakeServer]
+) -> None:
+    # xend's HTTP server answers at once; a tarpit on the same port holds its
+    # fingerprint for seconds. The first line must come out while it does.
+    xend_address, tarpit_address = hosts_of(loopback_net, 60, 61)
+    xend = serve_in_a_thread(FakeXendHttp(xend_address, 0))
+    serve_in_a_thread(FakeTarpit(tarpit_address, xend.port))
+    argv = [sys.executable, "-m", "xendiscover", "-p", str(xend.port), "--no-resolve"]
+    argv += ["-f", "jsonl", "--timeout", "1", xend_address, tarpit_address]
+    # As a user runs it: stdout to a pipe is block-buffered unless the command flushes.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        first = read_line(proc.stdout, time.monotonic() + 20)
+        # Still running half a second later: a line flushed only at exit
+        # arrives a moment before the process ends, never that long before.
+        try:
+            proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        else:
+            raise AssertionError("the first line came out only as the scan ended")
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert json.loads(first)["address"] == xend_address
+    assert json.loads(first)["verdict"] == "confirmed"
+    (last,) = [json.loads(line) for line in rest.decode().splitlines()]
+    assert (last["address"], last["verdict"]) == (tarpit_address, "unknown")
+    assert proc.returncode == 0, err
 
 
 def test_environment_defaults(loopback_net: str, listeners: Listen) -> None:

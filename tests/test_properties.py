@@ -6,6 +6,7 @@
 
 import ipaddress
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,10 +19,35 @@ def no_dns(name: str) -> str:
     raise TargetError(f"cannot resolve host name {name!r}")
 
 
+TARGET_CHARS = "0123456789./-:abcdef[]%"
+#: Characters that break a line, end a string or steer a terminal.
+CONTROLS = "\n\r\t\x00\x07\x1b\x7f\x85\x9b\u2028\u2029\u200b\u202e"
+
 target_text = st.one_of(
     st.text(max_size=60),
-    st.text(alphabet="0123456789./-:abcdef[]", max_size=45),
+    st.text(alphabet=TARGET_CHARS, max_size=45),
+    st.text(alphabet=st.sampled_from(TARGET_CHARS + CONTROLS), max_size=45),
+    # A target that parses, but for a control or a line break in it.
+    st.builds(
+        "".join,
+        st.tuples(
+            st.sampled_from(["10.0.0.1", "10.0.0.0/24", "10.0.0.1-9", "fd00::1%", "[::1]:53"]),
+            st.text(alphabet=CONTROLS, min_size=1, max_size=3),
+            st.sampled_from(["", "1", "0.0.0.2", "/8", ":53", "x"]),
+        ),
+    ),
 )
+
+
+def assert_one_line_naming(message: str, text: str) -> None:
+    """A user's error: one printable line showing the input (escaped), and little else.
+
+    ``isprintable`` is false for a line break, any C0/C1 control and a
+    bidi override: a message built from the raw input fails it.
+    """
+    assert message.isprintable(), message
+    assert repr(text) in message or repr(text.strip()) in message, message
+    assert len(message) <= 2 * len(repr(text)) + 64, message
 
 
 @given(target_text)
@@ -29,7 +55,10 @@ def test_parse_target_returns_an_interval_or_a_target_error(text: str) -> None:
     try:
         version, (start, end) = parse_target(text, resolve=no_dns)
     except TargetError as exc:
-        assert "\n" not in str(exc)  # one line, fit for the user
+        if text.strip():
+            assert_one_line_naming(str(exc), text)
+        else:
+            assert str(exc) == "empty target"
     else:
         assert version in (4, 6)
         assert 0 <= start <= end < 2 ** (32 if version == 4 else 128)
@@ -87,9 +116,34 @@ def test_parse_port_is_total(text: str) -> None:
         assert 1 <= port <= 65535
 
 
-@given(st.text(max_size=50))
-def test_parse_nameserver_is_total(text: str) -> None:
+@given(target_text)
+def test_parse_nameserver_gives_c_ares_a_server_or_a_target_error(text: str) -> None:
     try:
-        parse_nameserver(text)
+        server = parse_nameserver(text)
     except TargetError as exc:
-        assert "\n" not in str(exc)
+        assert_one_line_naming(str(exc), text)
+    else:
+        assert server.isascii()  # c-ares encodes its server list as ASCII
+        assert server.isprintable()
+        assert parse_nameserver(server) == server  # already in the form c-ares takes
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (parse_target, "10.0.0.1-\u00b2"),  # superscript two: isdigit, not int()
+        (parse_nameserver, "127.0.0.1:\u00b2"),
+        (parse_nameserver, "[::1]:\u0665\u0663"),  # Arabic-Indic 53: c-ares cannot encode it
+        (parse_nameserver, "::1%\n"),  # a scope id is passed on as given
+        (parse_nameserver, "[::1%\u202e]:53"),
+    ],
+)
+def test_parser_bugs_found_by_the_properties_stay_fixed(parse: object, text: str) -> None:
+    assert callable(parse)
+    try:
+        result = parse(text)
+    except TargetError as exc:
+        assert_one_line_naming(str(exc), text)
+    else:
+        assert str(result).isascii()
+        assert str(result).isprintable()

@@ -129,6 +129,10 @@ def setup_logging(verbose: bool) -> None:
         format="xendiscover: %(message)s",
         level=logging.INFO if verbose else logging.WARNING,
     )
+    # asyncio's own notes (its child watcher's "Unknown child process pid",
+    # seen about once in ten runs whose probe process died at once) are not
+    # the user's business; its errors still are.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
 
 
 class _Display:

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from xendiscover._names import is_dns_name
+
 __all__ = [
     "VERDICT_RANK",
     "XEN_VERDICTS",
@@ -203,7 +205,7 @@ class Host:
         never a key: whoever controls a reverse zone or a certificate could
         otherwise pass as any trusted host.
         """
-        if self.hostname is not None and self.hostname_source == "ptr":
+        if self.hostname_source == "ptr" and self.hostname and is_dns_name(self.hostname):
             return self.hostname
         return self.address
 

@@ -80,7 +80,9 @@ def parse_nameserver(text: str) -> str:
         address = ipaddress.ip_address(host)
     except ValueError:
         raise TargetError(f"invalid nameserver {text!r}: not an IP address") from None
-    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+    if "%" in host:  # a scope id would reach c-ares as given, whatever it holds
+        raise TargetError(f"invalid nameserver {text!r}: no scope id (%) allowed")
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
         raise TargetError(f"invalid nameserver {text!r}: bad port")
     if not port:
         return str(address)

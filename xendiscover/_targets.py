@@ -66,12 +66,17 @@ def _looks_like_hostname(text: str) -> bool:
     )
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also passes ``²`` and ``٥``, which ``int()`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def host_name_of(spec: str) -> str | None:
     """The host name a target names, or ``None`` for networks, addresses and ranges."""
     text = spec.strip()
     if "/" in text or _ip(text) is not None or ("-" in text and _ip(text.split("-", 1)[0])):
         return None
-    if _looks_like_hostname(text) and not text.replace(".", "").isdigit():
+    if _looks_like_hostname(text) and not _digits(text.replace(".", "")):
         return text
     return None
 
@@ -89,7 +94,7 @@ def _parse_range(spec: str, text: str) -> tuple[int, _Interval] | None:
     if not dash or (first := _ip(first_text)) is None:
         return None
     last = _ip(last_text)
-    if last is None and first.version == 4 and last_text.isdigit():
+    if last is None and first.version == 4 and _digits(last_text):
         if int(last_text) > 255:
             raise TargetError(f"invalid range {spec!r}: {last_text} is not an octet")
         last = ipaddress.IPv4Address((int(first) & ~0xFF) | int(last_text))

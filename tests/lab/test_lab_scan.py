@@ -17,14 +17,7 @@ from dataclasses import dataclass
 import netlab
 import pytest
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.dnsmasq,
-    pytest.mark.skipif(
-        not (netlab.REPO_ROOT / "xendiscover" / "_cli.py").exists(),
-        reason="the xendiscover command line is not written yet",
-    ),
-]
+pytestmark = [pytest.mark.netns, pytest.mark.dnsmasq]
 
 TOPO = netlab.Topology()
 XEN_VERDICTS = frozenset({"confirmed", "likely"})
