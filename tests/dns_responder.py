@@ -26,7 +26,11 @@ def _name(labels: list[bytes]) -> bytes:
 
 
 class RawPtrServer:
-    """Serve ``{reverse name: [raw label, ...]}`` as PTR records on ``address``."""
+    """Serve ``{reverse name: [raw label, ...]}`` as PTR records on ``address``.
+
+    An empty label list makes the server stay silent for that name (a slow
+    or dead reverse zone).
+    """
 
     def __init__(self, address: str, records: dict[str, list[bytes]]) -> None:
         self._records = {name.encode().lower(): labels for name, labels in records.items()}
@@ -64,6 +68,8 @@ class RawPtrServer:
         qtype = struct.unpack("!H", packet[end : end + 2])[0]
         question = packet[12 : end + 4]
         labels = self._records.get(name) if qtype == 12 else None
+        if labels == []:  # a zone whose server never answers
+            return None
         if labels is None:  # NOERROR, no answer
             return ident + b"\x81\x80" + struct.pack("!HHHH", 1, 0, 0, 0) + question
         data = _name(labels)

@@ -125,3 +125,20 @@ async def test_scan_resolves_host_names_without_blocking_the_loop() -> None:
     assert resolver.forward_lookups[0] == "xen7.example"  # the target, through the resolver
     with pytest.raises(TargetError, match=r"cannot resolve host name 'nowhere\.example'"):
         await xendiscover.discover(["nowhere.example"], backend=backend, resolver=resolver)
+
+
+async def test_one_silent_reverse_zone_does_not_switch_names_off() -> None:
+    from dns_responder import RawPtrServer
+
+    slow, named = "127.0.0.7", "127.0.0.8"
+    records = {
+        ipaddress.ip_address(slow).reverse_pointer: [],  # never answered
+        ipaddress.ip_address(named).reverse_pointer: [b"xen8", b"example"],
+    }
+    with RawPtrServer("127.0.0.1", records) as dns:
+        resolver = DNSNameResolver([dns.nameserver], timeout=0.4)
+        try:
+            assert await resolver.reverse(slow) is None
+            assert await resolver.reverse(named) == "xen8.example"
+        finally:
+            await resolver.aclose()
