@@ -760,10 +760,10 @@ def ratio_parts(row: Row, ref: Row) -> tuple[float, float, float] | None:
 def ratio(row: Row, rows: Sequence[Row]) -> str:
     """The row's median wall over its reference's, with the per-round range."""
     ref = _ref_row(row, rows)
+    if row.capped or (ref is not None and ref.capped):
+        return "capped: no ratio"
     if ref is None:
         return "—"
-    if row.capped or ref.capped:
-        return "capped: no ratio"
     parts = ratio_parts(row, ref)
     if parts is None:
         return "—"
@@ -1009,9 +1009,9 @@ def write_doc(
     rows: Sequence[Row],
     argv: Sequence[str],
     skipped: Sequence[str],
-    baseline: Xendiscover | None,
+    baseline: str | None,
     fingerprint_wait: float,
-    load: Sequence[float],
+    machine_lines: Sequence[str],
 ) -> None:
     """Write the table, the targets, the machine and the commands to docs/performance.md."""
     shown = " ".join(argv)
@@ -1051,7 +1051,7 @@ def write_doc(
         "",
         "## Targets (issue 15)",
         "",
-        *[f"- {t}" for t in targets(rows, baseline.label if baseline else None, fingerprint_wait)],
+        *[f"- {t}" for t in targets(rows, baseline, fingerprint_wait)],
         *[f"- Skipped: {s}" for s in skipped],
         "",
         "## Workloads",
@@ -1060,7 +1060,7 @@ def write_doc(
         "",
         "## Machine",
         "",
-        *machine(baseline, load),
+        *machine_lines,
         "",
         "## Commands",
         *commands(rows),
@@ -1072,6 +1072,60 @@ def write_doc(
     ]
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(parts))
+
+
+@dataclass
+class Context:
+    """What the page needs besides the rows: saved with them, so it can be re-rendered."""
+
+    argv: list[str]
+    skipped: list[str]
+    baseline: str | None
+    fingerprint_wait: float
+    machine: list[str]
+
+
+def save_results(path: Path, rows: Sequence[Row], context: Context) -> None:
+    """Write every run of every row, and the context, as JSON."""
+
+    def row_dict(row: Row) -> dict[str, object]:
+        out = {k: v for k, v in vars(row).items() if k != "runs"}
+        out["expected"] = sorted(row.expected)
+        out["runs"] = [{**vars(r), "found": sorted(r.found)} for r in row.runs]
+        return out
+
+    data = {**vars(context), "rows": [row_dict(r) for r in rows]}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def load_results(path: Path) -> tuple[list[Row], Context]:
+    """Read what :func:`save_results` wrote."""
+    data = json.loads(path.read_text())
+    rows: list[Row] = []
+    for raw in data.pop("rows"):
+        runs = [Run(**{**r, "found": frozenset(r["found"])}) for r in raw.pop("runs")]
+        rows.append(Row(**{**raw, "expected": frozenset(raw["expected"]), "runs": runs}))
+    return rows, Context(**data)
+
+
+def report(rows: Sequence[Row], context: Context, write: bool) -> None:
+    """Print the table and the targets; write the page unless told not to."""
+    print(f"\n{table(rows)}\n")
+    for line in [
+        *targets(rows, context.baseline, context.fingerprint_wait),
+        *(f"Skipped: {s}" for s in context.skipped),
+    ]:
+        print(line)
+    if write:
+        write_doc(
+            rows,
+            context.argv,
+            context.skipped,
+            context.baseline,
+            context.fingerprint_wait,
+            context.machine,
+        )
+        print(f"wrote {DOC.relative_to(REPO)}")
 
 
 @contextlib.contextmanager
@@ -1121,7 +1175,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cap of W2's one run of nmap at its defaults; 0 leaves it out (default 120, quick 0)",
     )
     parser.add_argument("--no-write", action="store_true", help="do not write the doc")
+    parser.add_argument(
+        "--results", type=Path, metavar="FILE", help="also save every run as JSON to FILE"
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="FILE",
+        help="run nothing: print the table and write the page from a --results FILE",
+    )
     args = parser.parse_args(args_list)
+    if args.render:
+        saved, context = load_results(args.render)
+        report(saved, context, not args.no_write)
+        return 0
     runs = args.runs or (2 if args.quick else 5)
     plan = Plan(
         runs=runs,
@@ -1167,17 +1234,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 skipped.append(f"W5: {reason}")
     load.append(os.getloadavg()[0])
-    baseline_label = plan.baseline.label if plan.baseline else None
-    print(f"\n{table(rows)}\n")
-    for line in [
-        *targets(rows, baseline_label, args.fingerprint_wait),
-        *(f"Skipped: {s}" for s in skipped),
-    ]:
-        print(line)
+    context = Context(
+        argv=args_list,
+        skipped=skipped,
+        baseline=plan.baseline.label if plan.baseline else None,
+        fingerprint_wait=args.fingerprint_wait,
+        machine=machine(plan.baseline, load),
+    )
+    if args.results:
+        save_results(args.results, rows, context)
+    report(rows, context, not args.no_write)
     print(f"\n(bench took {time.monotonic() - started:.0f} s; load {load[0]:.2f} → {load[1]:.2f})")
-    if not args.no_write:
-        write_doc(rows, args_list, skipped, plan.baseline, args.fingerprint_wait, load)
-        print(f"wrote {DOC.relative_to(REPO)}")
     return 0
 
 
