@@ -226,9 +226,11 @@ def bench(session: nox.Session) -> None:
     """Benchmark against nmap and thread-per-address; write docs/performance.md.
 
     Installs Debian's nmap with apt-get if it is missing. The routed workloads
-    (W2, W3) need root for their network namespaces and are skipped without
-    it. Pass options after ``--``, e.g. ``nox -s bench -- --quick`` or
-    ``-- --workloads W1,W4``.
+    (W2, W3) and the namespace lab of W5 need root (and W5 dnsmasq) and are
+    skipped, with the reason, without them. Pass options after ``--``, e.g.
+    ``nox -s bench -- --quick``, ``-- --workloads W1,W4`` or
+    ``-- --baseline-rev fe5ab22`` (the same rows for that revision, in the
+    same rotation).
     """
     import shutil
 

@@ -1,16 +1,18 @@
-"""Serve xend relocation fakes on given addresses until stdin closes.
+"""Serve fake Xen services (and decoys) on given addresses until stdin closes.
 
-Run in its own process (and, for the namespace workloads, in the peer
+Run in its own process (and, for the namespace workloads, in a lab
 namespace) so the fakes never share a CPU budget with the measured tool's
 interpreter::
 
     python benchmarks/fakes.py --port 8002 127.9.0.10 127.9.13.7 ...
+    python benchmarks/fakes.py --serve xapi-tls@10.79.1.131:443 --serve tarpit@10.79.1.150:8002
 
-Prints ``ready N`` once every fake listens, then serves until its stdin
-reaches end of file (the benchmark closes it) or it is killed. Uses
-:class:`xendiscover.testing.FakeXendRelocation` when the package provides
-it, else a plain asyncio server that answers every connection with xend's
-error line.
+Prints ``ready N KIND`` once every fake listens, then serves until its stdin
+reaches end of file (the benchmark closes it) or it is killed. Uses the
+fakes of :mod:`xendiscover.testing` when the package provides them (see
+:data:`KINDS`), else a plain asyncio server that answers every connection
+with xend's error line (a tarpit stays silent): a port is open either way,
+which is all the sweep rows count.
 """
 
 from __future__ import annotations
@@ -31,6 +33,33 @@ XEND_ERROR = (
     b"(err (type \"<class 'xen.xend.XendError.XendError'>\") (value 'Invalid operation: GET'))\n"
 )
 
+#: Each kind of fake: the ``xendiscover.testing`` class and its keyword arguments.
+KINDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "xend-relocation": ("FakeXendRelocation", {}),
+    # A client outside xend-relocation-hosts-allow: accepted, closed unread.
+    "xend-relocation-denied": ("FakeXendRelocation", {"hosts_allow": False}),
+    "xend-http": ("FakeXendHttp", {}),
+    "xend-xmlrpc": ("FakeXendXmlRpc", {}),
+    "xapi": ("FakeXapi", {}),
+    "xapi-tls": ("FakeXapi", {"tls": True}),
+    "libvirt": ("FakeLibvirt", {}),
+    "http": ("FakeHttpServer", {}),
+    "http-tls": ("FakeHttpServer", {"tls": True}),
+    "tarpit": ("FakeTarpit", {}),
+}
+
+#: One fake: its kind (a key of :data:`KINDS`), address and port.
+Spec = tuple[str, str, int]
+
+
+def parse_spec(text: str) -> Spec:
+    """Parse ``KIND@ADDRESS:PORT`` (IPv4)."""
+    kind, _, endpoint = text.partition("@")
+    host, _, port = endpoint.rpartition(":")
+    if kind not in KINDS or not host:
+        raise argparse.ArgumentTypeError(f"not KIND@ADDRESS:PORT with a known kind: {text!r}")
+    return kind, host, int(port)
+
 
 async def _plain_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(OSError, asyncio.TimeoutError):
@@ -40,6 +69,13 @@ async def _plain_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
+
+
+async def _plain_silence(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while await reader.read(4096):
+            pass
+    writer.close()
 
 
 def _listener(host: str, port: int) -> socket.socket:
@@ -53,41 +89,57 @@ def _listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(addresses: Sequence[str], port: int) -> None:
-    """Listen on every address at ``port`` until stdin is closed."""
-    servers: list[Any] = []
-    fake: Any = None
-    with contextlib.suppress(ImportError):
-        from xendiscover.testing import FakeXendRelocation as fake
-    for address in addresses:
+def _package_fakes() -> Any:
+    """``xendiscover.testing``, or ``None`` where the package has no fakes."""
+    try:
+        import xendiscover.testing as testing
+    except ImportError:
+        return None
+    return testing
+
+
+async def serve(specs: Sequence[Spec]) -> None:
+    """Listen on every spec until stdin is closed."""
+    closers: list[Any] = []
+    testing = _package_fakes()
+    kinds: set[str] = set()
+    for kind, host, port in specs:
+        name, kwargs = KINDS[kind]
+        fake = getattr(testing, name, None) if testing is not None else None
         if fake is not None:
-            servers.append(await fake(host=address, port=port).start())
+            server = await fake(host=host, port=port, **kwargs).start()
+            closers.append(server.close)
+            kinds.add("xendiscover.testing")
         else:
-            servers.append(await asyncio.start_server(_plain_reply, sock=_listener(address, port)))
-    kind = "FakeXendRelocation" if fake is not None else "plain"
-    sys.stdout.write(f"ready {len(servers)} {kind}\n")
+            handler = _plain_silence if kind == "tarpit" else _plain_reply
+            plain = await asyncio.start_server(handler, sock=_listener(host, port))
+            closers.append(plain.close)
+            kinds.add("plain")
+    sys.stdout.write(f"ready {len(closers)} {'+'.join(sorted(kinds)) or 'none'}\n")
     sys.stdout.flush()
     loop = asyncio.get_running_loop()
     try:
         await loop.run_in_executor(None, sys.stdin.read)
     finally:
-        for server in servers:
-            await server.close() if fake is not None else server.close()
+        for close in closers:
+            done = close()
+            if asyncio.iscoroutine(done):
+                await done
 
 
 @contextlib.contextmanager
-def fake_servers(
-    addresses: Sequence[str], port: int, prefix: Sequence[str] = (), ready_timeout: float = 15.0
+def fake_services(
+    specs: Sequence[Spec], prefix: Sequence[str] = (), ready_timeout: float = 15.0
 ) -> Iterator[str]:
     """Run this script in a child process (under ``prefix``, e.g. ``ip netns exec NS``).
 
-    Yields the kind of fake serving (``FakeXendRelocation`` or ``plain``) once
-    all listen; closes the child's stdin on exit, and kills it if it lingers.
+    Yields the kind of fake serving (``xendiscover.testing`` or ``plain``)
+    once all listen; closes the child's stdin on exit, and kills it if it
+    lingers.
     """
-    argv = [*prefix, sys.executable, str(Path(__file__).resolve()), "--port", str(port)]
-    server = subprocess.Popen(
-        [*argv, *addresses], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    argv = [*prefix, sys.executable, str(Path(__file__).resolve())]
+    argv += [f"--serve={kind}@{host}:{port}" for kind, host, port in specs]
+    server = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         deadline = time.monotonic() + ready_timeout
@@ -110,13 +162,27 @@ def fake_servers(
             server.wait(timeout=3)
 
 
+@contextlib.contextmanager
+def fake_servers(
+    addresses: Sequence[str], port: int, prefix: Sequence[str] = (), ready_timeout: float = 15.0
+) -> Iterator[str]:
+    """Run xend relocation fakes on ``addresses`` at ``port`` (see :func:`fake_services`)."""
+    specs = [("xend-relocation", address, port) for address in addresses]
+    with fake_services(specs, prefix, ready_timeout) as kind:
+        yield kind
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and serve."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("addresses", nargs="+")
+    parser.add_argument("--port", type=int, help="the port of the ADDRESSES' relocation fakes")
+    parser.add_argument("--serve", type=parse_spec, action="append", default=[])
+    parser.add_argument("addresses", nargs="*")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.addresses, args.port))
+    if args.addresses and args.port is None:
+        parser.error("ADDRESSES need --port")
+    specs = [*args.serve, *(("xend-relocation", a, args.port) for a in args.addresses)]
+    asyncio.run(serve(specs))
     return 0
 
 
