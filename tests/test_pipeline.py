@@ -263,3 +263,18 @@ def test_named_link_local_targets_are_probed_with_a_warning(
     caplog.clear()
     xendiscover.plan(["10.0.0.0/30"])
     assert caplog.text == ""
+
+
+async def test_draining_never_spins_on_a_finished_task() -> None:
+    # A finished task stays in the set until its done-callback runs; awaiting
+    # an already finished gather never yields to the loop, so a drain that
+    # awaited it again and again spun forever (found on Python 3.12 in CI).
+    from xendiscover._pipeline import _Finisher
+
+    checked = xendiscover.plan(["10.0.0.1"], port=8002, resolve=False)
+    finisher = _Finisher(checked, FakeBackend(), None)
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    finisher._tasks.add(done)  # finished, its discard not run
+    async with asyncio.timeout(2):
+        await finisher.drain()

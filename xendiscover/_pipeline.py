@@ -74,8 +74,15 @@ class _Finisher:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*self._tasks)
+        """Wait until every port submitted so far is finished.
+
+        Only tasks not yet done are awaited: a finished task stays in the set
+        until its done-callback runs, and awaiting an already finished gather
+        never yields to the loop, so waiting on it would spin forever (seen on
+        Python 3.12).
+        """
+        while pending := [task for task in self._tasks if not task.done()]:
+            await asyncio.wait(pending)
 
     async def cancel(self) -> None:
         pending: list[asyncio.Future[Any]] = [*self._tasks, *self._lookups.values()]
