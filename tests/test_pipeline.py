@@ -265,16 +265,26 @@ def test_named_link_local_targets_are_probed_with_a_warning(
     assert caplog.text == ""
 
 
-async def test_draining_never_spins_on_a_finished_task() -> None:
+def test_draining_never_spins_on_a_finished_task() -> None:
     # A finished task stays in the set until its done-callback runs; awaiting
     # an already finished gather never yields to the loop, so a drain that
     # awaited it again and again spun forever (found on Python 3.12 in CI).
+    # The spin never yields, so no asyncio timeout could end it: it runs in a
+    # thread of its own, which must be done within 2 s.
+    import threading
+
     from xendiscover._pipeline import _Finisher
 
-    checked = xendiscover.plan(["10.0.0.1"], port=8002, resolve=False)
-    finisher = _Finisher(checked, FakeBackend(), None)
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    done.set_result(None)
-    finisher._tasks.add(done)  # finished, its discard not run
-    async with asyncio.timeout(2):
+    async def drain_with_a_finished_task() -> None:
+        checked = xendiscover.plan(["10.0.0.1"], port=8002, resolve=False)
+        finisher = _Finisher(checked, FakeBackend(), None)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        finisher._tasks.add(done)  # finished, its discard not run
         await finisher.drain()
+
+    worker = threading.Thread(target=asyncio.run, args=(drain_with_a_finished_task(),))
+    worker.daemon = True
+    worker.start()
+    worker.join(2)
+    assert not worker.is_alive(), "drain() spun on a finished task"
