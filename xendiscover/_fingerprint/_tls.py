@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from xendiscover._fingerprint._common import evidence, excerpt
 from xendiscover._model import Fingerprint
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "MAX_DER",
@@ -69,6 +70,8 @@ def _clean(text: str) -> str:
 
 
 def _common_name(cert: x509.Certificate) -> str | None:
+    from cryptography.x509.oid import NameOID
+
     for attribute in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
         value = attribute.value
         text = value if isinstance(value, str) else value.decode("latin-1")
@@ -77,6 +80,8 @@ def _common_name(cert: x509.Certificate) -> str | None:
 
 
 def _alt_names(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from cryptography import x509
+
     try:
         extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
@@ -100,6 +105,10 @@ def certificate_names(der: bytes | None) -> CertificateNames | None:
     """
     if not der or len(der) > MAX_DER:
         return None
+    # Imported here, on the first certificate: cryptography costs about 16 MB
+    # of memory, which a sweep that meets no TLS peer never needs.
+    from cryptography import x509
+
     try:
         cert = x509.load_der_x509_certificate(der)
         subject = cert.subject.rfc4514_string()
