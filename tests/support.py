@@ -116,3 +116,23 @@ async def open_ports(targets: Any, **options: Any) -> list[Finding]:
     found = xendiscover.scan(targets, **options)
     async with contextlib.aclosing(found):
         return sorted([f async for f in found], key=lambda f: f.sort_key)
+
+
+async def talk(
+    host: str, port: int, request: bytes, *, limit: int = 65536, timeout: float = 5.0
+) -> bytes:
+    """Send ``request``, read until the peer closes (bounded in bytes and time)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        data = b""
+        async with asyncio.timeout(timeout):
+            while len(data) < limit:
+                chunk = await reader.read(limit - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        return data
+    finally:
+        writer.close()

@@ -11,6 +11,7 @@ import xmlrpc.client
 from typing import Any
 
 import pytest
+import support
 import XenAPI
 
 from xendiscover._fingerprint._libvirt import AUTH_LIST_REQUEST, parse_auth_list
@@ -33,24 +34,6 @@ _addresses = (f"127.67.{a}.{b}" for a, b in itertools.product(range(1, 250), ran
 
 def address() -> str:
     return next(_addresses)
-
-
-async def talk(host: str, port: int, request: bytes, *, limit: int = 65536) -> bytes:
-    """Send ``request``, read until the peer closes (bounded in bytes and time)."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        data = b""
-        async with asyncio.timeout(2):
-            while len(data) < limit:
-                chunk = await reader.read(limit - len(data))
-                if not chunk:
-                    break
-                data += chunk
-        return data
-    finally:
-        writer.close()
 
 
 async def test_xenapi_sdk_wrong_password_gets_authentication_failed() -> None:
@@ -101,7 +84,7 @@ async def test_xapi_fake_wants_a_session() -> None:
                 return proxy.VM.get_all("OpaqueRef:NULL")
 
         reply = await asyncio.wait_for(asyncio.to_thread(call), TIMEOUT)
-        raw = await talk(xapi.host, xapi.port, b"GET / HTTP/1.0\r\n\r\n")
+        raw = await quick_talk(xapi.host, xapi.port, b"GET / HTTP/1.0\r\n\r\n")
     assert reply == {"Status": "Failure", "ErrorDescription": ["SESSION_INVALID", "OpaqueRef:NULL"]}
     # http_svr.ml answers in the request's HTTP version, content-length first
     assert raw.startswith(b"HTTP/1.0 403 Forbidden\r\ncontent-length: ")
@@ -115,7 +98,7 @@ async def test_xmlrpc_client_lists_xend_methods_and_the_fake_never_acts() -> Non
                 return proxy.system.listMethods(), proxy.xend.domains(0)
 
         methods, domains = await asyncio.wait_for(asyncio.to_thread(calls), TIMEOUT)
-        raw = await talk(xend.host, xend.port, b"\x00\x00\x00\x1c")
+        raw = await quick_talk(xend.host, xend.port, b"\x00\x00\x00\x1c")
     assert "xend.domains" in methods
     assert domains["ErrorDescription"][0] == "MESSAGE_METHOD_UNKNOWN"
     assert xend.calls == ["system.listMethods", "xend.domains"]
@@ -134,7 +117,7 @@ async def test_relocation_fake_answers_help_and_refuses_every_other_op() -> None
         await writer.drain()
         error = await asyncio.wait_for(reader.read(1000), 2)
         writer.close()
-        http = await talk(relocation.host, relocation.port, b"GET / HTTP/1.0\r\n\r\n")
+        http = await quick_talk(relocation.host, relocation.port, b"GET / HTTP/1.0\r\n\r\n")
     assert line == b"(ok (help quit receive sslreceive))\n"
     assert b"XendError" in error
     assert b"receive" in error
@@ -157,8 +140,10 @@ async def test_relocation_hosts_allow_variant_closes_without_a_byte() -> None:
 
 async def test_xend_http_fake_answers_sxp_to_programs_and_html_to_browsers() -> None:
     async with FakeXendHttp(address()) as xend:
-        sxp = await talk(xend.host, xend.port, b"GET / HTTP/1.0\r\n\r\n")
-        html = await talk(xend.host, xend.port, b"GET / HTTP/1.0\r\nUser-Agent: Mozilla\r\n\r\n")
+        sxp = await quick_talk(xend.host, xend.port, b"GET / HTTP/1.0\r\n\r\n")
+        html = await quick_talk(
+            xend.host, xend.port, b"GET / HTTP/1.0\r\nUser-Agent: Mozilla\r\n\r\n"
+        )
     assert b"Content-type: application/sxp" in sxp
     assert sxp.endswith(b"(ls )''")
     assert b"Server:" not in sxp
@@ -174,7 +159,7 @@ async def test_libvirt_fake_answers_auth_list_and_keeps_the_connection() -> None
         reply = await asyncio.wait_for(reader.readexactly(40), 2)
         assert libvirt.open_connections == 1
         writer.close()
-        http = await talk(libvirt.host, libvirt.port, b"GET / HTTP/1.0\r\n\r\n")
+        http = await quick_talk(libvirt.host, libvirt.port, b"GET / HTTP/1.0\r\n\r\n")
     assert struct.unpack(">III", reply[-12:]) == (2, 0, 1)
     found = parse_auth_list(reply, closed=False)
     assert (found.service, found.verdict) == ("libvirt", "unknown")
@@ -190,14 +175,14 @@ async def test_decoys() -> None:
         FakeResetter(address()) as resetter,
         FakeTarpit(address()) as tarpit,
     ):
-        page = await talk(web.host, web.port, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-        bad = await talk(web.host, web.port, b"(help)\n")
-        line = await talk(web.host, web.port, b"GET /line HTTP/1.0\n")  # answered after 0.1 s
-        streamed = await talk(streamer.host, streamer.port, b"", limit=1 << 20)
+        page = await quick_talk(web.host, web.port, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        bad = await quick_talk(web.host, web.port, b"(help)\n")
+        line = await quick_talk(web.host, web.port, b"GET /line HTTP/1.0\n")  # answered after 0.1 s
+        streamed = await quick_talk(streamer.host, streamer.port, b"", limit=1 << 20)
         with pytest.raises(ConnectionResetError):
-            await talk(resetter.host, resetter.port, b"GET / HTTP/1.0\r\n\r\n")
+            await quick_talk(resetter.host, resetter.port, b"GET / HTTP/1.0\r\n\r\n")
         with pytest.raises(TimeoutError):
-            await talk(tarpit.host, tarpit.port, b"GET / HTTP/1.0\r\n\r\n")
+            await quick_talk(tarpit.host, tarpit.port, b"GET / HTTP/1.0\r\n\r\n")
     assert page.startswith(b"HTTP/1.1 404")
     assert b"Server: nginx" in page
     assert bad.startswith(b"HTTP/1.1 400")
@@ -251,3 +236,8 @@ def test_public_names_are_documented_and_exported() -> None:
     for cls in (FakeXapi, FakeXendRelocation, FakeLibvirt):
         for attr in ("start", "close", "port", "host", "url", "received", "open_connections"):
             assert inspect.getdoc(getattr(cls, attr)), attr
+
+
+async def quick_talk(host: str, port: int, request: bytes, *, limit: int = 65536) -> bytes:
+    """``support.talk`` with this module's 2 s read deadline."""
+    return await support.talk(host, port, request, limit=limit, timeout=2.0)

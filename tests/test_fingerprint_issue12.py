@@ -43,24 +43,6 @@ def probe(name: str) -> Any:
     return next(p for p in PROBES if p.name == name)
 
 
-async def talk(host: str, port: int, request: bytes, *, limit: int = 65536) -> bytes:
-    """Send ``request``, read until the peer closes (bounded in bytes and time)."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        data = b""
-        async with asyncio.timeout(5):
-            while len(data) < limit:
-                chunk = await reader.read(limit - len(data))
-                if not chunk:
-                    break
-                data += chunk
-        return data
-    finally:
-        writer.close()
-
-
 # --- 1. xend XML-RPC: replies larger than the read cap -------------------------------
 
 
@@ -127,7 +109,7 @@ async def test_3_the_long_wait_holds_only_on_8002() -> None:
 async def test_4_xend_http_confirmed_where_dom0_cannot_resolve_its_own_name() -> None:
     async with FakeXendHttp(address(), own_name_resolves=False) as xend:
         found = await probe_port(xend.host, xend.port, timeout=DEADLINE, plan_port=8000)
-        without_host = await talk(xend.host, xend.port, b"GET / HTTP/1.0\r\n\r\n")
+        without_host = await support.talk(xend.host, xend.port, b"GET / HTTP/1.0\r\n\r\n")
     assert (found.service, found.verdict) == ("xend-http", "confirmed"), found
     assert without_host.startswith(b"HTTP/1.1 500 Internal server error\r\n")
 
@@ -161,8 +143,8 @@ async def test_6_xend_xmlrpc_fake_speaks_basehttp_and_xmlrpclib() -> None:
         b"Content-Length: " + str(len(call)).encode() + b"\r\n\r\n" + call
     )
     async with FakeXendXmlRpc(address()) as xend, FakeXendXmlRpc(address(), xenapi=True) as api:
-        listing = await talk(xend.host, xend.port, post)
-        wrapped = await talk(api.host, api.port, post)
+        listing = await support.talk(xend.host, xend.port, post)
+        wrapped = await support.talk(api.host, api.port, post)
     for reply in (listing, wrapped):
         head, body = reply.split(b"\r\n\r\n", 1)
         lines = head.split(b"\r\n")
@@ -187,7 +169,9 @@ async def test_6_xend_xmlrpc_fake_speaks_basehttp_and_xmlrpclib() -> None:
 
 async def test_6_xend_http_fake_root_reply_is_the_recorded_one() -> None:
     async with FakeXendHttp(address()) as xend:
-        reply = await talk(xend.host, xend.port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        reply = await support.talk(
+            xend.host, xend.port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        )
     assert reply == (
         b"HTTP/1.1 200 OK\r\nContent-length: 7\r\nExpires: -1\r\n"
         b"Content-type: application/sxp\r\nPragma: no-cache\r\nCache-control: no-cache\r\n"
@@ -218,7 +202,7 @@ async def test_6_xapi_fake_writes_ocaml_rpc_jsonrpc_and_http_svr_heads() -> None
     post = b"POST /jsonrpc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
     post += b"Content-Length: %d\r\n\r\n" % len(body) + body
     async with FakeXapi(address()) as xapi:
-        reply = await talk(xapi.host, xapi.port, post)
+        reply = await support.talk(xapi.host, xapi.port, post)
     expected = b'{"jsonrpc":"2.0","error":["SESSION_INVALID","OpaqueRef:NULL"],"id":7}'
     assert reply == (
         b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n" % len(expected)

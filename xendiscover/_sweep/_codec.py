@@ -336,12 +336,8 @@ class OpenPort:
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
-    """The probe process's counters so far (written every tenth of a second).
-
-    Raises:
-        WireError: ``counters`` is not a :class:`Counters`.
-    """
+class _Report:
+    """A message that carries a probe process's counters (see its two kinds below)."""
 
     counters: Counters
 
@@ -351,18 +347,21 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
-class Finished:
-    """The probe process swept its whole part; its final counters. Nothing follows.
+class Progress(_Report):
+    """The probe process's counters so far (written every tenth of a second).
 
     Raises:
         WireError: ``counters`` is not a :class:`Counters`.
     """
 
-    counters: Counters
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.counters, Counters):
-            raise WireError("counters must be a Counters")
+@dataclass(frozen=True, slots=True)
+class Finished(_Report):
+    """The probe process swept its whole part; its final counters. Nothing follows.
+
+    Raises:
+        WireError: ``counters`` is not a :class:`Counters`.
+    """
 
 
 @dataclass(frozen=True, slots=True)
