@@ -1,7 +1,7 @@
 """Killed at any moment, by any signal, of any process: -o FILE is never left partial.
 
 Each run sweeps a loopback /17 with two probe processes and ``-o FILE``, and
-is killed at a random moment by SIGINT, SIGTERM or SIGKILL of the scanning
+is killed at a random moment (0.3-1.2 s) by SIGINT, SIGTERM or SIGKILL of the scanning
 process, or SIGTERM/SIGKILL of a probe process. Afterwards FILE holds either
 its previous content or the whole new result, never part of one; stderr has
 no traceback; and no probe process is left. 50 runs, each bounded in time.
@@ -93,9 +93,10 @@ def test_a_killed_run_never_leaves_a_partial_output_file(listeners: Listen, tmp_
         out.write_text(PREVIOUS)
         how = list(KILLS)[run % len(KILLS)]
         proc = subprocess.Popen(_argv(net, out), stderr=subprocess.PIPE, text=True)
-        # From 0.1 s: the interpreter's own first milliseconds, before the
-        # command's first line (xendiscover._entry) runs, are Python's to handle.
-        time.sleep(rng.uniform(0.1, 1.2))
+        # From 0.3 s: the interpreter's own start-up (longer on a loaded
+        # machine), before the command's first line runs, is Python's to
+        # handle; signals during the command's start-up have their own test.
+        time.sleep(rng.uniform(0.3, 1.2))
         _kill(proc, how)
         _, err = proc.communicate(timeout=60)
         deadline = time.monotonic() + 5
@@ -105,9 +106,9 @@ def test_a_killed_run_never_leaves_a_partial_output_file(listeners: Listen, tmp_
         now = out.read_text()
         assert now == PREVIOUS or _result(now) == _result(expected), f"run {run} ({how}): {now!r}"
         assert "Traceback" not in err, err
-        if proc.returncode == -signal.SIGTERM:
+        if how.startswith("parent") and proc.returncode in (-signal.SIGTERM, -signal.SIGINT):
             # CPython puts signals back to their defaults as the interpreter
-            # exits: a SIGTERM then kills a command that has done its work.
+            # exits: a signal then kills a command that has done its work.
             assert _result(now) == _result(expected), (run, how, "killed before the end")
         else:
             assert proc.returncode in KILLS[how], (run, how, proc.returncode, err)
