@@ -408,6 +408,7 @@ def _read_files(paths: list[str] | None) -> list[str]:
 demo_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
