@@ -48,7 +48,6 @@ __all__ = [
     "EXIT_OUTPUT",
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
-    "EXIT_USAGE",
     "OutputError",
     "RunResult",
     "Terminated",
@@ -67,7 +66,6 @@ __all__ = [
 
 #: Exit statuses (0: a machine was listed; see :func:`exit_code`).
 EXIT_NONE_FOUND = 1
-EXIT_USAGE = 2
 EXIT_FAILED = 3
 EXIT_OUTPUT = 4
 EXIT_SIGINT = 130
