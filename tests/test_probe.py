@@ -9,9 +9,12 @@ from xendiscover._backend import outcome_of_errno
 from xendiscover._sweep._prober import (
     BACKOFF_FIRST,
     RESOURCE_RETRY_LIMIT,
+    Item,
     Prober,
     ProbeResult,
     RttEstimator,
+    _Address,
+    silent_attempts,
 )
 from xendiscover.testing import FakeBackend
 
@@ -186,3 +189,152 @@ async def test_attempts_adapt_and_the_last_gets_the_full_timeout() -> None:
     ]
     assert late_host == [0.25, 0.25, 3.0]  # adapted tries, a full-length last one
     assert results["10.0.0.50"].outcome is Outcome.OPEN
+
+
+# What one port teaches the others (issue 15) ------------------------------------
+
+SEVEN = (443, 80, 8002, 8000, 8006, 9363, 16509)
+
+
+def per_address(addresses: list[str], ports: tuple[int, ...] = SEVEN) -> list[Item]:
+    return [(V4, address, port) for address in addresses for port in ports]
+
+
+async def run_items(prober: Prober, jobs: list[Item]) -> dict[tuple[str, int], ProbeResult]:
+    results: dict[tuple[str, int], ProbeResult] = {}
+    async with asyncio.timeout(10):
+        async for result in prober.run(jobs):
+            results[(result.address, result.port)] = result
+    return results
+
+
+@pytest.mark.parametrize(
+    ("retries", "ports", "expected"),
+    [
+        (3, 1, 4),  # one port: a silent address is a silent port, full budget
+        (3, 2, 2),
+        (3, 7, 2),  # the default sweep: never fewer than two
+        (7, 2, 4),  # ceil(8 / 2)
+        (10, 3, 4),  # ceil(11 / 3)
+        (1, 7, 2),
+        (0, 7, 1),  # never more than retries + 1
+    ],
+)
+def test_silent_attempts_spread_the_budget_over_the_ports(
+    retries: int, ports: int, expected: int
+) -> None:
+    assert silent_attempts(retries, ports) == expected
+
+
+def test_a_silent_address_is_missed_no_more_often_than_one_answering_port() -> None:
+    # The arithmetic of the docstring, at 5% loss each way: an answering
+    # port is missed with q ** (retries + 1); a host answering on all its
+    # ports stays silent through k rounds with q ** (k * ports), never more.
+    q = 1 - 0.95 * 0.95
+    for retries in range(6):
+        for ports in range(1, 9):
+            k = silent_attempts(retries, ports)
+            assert q ** (k * ports) <= q ** (retries + 1) * (1 + 1e-9)
+
+
+async def test_a_dark_address_gets_the_silent_budget_on_every_port() -> None:
+    connector = FakeBackend(default="dark", pending=True)
+    prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY, ports=7)
+    results = await run_items(prober, per_address(["10.0.0.1", "10.0.0.2"]))
+    assert len(results) == 14
+    assert {r.outcome for r in results.values()} == {Outcome.TIMEOUT}
+    assert {r.attempts for r in results.values()} == {2}
+    assert len(connector.attempts) == 28  # not 56: 2 per port, not 4
+    # Nothing answered: the first attempt and the last wait the full timeout.
+    assert set(connector.timeouts) == {1.0}
+
+
+async def test_an_address_that_answered_gives_its_silent_ports_every_retry() -> None:
+    # 10.0.0.1 refuses on 80 and drops everything else (a firewall that lets
+    # one port through); 10.0.0.2 is dark.
+    connector = FakeBackend(
+        {("10.0.0.1", 80): "closed", "10.0.0.1": "dark"}, default="dark", pending=True
+    )
+    prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY, ports=7)
+    results = await run_items(prober, per_address(["10.0.0.1", "10.0.0.2"]))
+    assert results[("10.0.0.1", 80)].outcome is Outcome.CLOSED
+    answered = [r for (a, p), r in results.items() if a == "10.0.0.1" and p != 80]
+    assert {r.attempts for r in answered} == {4}
+    assert {r.attempts for (a, _), r in results.items() if a == "10.0.0.2"} == {2}
+
+
+async def test_a_port_behind_loss_on_an_answering_host_is_found_on_its_last_try() -> None:
+    # Three SYNs lost in a row on 8002; the host's other ports refuse.
+    connector = FakeBackend(
+        {("10.0.0.1", 8002): ["dark", "dark", "dark", "open"]}, default="closed", pending=True
+    )
+    prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY, ports=7)
+    results = await run_items(prober, per_address(["10.0.0.1"]))
+    assert results[("10.0.0.1", 8002)].outcome is Outcome.OPEN
+    assert results[("10.0.0.1", 8002)].attempts == 4
+
+
+async def test_an_answering_host_retries_at_its_own_pace_not_the_full_timeout() -> None:
+    connector = FakeBackend(
+        {("10.0.0.1", 8002): "dark", "10.0.0.1": "closed"}, default="dark", pending=True
+    )
+    prober = Prober(connector, timeout=3.0, retries=3, window=64, report=EVERY, ports=7)
+    await run_items(prober, per_address(["10.0.0.1"]))
+    waits = [
+        t
+        for (a, p), t in zip(connector.attempts, connector.timeouts, strict=True)
+        if (a, p) == ("10.0.0.1", 8002)
+    ]
+    # First try before any answer: the full 3 s. Then the host has answered in
+    # 1 ms: its retries wait the network's estimate (the 0.25 s floor), with
+    # no full-length last one; it is not slow, only lossy.
+    assert waits == [3.0, 0.25, 0.25, 0.25]
+
+
+def test_a_slow_answering_host_keeps_a_long_enough_deadline() -> None:
+    prober = Prober(FakeBackend(), timeout=3.0, retries=3, window=1, ports=7)
+    prober.rtt.sample(0.001)
+    host = _Address()
+    host.heard(0.9)  # this host answered, but slowly
+    assert prober._deadline(1, host) == pytest.approx(1.8)
+    host.heard(2.5)
+    assert prober._deadline(1, host) == 3.0  # never beyond the ceiling
+
+
+async def test_a_dark_network_retries_between_two_full_length_tries() -> None:
+    # No answer anywhere: no round-trip time is known. The first try and the
+    # last wait the full timeout; the ones between, there for lost packets,
+    # wait the floor.
+    connector = FakeBackend(default="dark", pending=True)
+    prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY)
+    await collect(prober, 3)
+    waits = [t for (a, _), t in zip(connector.attempts, connector.timeouts, strict=True)]
+    assert sorted(waits) == [0.25] * 6 + [1.0] * 6
+
+
+async def test_a_route_the_kernel_refuses_ends_every_port_of_the_address_at_once() -> None:
+    # EHOSTUNREACH from inside connect(): the routing table's verdict.
+    connector = FakeBackend({"10.0.0.1": "unreachable"}, default="closed")
+    prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY, ports=7)
+    results = await run_items(prober, per_address(["10.0.0.1", "10.0.0.2"]))
+    assert {r.outcome for (a, _), r in results.items() if a == "10.0.0.1"} == {Outcome.UNREACHABLE}
+    assert len([r for (a, _), r in results.items() if a == "10.0.0.1"]) == 7
+    assert connector.attempts.count(("10.0.0.1", 443)) == 1
+    assert [a for a, _ in connector.attempts].count("10.0.0.1") == 1  # one syscall, not 7
+    assert prober.stats.outcomes[Outcome.UNREACHABLE] == 7
+    assert [a for a, _ in connector.attempts].count("10.0.0.2") == 7
+
+
+async def test_an_icmp_error_after_a_wait_ends_only_its_own_port() -> None:
+    # A host firewall rejecting with icmp-host-prohibited on some ports while
+    # another port answers: the error arrives later, through the loop.
+    connector = FakeBackend(
+        {("10.0.0.1", 443): ["dark", "dark", "dark", "open"], "10.0.0.1": "unreachable"},
+        pending=True,
+    )
+    prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY, ports=7)
+    results = await run_items(prober, per_address(["10.0.0.1"]))
+    # The rejections say the host is there: 443 keeps all its retries.
+    assert results[("10.0.0.1", 443)].outcome is Outcome.OPEN
+    assert results[("10.0.0.1", 443)].attempts == 4
+    assert [a for a, _ in connector.attempts].count("10.0.0.1") == 6 + 4

@@ -234,8 +234,9 @@ def scan_command(
             metavar="SECONDS",
             callback=_positive,
             envvar="XENDISCOVER_TIMEOUT",
-            help="Seconds a connect attempt may wait: the last attempt's deadline, and "
-            "every attempt's until round-trip times are known (then it adapts, >= 0.25 s).",
+            help="Seconds a connect attempt may wait: first attempts' deadline until "
+            "round-trip times are known (then it adapts, >= 0.25 s), and the last attempt's "
+            "at an address silent on every port.",
             rich_help_panel=_PROBING,
         ),
     ] = DEFAULT_TIMEOUT,
@@ -245,7 +246,8 @@ def scan_command(
             min=0,
             metavar="N",
             envvar="XENDISCOVER_RETRIES",
-            help="Extra attempts after a timeout.",
+            help="Extra attempts after a timeout. An address silent on every port "
+            "spreads them over its ports (at least one each).",
             rich_help_panel=_PROBING,
         ),
     ] = DEFAULT_RETRIES,

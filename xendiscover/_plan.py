@@ -53,8 +53,9 @@ __all__ = [
 #: The ports swept when none is named: every Xen management port we know.
 DEFAULT_PORTS: tuple[int, ...] = WELL_KNOWN_PORTS
 
-#: Seconds a connect attempt may wait: every attempt's deadline until
-#: round-trip times are known, and always the last attempt's.
+#: Seconds a connect attempt may wait: first attempts' deadline until
+#: round-trip times are known, and the last attempt's at an address that has
+#: answered on no port (``_sweep._prober.Prober`` has the whole schedule).
 DEFAULT_TIMEOUT = 1.0
 
 #: The longest ``timeout`` accepted, in seconds. A connect that has not been
@@ -64,8 +65,9 @@ MAX_TIMEOUT = 60.0
 
 #: Extra attempts after a timeout. At 5% loss each way an attempt at an open
 #: port fails about one time in ten; with three retries, one port in 10,000
-#: is missed. The retries wait only as long as round-trip times say (the
-#: last waits the full timeout), so they cost little on a dark network.
+#: is missed. The retries wait only as long as round-trip times say, and an
+#: address silent on every port spreads them over its ports
+#: (``_sweep._prober.silent_attempts``), so they cost little on a dark network.
 DEFAULT_RETRIES = 3
 
 
@@ -113,10 +115,12 @@ class ScanOptions(TypedDict, total=False):
         exclude: Targets to leave out (same syntax as the targets).
         interfaces: With no targets, sweep only these interfaces' networks.
         timeout: Seconds a connect attempt may wait for an answer (1.0, at
-            most 60): every attempt's deadline until round-trip times are
-            known (it then follows them, never below 0.25 s), and always the
-            last attempt's.
-        retries: Extra attempts after a timeout, so a lost SYN costs no host (3).
+            most 60): first attempts' deadline until round-trip times are
+            known (it then follows them, never below 0.25 s), and the last
+            attempt's at an address that has answered on no port.
+        retries: Extra attempts after a timeout, so a lost SYN costs no host
+            (3). An address silent on every port spreads them over its
+            ports, at least one each.
         concurrency: The most connects in flight; sized from the open-file
             limit by default.
         max_hosts: Refuse sweeps of more addresses than this (65,536).

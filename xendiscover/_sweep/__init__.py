@@ -69,6 +69,7 @@ async def sweep(
         window=window,
         rate=rate,
         stats=stats,
+        ports=len(plan.ports),
     )
     sources = [prober.run(_items(parts[0], plan.ports))]
     for part in parts[1:]:

@@ -11,7 +11,11 @@ the :class:`~xendiscover._backend.Backend` to start a TCP connect:
   pending at once, each with its own deadline.
 
 Outcomes that mean "nobody there" (refused, unreachable, timed out) are
-results. A *local* resource error (too many open files, no buffer space,
+results. What one port teaches is used for the address's other ports (see
+:class:`Prober` for the arithmetic): an address that answered on any port
+gives every port its full retries; an address silent on every port gets
+fewer; and a route the local kernel refuses ends all of the address's probes
+at once. A *local* resource error (too many open files, no buffer space,
 address not available) is never a result: the prober halves its window,
 backs off, and tries the same address again (AIMD, as TCP does).
 
@@ -24,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
+import math
 import socket
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Iterator
@@ -37,11 +43,13 @@ __all__ = [
     "BACKOFF_MAX",
     "MIN_TIMEOUT",
     "RESOURCE_RETRY_LIMIT",
+    "SILENT_MIN_ATTEMPTS",
     "Item",
     "ProbeResult",
     "Prober",
     "RttEstimator",
     "ScanStats",
+    "silent_attempts",
 ]
 
 #: Back-off after a local resource error: first wait, and the ceiling.
@@ -56,6 +64,14 @@ _YIELD_EVERY = 64
 #: Retries always get the user's full timeout, so a host slower than its
 #: neighbours is still found; this floor only bounds how eager the first try is.
 MIN_TIMEOUT = 0.25
+
+#: The fewest attempts any port of a silent address gets: an adaptive one and
+#: a full-length one, so a host slower than its neighbours is still found.
+SILENT_MIN_ATTEMPTS = 2
+
+#: errno values that the local kernel gives from inside ``connect()`` when its
+#: routing table has no way to the address: true for every port alike.
+_NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
 
 #: One probe: the address family, the address, the port.
 Item = tuple[socket.AddressFamily, str, int]
@@ -125,6 +141,19 @@ class RttEstimator:
             self.srtt = 0.875 * self.srtt + 0.125 * rtt
         self.timeout = min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar))
 
+    @property
+    def retry(self) -> float:
+        """The deadline of an attempt that is neither the first nor the last.
+
+        With samples, the estimate. Without any (nothing has answered yet,
+        e.g. a dark network), the floor: the first attempt already waited the
+        full ceiling and the last one will again, so a slow host still gets
+        two full-length chances, while the attempts between them, which are
+        there for lost packets, do not each wait out a round trip no one has
+        seen.
+        """
+        return self.floor if self.srtt is None else self.timeout
+
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
@@ -145,8 +174,51 @@ class ProbeResult:
     attempts: int
 
 
-#: A probe waiting to be (re)tried: the item, attempts so far, resource errors so far.
-_Job = tuple[Item, int, int]
+class _Address:
+    """What the sweep has learnt about one address, shared by its probes.
+
+    Attributes:
+        answered: Some port of it answered (open, refused, or an ICMP error
+            after a wait): the address is alive, so lost packets are the
+            only reason a port of it stays silent.
+        slowest: The longest any of those answers took, in seconds.
+        unreachable: The local kernel refused a route to it, for any port.
+    """
+
+    __slots__ = ("answered", "slowest", "unreachable")
+
+    def __init__(self) -> None:
+        self.answered = False
+        self.slowest = 0.0
+        self.unreachable: ConnectResult | None = None
+
+    def heard(self, latency: float) -> None:
+        """Note an answer about this address that took ``latency`` seconds."""
+        self.answered = True
+        self.slowest = max(self.slowest, latency)
+
+
+#: A probe waiting to be (re)tried: the item, attempts so far, resource errors
+#: so far, and its address's shared state.
+_Job = tuple[Item, int, int, _Address]
+
+
+def silent_attempts(retries: int, ports: int) -> int:
+    """Attempts per port for an address that has answered on no port.
+
+    An address's probes go out together, one per port, round by round. If a
+    host answers on ``r`` of the ``ports`` probed (open or refused) and each
+    attempt is lost with probability ``q``, it stays silent through ``k``
+    rounds with probability ``q ** (k * r)``. An answering address's port gets
+    ``retries + 1`` attempts, missed with ``q ** (retries + 1)``; a silent
+    address gets ``k = ceil((retries + 1) / ports)`` rounds, so a host that
+    answers on every port is missed no more often than one answering port is,
+    never fewer than :data:`SILENT_MIN_ATTEMPTS`, never more than
+    ``retries + 1``. With one port this is the full budget.
+    """
+    full = retries + 1
+    spread = math.ceil(full / max(1, ports))
+    return min(full, max(SILENT_MIN_ATTEMPTS, spread))
 
 
 class Prober:
@@ -163,6 +235,25 @@ class Prober:
         stats: Counters to update (a fresh :class:`ScanStats` by default).
         report: The final outcomes :meth:`run` yields (open ports only, by
             default: that is all a scan needs).
+        ports: Ports tried per address, consecutively in ``items``: spreads a
+            silent address's attempts over them (:func:`silent_attempts`).
+
+    What an address's ports teach each other (items arrive address by
+    address, so this needs no table):
+
+    - An address that answered on any port is alive: each of its ports gets
+      ``retries`` retries after a timeout, each waiting as long as the
+      address has shown it needs (see :meth:`_deadline`).
+    - An address silent on every port so far is likely dark: each of its
+      ports gets :func:`silent_attempts` attempts in all, the last one at the
+      full timeout. If a port answers meanwhile, the others get their full
+      retries again.
+    - An address whose connect the local kernel refused at once (no route:
+      ``ENETUNREACH``, ``EHOSTUNREACH`` from inside ``connect()``) is
+      unreachable on every port: its other ports end with the same outcome
+      without a syscall. An unreachable that arrives after a wait (an ICMP
+      error, or a failed ARP) ends only its own probe: a host firewall that
+      rejects with ``icmp-host-prohibited`` still has ports that answer.
     """
 
     def __init__(
@@ -175,6 +266,7 @@ class Prober:
         rate: float | None = None,
         stats: ScanStats | None = None,
         report: frozenset[Outcome] = frozenset({Outcome.OPEN}),
+        ports: int = 1,
     ) -> None:
         if timeout <= 0 or retries < 0 or window < 1 or (rate is not None and rate <= 0):
             raise ValueError("timeout must be > 0, retries >= 0, window >= 1, rate > 0")
@@ -183,6 +275,7 @@ class Prober:
         self._next_slot = 0.0
         self.rtt = RttEstimator(timeout)
         self._retries = retries
+        self._silent_retries = silent_attempts(retries, ports) - 1
         self._max_window = window
         self._window = window
         self._in_flight = 0
@@ -193,6 +286,7 @@ class Prober:
         self._again: deque[_Job] = deque()
         self._ready: deque[ProbeResult] = deque()
         self._source: Iterator[Item] | None = None
+        self._address: tuple[str, _Address] = ("", _Address())
         self._backoff = 0.0
 
     @property
@@ -241,9 +335,15 @@ class Prober:
         if self._source is not None:
             item = next(self._source, None)
             if item is not None:
-                return item, 0, 0
+                return item, 0, 0, self._address_of(item[1])
             self._source = None
         return None
+
+    def _address_of(self, address: str) -> _Address:
+        """The shared state of ``address``: the current one's, or a new one."""
+        if self._address[0] != address:
+            self._address = (address, _Address())
+        return self._address[1]
 
     async def _admit(self) -> None:
         """Wait for a free slot in the window, the back-off and the rate cap."""
@@ -254,21 +354,45 @@ class Prober:
         if self._interval:
             await self._pace()
 
-    def _start(self, item: Item, attempts: int, resource_errors: int) -> bool:
+    def _allowed(self, host: _Address) -> int:
+        """Retries a probe of ``host`` may have, as far as is known now."""
+        return self._retries if host.answered else self._silent_retries
+
+    def _deadline(self, attempts: int, host: _Address) -> float:
+        """How long attempt number ``attempts + 1`` of a probe of ``host`` waits.
+
+        Attempts wait as long as the network has shown it needs: a lost SYN
+        shows within a few round trips. A host that answered on some port has
+        shown its own round trip, so its retries wait the network's estimate
+        or twice its slowest answer, whichever is longer. A host that has not
+        answered gets its last attempt at the full timeout, as does every
+        first attempt before anything has answered: a slow host is not lost
+        to a fast neighbourhood.
+        """
+        rtt = self.rtt
+        if not attempts:
+            return rtt.timeout
+        if host.answered:
+            return min(rtt.ceiling, max(rtt.timeout, 2 * host.slowest))
+        return rtt.ceiling if attempts >= self._silent_retries else rtt.retry
+
+    def _start(self, item: Item, attempts: int, resource_errors: int, host: _Address) -> bool:
         """Start one attempt; return whether it ended at once."""
+        if host.unreachable is not None:  # no attempt: the kernel already said no
+            self._settle(item, max(1, attempts), resource_errors, host, host.unreachable)
+            return True
         self.stats.attempts += 1
-        # Attempts wait as long as the network has shown it needs (a lost SYN
-        # shows within a few round trips); the last one waits the full
-        # timeout, so a slow host is not lost to a fast neighbourhood.
-        deadline = self.rtt.ceiling if attempts >= self._retries else self.rtt.timeout
+        deadline = self._deadline(attempts, host)
         started = self._backend.connect(item[0], item[1], item[2], deadline)
         if isinstance(started, ConnectResult):
-            self._settle(item, attempts + 1, resource_errors, started)
+            if started.outcome is Outcome.UNREACHABLE and started.errno in _NO_ROUTE:
+                host.unreachable = started
+            self._settle(item, attempts + 1, resource_errors, host, started)
             return True
         self._in_flight += 1
         self._pending.add(started)
         started.add_done_callback(
-            functools.partial(self._done, item, attempts + 1, resource_errors)
+            functools.partial(self._done, item, attempts + 1, resource_errors, host)
         )
         return False
 
@@ -300,6 +424,7 @@ class Prober:
         item: Item,
         attempts: int,
         resource_errors: int,
+        host: _Address,
         future: asyncio.Future[ConnectResult],
     ) -> None:
         if future not in self._pending:
@@ -308,15 +433,23 @@ class Prober:
         self._in_flight -= 1
         self._wake.set()
         if not future.cancelled():
-            self._settle(item, attempts, resource_errors, future.result())
+            result = future.result()
+            if result.outcome is Outcome.UNREACHABLE:
+                host.heard(result.latency)  # an ICMP error about it came back: see the class
+            self._settle(item, attempts, resource_errors, host, result)
 
     def _settle(
-        self, item: Item, attempts: int, resource_errors: int, result: ConnectResult
+        self,
+        item: Item,
+        attempts: int,
+        resource_errors: int,
+        host: _Address,
+        result: ConnectResult,
     ) -> None:
         outcome = result.outcome
         if outcome is Outcome.RESOURCE:
             if resource_errors < RESOURCE_RETRY_LIMIT:
-                self._back_off((item, attempts - 1, resource_errors + 1))
+                self._back_off((item, attempts - 1, resource_errors + 1, host))
                 return
             outcome = Outcome.ERROR  # the machine never recovered: say so, move on
         if self._backoff or self._window < self._max_window:
@@ -324,11 +457,12 @@ class Prober:
             self._backoff = 0.0
             self._window = min(self._max_window, self._window + 1)
         if outcome is Outcome.OPEN or outcome is Outcome.CLOSED:
+            host.heard(result.latency)
             self.rtt.sample(result.latency)
         stats = self.stats
-        if outcome is Outcome.TIMEOUT and attempts <= self._retries:
+        if outcome is Outcome.TIMEOUT and attempts <= self._allowed(host):
             stats.retries += 1
-            self._again.append((item, attempts, resource_errors))
+            self._again.append((item, attempts, resource_errors, host))
             return
         stats.done += 1
         stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1

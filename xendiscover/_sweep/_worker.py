@@ -73,6 +73,7 @@ async def run_job(job: Job, backend: Backend, write: Callable[[bytes], None]) ->
         window=job.window,
         rate=job.rate,
         stats=stats,
+        ports=len(job.ports),
     )
 
     async def report() -> None:
