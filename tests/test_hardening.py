@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from support import Listen, hosts_of
 
-from xendiscover._backend._socket import _PendingConnect
+from xendiscover._backend._socket import _Connects
 
 CLI = [sys.executable, "-m", "xendiscover", "--no-resolve", "-p", "8002"]
 
@@ -101,21 +101,25 @@ async def test_a_writer_callback_after_cancellation_touches_nothing() -> None:
     # and then the caller cancelled. The late callback must neither set a
     # result on the cancelled future nor release the descriptor twice.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
-    pending = _PendingConnect(sock, time.perf_counter(), 10.0)
+    connects = _Connects(asyncio.get_running_loop())
+    pending = connects.watch(sock, time.perf_counter(), 10.0)
     pending.future.cancel()
     await asyncio.sleep(0)  # the done-callback releases the socket
     assert sock.fileno() == -1
-    pending._writable()  # the queued writer callback, run late
-    pending._expired()  # and the timer, had it fired
+    pending.writable()  # the queued writer callback, run late
+    pending.expired()  # and the timer, had it fired
     assert pending.future.cancelled()
+    connects.close()
 
 
 async def test_a_pending_connect_settles_once_whichever_comes_first(listeners: Listen) -> None:
     (server,) = listeners(["127.0.0.1"], 0)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     sock.connect_ex(server.getsockname())
-    pending = _PendingConnect(sock, time.perf_counter(), 10.0)
+    connects = _Connects(asyncio.get_running_loop())
+    pending = connects.watch(sock, time.perf_counter(), 10.0)
     result = await asyncio.wait_for(pending.future, 5)
-    pending._expired()  # the timer firing after the answer changes nothing
+    pending.expired()  # the timer firing after the answer changes nothing
     assert pending.future.result() is result
     assert sock.fileno() == -1
+    connects.close()

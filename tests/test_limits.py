@@ -7,6 +7,7 @@ process (under a low RLIMIT_NOFILE) runs out of them.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -113,3 +114,32 @@ def test_the_default_window_fits_the_file_limit(namespace: str) -> None:
     proc = sweep(namespace, LOW_LIMIT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == LISTENERS
+
+
+def test_socket_backend_settles_each_pending_connect_by_its_own_deadline(namespace: str) -> None:
+    # SocketBackend watches every pending connect on one epoll set and one
+    # timer: deadlines given longest first must still settle shortest first,
+    # and cancelled or abandoned connects must leave no descriptor behind.
+    proc = subprocess.run(
+        ["ip", "netns", "exec", namespace, sys.executable, str(HERE / "backend_deadlines.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["order"] == ["short", "middle", "long"]
+    assert report["outcomes"] == {"long": "timeout", "middle": "timeout", "short": "timeout"}
+    assert report["latencies"] == {"long": 0.9, "middle": 0.5, "short": 0.2}
+    # Settled at their deadlines, not at the first one armed (generous margins:
+    # the point is which timer fired, not how punctually).
+    settled = report["settled"]
+    assert 0.2 <= settled["short"] < 0.45, settled
+    assert 0.5 <= settled["middle"] < 0.85, settled
+    assert settled["long"] >= 0.9, settled
+    before, during, after_cancel, after_close = report["fds"]
+    assert during == before + 4 + 1  # four sockets and the epoll set
+    assert after_cancel == during - 1
+    assert after_close == before  # the abandoned one and the epoll set are closed
+    assert report["left_cancelled"] is True

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import heapq
+import itertools
+import math
 import os
+import select
 import socket
 import ssl
 import struct
@@ -47,52 +51,133 @@ _WORKER_READ = 65536
 
 
 class _PendingConnect:
-    """One connect in progress: a writer callback, a timer and a future.
+    """One connect in progress, watched by :class:`_Connects`.
 
-    No task and no coroutine. Whichever comes first (writable, deadline,
-    cancellation) settles it; everything after that is a no-op, so a writer
-    callback already queued when the future is cancelled cannot touch it, and
-    the file descriptor is released exactly once (a reused fd number is
-    never unregistered by a stale callback).
+    Whichever comes first (writable, deadline, cancellation) settles it;
+    everything after that is a no-op, and the socket is released exactly once.
     """
 
-    __slots__ = ("_fd", "_loop", "_sock", "_start", "_timeout", "_timer", "future")
+    __slots__ = ("_owner", "_start", "_timeout", "fd", "future", "sock")
 
-    def __init__(self, sock: socket.socket, start: float, timeout: float) -> None:
-        self._loop = loop = asyncio.get_running_loop()
-        self._sock: socket.socket | None = sock
-        self._fd = sock.fileno()
+    def __init__(
+        self,
+        owner: _Connects,
+        sock: socket.socket,
+        start: float,
+        timeout: float,
+        future: asyncio.Future[ConnectResult],
+    ) -> None:
+        self._owner = owner
+        self.sock: socket.socket | None = sock
+        self.fd = sock.fileno()
         self._start = start
         self._timeout = timeout
-        self.future: asyncio.Future[ConnectResult] = loop.create_future()
-        loop.add_writer(self._fd, self._writable)
-        self._timer = loop.call_later(timeout, self._expired)
-        self.future.add_done_callback(self._finished)
-
-    def _release(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is None:
-            return
-        self._timer.cancel()
-        self._loop.remove_writer(self._fd)
-        sock.close()
+        self.future = future
+        future.add_done_callback(self._finished)
 
     def _settle(self, result: ConnectResult) -> None:
-        self._release()
+        self._owner.release(self)
         if not self.future.done():
             self.future.set_result(result)
 
-    def _writable(self) -> None:
-        if self._sock is None:
+    def writable(self) -> None:
+        sock = self.sock
+        if sock is None:
             return
-        code = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         self._settle(ConnectResult(outcome_of_errno(code), _perf_counter() - self._start, code))
 
-    def _expired(self) -> None:
-        self._settle(ConnectResult(Outcome.TIMEOUT, self._timeout, errno.ETIMEDOUT))
+    def expired(self) -> None:
+        if self.sock is not None:
+            self._settle(ConnectResult(Outcome.TIMEOUT, self._timeout, errno.ETIMEDOUT))
 
     def _finished(self, _: asyncio.Future[ConnectResult]) -> None:
-        self._release()  # cancelled by the caller: close now
+        self._owner.release(self)  # cancelled by the caller: close now
+
+
+class _Connects:
+    """Every sweep connect in progress on one loop: one epoll set, one timer.
+
+    asyncio's ``add_writer`` and ``call_later`` cost a handle, a selector
+    key, a transport check and a Python-level heap comparison per call,
+    which a sweep of tens of thousands of pending connects pays for every
+    attempt. Here a pending connect costs one ``epoll_ctl`` and one entry in
+    a heap of tuples (compared in C); the loop watches this epoll set's own
+    descriptor and one timer, for the earliest deadline.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._epoll = select.epoll(flags=select.EPOLL_CLOEXEC)
+        self._watched: dict[int, _PendingConnect] = {}
+        # (deadline, tie-breaker, connect); settled entries are dropped lazily.
+        self._deadlines: list[tuple[float, int, _PendingConnect]] = []
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        loop.add_reader(self._epoll.fileno(), self._ready)
+
+    def watch(self, sock: socket.socket, start: float, timeout: float) -> _PendingConnect:
+        """Watch ``sock``'s pending connect until it settles or ``timeout`` passes."""
+        pending = _PendingConnect(self, sock, start, timeout, self.loop.create_future())
+        self._epoll.register(pending.fd, select.EPOLLOUT)
+        self._watched[pending.fd] = pending
+        deadline = self.loop.time() + timeout
+        heapq.heappush(self._deadlines, (deadline, next(self._order), pending))
+        if deadline < self._timer_at:
+            self._arm(deadline)
+        return pending
+
+    def release(self, pending: _PendingConnect) -> None:
+        """Stop watching ``pending`` and close its socket (once)."""
+        sock, pending.sock = pending.sock, None
+        if sock is None:
+            return
+        if self._watched.pop(pending.fd, None) is pending:
+            with contextlib.suppress(OSError, ValueError):
+                self._epoll.unregister(pending.fd)
+        sock.close()
+        if not self._watched and self._deadlines:
+            self._deadlines.clear()  # nothing left to time out: drop the settled entries
+            self._disarm()
+
+    def _ready(self) -> None:
+        watched = self._watched
+        for fd, _ in self._epoll.poll(0):
+            pending = watched.get(fd)
+            if pending is not None:
+                pending.writable()
+
+    def _arm(self, deadline: float) -> None:
+        self._disarm()
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._expire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, math.inf
+
+    def _expire(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        heap = self._deadlines
+        # Within a millisecond counts as due: the loop may wake a hair early.
+        due = self.loop.time() + 0.001
+        while heap and (heap[0][2].sock is None or heap[0][0] <= due):
+            heapq.heappop(heap)[2].expired()
+        if heap:
+            self._arm(heap[0][0])
+
+    def close(self) -> None:
+        """Settle nothing more: stop watching and close the epoll set."""
+        self._disarm()
+        for pending in list(self._watched.values()):
+            self.release(pending)
+            if not self.loop.is_closed():
+                pending.future.cancel()
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
 
 
 class _SocketStream:
@@ -183,6 +268,16 @@ class SocketBackend:
 
     def __init__(self) -> None:
         self._spare: dict[int, socket.socket] = {}
+        self._connects: _Connects | None = None
+
+    def _watcher(self) -> _Connects:
+        loop = asyncio.get_running_loop()
+        connects = self._connects
+        if connects is None or connects.loop is not loop:
+            if connects is not None:
+                connects.close()
+            connects = self._connects = _Connects(loop)
+        return connects
 
     def connect(
         self, family: socket.AddressFamily, address: str, port: int, timeout: float
@@ -216,7 +311,7 @@ class SocketBackend:
             # Connected or pending: whatever happens, close() must reset, not linger.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
             if code == _EALREADY:
-                return _PendingConnect(sock, start, timeout).future
+                return self._watcher().watch(sock, start, timeout).future
             code = 0
         sock.close()
         return ConnectResult(outcome_of_errno(code), _perf_counter() - start, code)
@@ -273,7 +368,10 @@ class SocketBackend:
         await asyncio.sleep(seconds)
 
     def close(self) -> None:
-        """Close the spare sockets."""
+        """Close the spare sockets and stop watching connects."""
         for sock in self._spare.values():
             sock.close()
         self._spare.clear()
+        if self._connects is not None:
+            self._connects.close()
+            self._connects = None
