@@ -63,6 +63,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import netns
 from fakes import fake_servers
 
+from xendiscover._fingerprint._probes import RELOCATION_WAIT
+
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "performance.md"
 PORT = 8002
@@ -962,9 +964,10 @@ def workloads_text(fingerprint_wait: float) -> list[str]:
         f"- **W2**: `{netns.DARK_NET}`, routed from a scanner namespace over a veth to a"
         " peer namespace whose nftables drop every packet to it in prerouting:"
         " SYNs vanish, no ICMP. *xendiscover* is its defaults (`--timeout 1 --retries 3`:"
-        " every dark probe waits out its attempts); *--retries 1* is the line this page"
-        " showed before. The thread baseline makes one 1 s attempt per address and"
-        " stops, so on dark space it costs one timeout plus thread start-up and can"
+        " where nothing has answered, a probe's first and last attempts wait 1 s and"
+        " the two between 0.25 s, 2.5 s in all); *--retries 1* (two 1 s attempts) is"
+        " the line this page showed before. The thread baseline makes one 1 s attempt"
+        " per address and stops, so on dark space it costs one timeout plus thread start-up and can"
         " beat a tool that retries; the price shows in W3, where that one attempt"
         " misses hosts behind 5% loss. *nmap tuned* is"
         f" `{' '.join(NMAP_TUNED)}` (issue 15's fair line: T4 timing, one retry, a"
@@ -1000,8 +1003,9 @@ def workloads_text(fingerprint_wait: float) -> list[str]:
         " addresses and the network and broadcast addresses (which auto-discovery skips"
         " too). The thread baseline tries the seven ports in turn in each address's"
         " thread, one 1 s timeout each. The whole job's target allows the sweep plus"
-        f" {fingerprint_wait:g} s (the longest the fingerprints wait on a silent port,"
-        " e.g. the tarpit) plus 1 s.",
+        f" {fingerprint_wait:g} s (the longest the fingerprints wait on a silent port:"
+        " on 8002, xend's late hosts-allow close, so the tarpit holds the job that long"
+        " while every other host is printed as it is found) plus 1 s.",
     ]
 
 
@@ -1188,10 +1192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fingerprint-wait",
         type=float,
-        default=2.0,
+        default=RELOCATION_WAIT,
         metavar="SECONDS",
         help="the longest the fingerprints wait on a silent port, for W5's whole-job"
-        " target (default 2: one probe deadline today)",
+        f" target (default {RELOCATION_WAIT:g}: the relocation probe's wait on 8002)",
     )
     parser.add_argument(
         "--nmap-default-cap",
