@@ -14,6 +14,7 @@ from xendiscover._sweep._prober import (
     ProbeResult,
     RttEstimator,
     _Address,
+    _icmp_verdict,
     silent_attempts,
 )
 from xendiscover.testing import FakeBackend
@@ -325,11 +326,11 @@ async def test_a_route_the_kernel_refuses_ends_every_port_of_the_address_at_once
     assert [a for a, _ in connector.attempts].count("10.0.0.2") == 7
 
 
-async def test_an_icmp_error_after_a_wait_ends_only_its_own_port() -> None:
-    # A host firewall rejecting with icmp-host-prohibited on some ports while
-    # another port answers: the error arrives later, through the loop.
+async def test_a_reject_from_the_host_itself_counts_as_an_answer() -> None:
+    # A host firewall rejecting with icmp-host-prohibited on some ports (the
+    # ICMP comes from the address itself) while 443 is open behind loss.
     connector = FakeBackend(
-        {("10.0.0.1", 443): ["dark", "dark", "dark", "open"], "10.0.0.1": "unreachable"},
+        {("10.0.0.1", 443): ["dark", "dark", "dark", "open"], "10.0.0.1": "rejected"},
         pending=True,
     )
     prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY, ports=7)
@@ -338,3 +339,35 @@ async def test_an_icmp_error_after_a_wait_ends_only_its_own_port() -> None:
     assert results[("10.0.0.1", 443)].outcome is Outcome.OPEN
     assert results[("10.0.0.1", 443)].attempts == 4
     assert [a for a, _ in connector.attempts].count("10.0.0.1") == 6 + 4
+
+
+async def test_a_failed_arp_ends_every_port_of_the_address() -> None:
+    # ICMP "host unreachable" sent by this machine: its ARP got no answer.
+    # The address's ports still waiting for a retry end with it, at once.
+    connector = FakeBackend(
+        {("10.0.0.1", 443): "gone", "10.0.0.1": "dark", "10.0.0.2": "dark"}, pending=True
+    )
+    prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY, ports=7)
+    results = await run_items(prober, per_address(["10.0.0.1", "10.0.0.2"]))
+    first = {p: r.outcome for (a, p), r in results.items() if a == "10.0.0.1"}
+    assert first == dict.fromkeys(SEVEN, Outcome.UNREACHABLE)
+    assert [a for a, _ in connector.attempts].count("10.0.0.1") == 7  # no retry at all
+    assert [a for a, _ in connector.attempts].count("10.0.0.2") == 14  # silent: 2 each
+
+
+@pytest.mark.parametrize(
+    ("icmp", "verdict"),
+    [
+        ((3, 1, "192.0.2.1"), False),  # our own ARP failed
+        ((3, 1, "198.51.100.1"), False),  # a router's did
+        ((3, 13, "198.51.100.1"), None),  # a filter on the way: says nothing of the host
+        ((3, 10, "10.0.0.1"), True),  # the host rejects this port
+        ((3, 1, "10.0.0.1"), True),  # "unreachable" from the host itself is a reject rule
+        ((1, 3, "fe80::1"), False),  # ICMPv6 address unreachable
+        (None, None),
+    ],
+)
+def test_what_an_icmp_error_says_about_the_address(
+    icmp: tuple[int, int, str] | None, verdict: bool | None
+) -> None:
+    assert _icmp_verdict("10.0.0.1", icmp) is verdict

@@ -103,3 +103,35 @@ def test_lossy_hosts_found_on_every_port_scan_with_seven_ports(lab: netlab.Lab) 
         result = sweep(lab, *sorted(hosts))
         assert result.code == 0, (attempt, result.stderr)
         assert result.open == hosts, f"scan {attempt}: an open port was missed"
+
+
+FAILED_NEIGHBOUR = """
+import asyncio, json, socket, sys
+from xendiscover._backend import SocketBackend
+
+async def main():
+    backend = SocketBackend()
+    started = [backend.connect(socket.AF_INET, sys.argv[1], 8002, 8.0),
+               backend.connect(socket.AF_INET6, sys.argv[2], 8002, 8.0)]
+    results = await asyncio.gather(*started)
+    backend.close()
+    print(json.dumps([[r.outcome.value, r.icmp] for r in results]))
+
+asyncio.run(main())
+"""
+
+
+def test_a_failed_arp_or_neighbour_discovery_is_told_apart(lab: netlab.Lab) -> None:
+    # Nobody owns these on-link addresses: the kernel's ARP (IPv4) and
+    # neighbour discovery (IPv6) give up after about 3 s and send the
+    # scanner's own socket ICMP "host unreachable" / "address unreachable",
+    # from one of its own addresses. That is what ends all of an address's
+    # probes at once; a reject sent by the address itself would not.
+    t = lab.topo
+    dark_v6 = t.v6_net.replace("::/64", "::99")
+    proc = lab.python_run(lab.admin, FAILED_NEIGHBOUR, t.lan_dark[0], dark_v6, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    (v4_outcome, v4_icmp), (v6_outcome, v6_icmp) = json.loads(proc.stdout)
+    assert v4_outcome == v6_outcome == "unreachable"
+    assert v4_icmp == [3, 1, t.admin_lan]
+    assert v6_icmp == [1, 3, t.admin_v6]

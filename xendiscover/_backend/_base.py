@@ -113,11 +113,16 @@ class ConnectResult:
         outcome: What the attempt found.
         latency: Seconds from the start of the connect to its end.
         errno: The OS error number behind the outcome, or 0.
+        icmp: For an unreachable outcome that an ICMP error caused, where
+            the kernel says so: its ``(type, code, sender address)``. A
+            failed ARP or neighbour discovery on this machine comes as an
+            ICMP "host unreachable" sent by one of its own addresses.
     """
 
     outcome: Outcome
     latency: float = 0.0
     errno: int = 0
+    icmp: tuple[int, int, str] | None = None
 
 
 #: A finished attempt, or the future of a pending one.

@@ -40,6 +40,23 @@ _ECONNREFUSED = errno.ECONNREFUSED
 _LIVE = frozenset({0, errno.EALREADY, errno.EISCONN})
 #: Failures after which the socket is back to unconnected and can connect again.
 _REUSABLE = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH})
+#: Ask for the ICMP error behind a failed connect (<linux/in.h>, <linux/in6.h>;
+#: the socket module does not name them): level, option, and the level and
+#: origin of the ``sock_extended_err`` that ``MSG_ERRQUEUE`` then returns.
+_RECVERR = {
+    socket.AF_INET: (socket.IPPROTO_IP, 11, 2),  # IP_RECVERR, SO_EE_ORIGIN_ICMP
+    socket.AF_INET6: (socket.IPPROTO_IPV6, 25, 3),  # IPV6_RECVERR, SO_EE_ORIGIN_ICMP6
+}
+#: errno values an ICMP error can leave on a connecting socket.
+_ICMP_ERRNOS = frozenset(
+    {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EACCES, errno.ENONET}
+)
+#: The most queued errors read to reach the newest (a reused socket may hold
+#: older ones, e.g. from a local firewall's reject).
+_ERRQUEUE_DEPTH = 8
+#: struct sock_extended_err: ee_errno, ee_origin, ee_type, ee_code, ee_pad,
+#: ee_info, ee_data; the sender's sockaddr follows it.
+_EXTENDED_ERR = struct.Struct("=IBBBBII")
 #: The answer of a refused connect (it ended inside connect(): latency 0).
 _REFUSED = ConnectResult(Outcome.CLOSED, 0.0, errno.ECONNREFUSED)
 _perf_counter = time.perf_counter
@@ -48,6 +65,42 @@ _perf_counter = time.perf_counter
 WORKER_MODULE = "xendiscover._sweep._worker"
 #: The most bytes one read of a probe process's output returns.
 _WORKER_READ = 65536
+
+
+def _ask_for_icmp(sock: socket.socket) -> None:
+    """Have the kernel keep the ICMP error behind a failed connect (Linux)."""
+    level, option, _ = _RECVERR.get(sock.family, (0, 0, 0))
+    if option:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(level, option, 1)
+
+
+def _icmp_of(sock: socket.socket) -> tuple[int, int, str] | None:
+    """The ICMP error queued on ``sock``: ``(type, code, sender)``, or ``None``."""
+    level, option, origin = _RECVERR.get(sock.family, (0, 0, 0))
+    if not option:
+        return None
+    ancillary: list[tuple[int, int, bytes]] = []
+    for _ in range(_ERRQUEUE_DEPTH):  # the newest is this connect's; older ones are stale
+        try:
+            _, ancillary, _, _ = sock.recvmsg(0, 256, socket.MSG_ERRQUEUE)
+        except OSError:
+            break  # nothing (more) queued, or not Linux
+    for cmsg_level, cmsg_type, data in ancillary:
+        if cmsg_level != level or cmsg_type != option or len(data) < _EXTENDED_ERR.size + 8:
+            continue
+        _, ee_origin, ee_type, ee_code, _, _, _ = _EXTENDED_ERR.unpack_from(data)
+        if ee_origin != origin:
+            continue
+        sender = data[_EXTENDED_ERR.size :]
+        if sock.family == socket.AF_INET:
+            address = socket.inet_ntop(socket.AF_INET, sender[4:8])
+        elif len(sender) >= 24:
+            address = socket.inet_ntop(socket.AF_INET6, sender[8:24])
+        else:
+            continue
+        return ee_type, ee_code, address
+    return None
 
 
 class _PendingConnect:
@@ -85,7 +138,9 @@ class _PendingConnect:
         if sock is None:
             return
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        self._settle(ConnectResult(outcome_of_errno(code), _perf_counter() - self._start, code))
+        icmp = _icmp_of(sock) if code in _ICMP_ERRNOS else None
+        latency = _perf_counter() - self._start
+        self._settle(ConnectResult(outcome_of_errno(code), latency, code, icmp))
 
     def expired(self) -> None:
         if self.sock is not None:
@@ -290,6 +345,7 @@ class SocketBackend:
                 sock = socket.socket(family, _SOCK_FLAGS)
             except OSError as exc:
                 return ConnectResult(outcome_of_errno(exc.errno or 0), 0.0, exc.errno or 0)
+            _ask_for_icmp(sock)
         target = (address, port)
         try:
             code = sock.connect_ex(target)

@@ -37,6 +37,7 @@ from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from xendiscover._backend import Backend, ConnectResult, Outcome
+from xendiscover._names import same_address
 
 __all__ = [
     "BACKOFF_FIRST",
@@ -72,6 +73,32 @@ SILENT_MIN_ATTEMPTS = 2
 #: errno values that the local kernel gives from inside ``connect()`` when its
 #: routing table has no way to the address: true for every port alike.
 _NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
+
+#: ICMP ``(type, code)`` pairs that say no host answers at the address: a
+#: failed ARP or neighbour discovery (on this machine, which then sends itself
+#: "host unreachable", or at a router), or no route at a router.
+_GONE = frozenset(
+    {
+        (3, 0), (3, 1), (3, 6), (3, 7),  # ICMP: net/host unreachable, unknown
+        (1, 0), (1, 3),  # ICMPv6: no route, address unreachable
+    }
+)  # fmt: skip
+
+
+def _icmp_verdict(address: str, icmp: tuple[int, int, str] | None) -> bool | None:
+    """What an ICMP error says about ``address``.
+
+    ``True``: the address itself sent it (a host firewall's reject, maybe of
+    this port only), so it is there. ``False``: someone else found nobody
+    there. ``None``: a filter on the way, or no detail to go on.
+    """
+    if icmp is None:
+        return None
+    kind, code, sender = icmp
+    if same_address(sender, address):
+        return True  # whatever it says, it said it: a reject rule, maybe per port
+    return False if (kind, code) in _GONE else None
+
 
 #: One probe: the address family, the address, the port.
 Item = tuple[socket.AddressFamily, str, int]
@@ -249,11 +276,14 @@ class Prober:
       full timeout. If a port answers meanwhile, the others get their full
       retries again.
     - An address whose connect the local kernel refused at once (no route:
-      ``ENETUNREACH``, ``EHOSTUNREACH`` from inside ``connect()``) is
-      unreachable on every port: its other ports end with the same outcome
-      without a syscall. An unreachable that arrives after a wait (an ICMP
-      error, or a failed ARP) ends only its own probe: a host firewall that
-      rejects with ``icmp-host-prohibited`` still has ports that answer.
+      ``ENETUNREACH``, ``EHOSTUNREACH`` from inside ``connect()``), or whose
+      connect later failed with ICMP "host unreachable" (a failed ARP on
+      this machine or at a router) is unreachable on every port: its other
+      ports end with the same outcome, without a syscall once not started.
+    - An ICMP error sent by the address itself (a host firewall that rejects
+      with ``icmp-host-prohibited``, as XenServer's and RHEL's default
+      firewalls do) says the host is there: it counts as an answer. Any
+      other ICMP error (a filter on the way) ends only its own probe.
     """
 
     def __init__(
@@ -435,7 +465,11 @@ class Prober:
         if not future.cancelled():
             result = future.result()
             if result.outcome is Outcome.UNREACHABLE:
-                host.heard(result.latency)  # an ICMP error about it came back: see the class
+                verdict = _icmp_verdict(item[1], result.icmp)
+                if verdict is False:
+                    host.unreachable = result  # the kernel, or a router, found nobody there
+                elif verdict:
+                    host.heard(result.latency)  # the host itself rejected this port
             self._settle(item, attempts, resource_errors, host, result)
 
     def _settle(

@@ -41,9 +41,19 @@ __all__ = ["Behaviour", "FakeBackend", "FakeResolver", "FakeService"]
 #: How a fake address answers one connect attempt.
 #:
 #: ``open`` accepts, ``closed`` resets, ``dark`` never answers (the attempt
-#: times out), ``unreachable`` gets an ICMP error, ``emfile`` / ``enobufs`` /
-#: ``eaddrnotavail`` are local resource errors.
-Behaviour = Literal["open", "closed", "dark", "unreachable", "emfile", "enobufs", "eaddrnotavail"]
+#: times out), ``unreachable`` finds no route (``EHOSTUNREACH`` from the
+#: connect itself), ``rejected`` gets an ICMP "administratively prohibited"
+#: from the address itself (a host firewall's reject), ``gone`` gets an ICMP
+#: "host unreachable" from elsewhere (a failed ARP); both arrive later, as on
+#: a network. ``emfile`` / ``enobufs`` / ``eaddrnotavail`` are local
+#: resource errors.
+Behaviour = Literal[
+    "open", "closed", "dark", "unreachable", "rejected", "gone", "emfile", "enobufs",
+    "eaddrnotavail",
+]  # fmt: skip
+
+#: The sender of a fake "host unreachable": as if this machine's ARP failed.
+FAKE_SCANNER_ADDRESS = "192.0.2.1"
 
 _RESULTS: dict[str, ConnectResult] = {
     "open": ConnectResult(Outcome.OPEN, 0.001, 0),
@@ -53,6 +63,14 @@ _RESULTS: dict[str, ConnectResult] = {
     "enobufs": ConnectResult(Outcome.RESOURCE, 0.0, errno.ENOBUFS),
     "eaddrnotavail": ConnectResult(Outcome.RESOURCE, 0.0, errno.EADDRNOTAVAIL),
 }
+
+
+def _icmp_error(behaviour: str, address: str) -> ConnectResult:
+    if behaviour == "rejected":  # ICMP 3/10 (host prohibited), from the host itself
+        return ConnectResult(Outcome.UNREACHABLE, 0.001, errno.EHOSTUNREACH, (3, 10, address))
+    # ICMP 3/1 (host unreachable), from this machine: its ARP got no answer
+    return ConnectResult(Outcome.UNREACHABLE, 3.0, errno.EHOSTUNREACH, (3, 1, FAKE_SCANNER_ADDRESS))
+
 
 #: What a :class:`FakeService` sends back: fixed bytes, or a function of
 #: everything the client has sent so far (returning everything sent so far).
@@ -257,6 +275,8 @@ class FakeBackend:
         behaviour = self._behaviour(address, port)
         if behaviour == "dark":
             return self._later(ConnectResult(Outcome.TIMEOUT, timeout, errno.ETIMEDOUT))
+        if behaviour == "rejected" or behaviour == "gone":
+            return self._later(_icmp_error(behaviour, address))
         result = _RESULTS[behaviour]
         if self._pending and result.outcome is not Outcome.RESOURCE:
             return self._later(result)
@@ -288,7 +308,7 @@ class FakeBackend:
         if behaviour == "dark":
             self.advance(timeout)
             raise TimeoutError
-        result = _RESULTS[behaviour]
+        result = _RESULTS.get(behaviour) or _icmp_error(behaviour, address)
         if result.outcome is not Outcome.OPEN:
             raise ConnectFailed(result.outcome, result.errno, result.outcome.value)
         stream = _FakeStream(self, self._services.get((address, port)) or FakeService(close=False))
