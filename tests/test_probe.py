@@ -353,6 +353,7 @@ async def test_a_failed_arp_ends_every_port_of_the_address() -> None:
     assert first == dict.fromkeys(SEVEN, Outcome.UNREACHABLE)
     assert [a for a, _ in connector.attempts].count("10.0.0.1") == 7  # no retry at all
     assert [a for a, _ in connector.attempts].count("10.0.0.2") == 14  # silent: 2 each
+    assert prober.stats.retries == 7  # 10.0.0.2's only: 10.0.0.1's ports did not retry
 
 
 @pytest.mark.parametrize(

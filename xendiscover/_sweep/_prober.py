@@ -12,12 +12,13 @@ the :class:`~xendiscover._backend.Backend` to start a TCP connect:
 
 Outcomes that mean "nobody there" (refused, unreachable, timed out) are
 results. What one port teaches is used for the address's other ports (see
-:class:`Prober` for the arithmetic): an address that answered on any port
-gives every port its full retries; an address silent on every port gets
-fewer; and a route the local kernel refuses ends all of the address's probes
-at once. A *local* resource error (too many open files, no buffer space,
-address not available) is never a result: the prober halves its window,
-backs off, and tries the same address again (AIMD, as TCP does).
+:class:`Prober` and :func:`silent_attempts` for the arithmetic): an address
+that answered on any port gives every port its full retries; an address
+silent on every port gets fewer; and an address where nobody is there (no
+route, a failed ARP) ends all of its probes at once. A *local* resource
+error (too many open files, no buffer space, address not available) is never
+a result: the prober halves its window, backs off, and tries the same
+address again (AIMD, as TCP does).
 
 Final results are yielded by :meth:`Prober.run` itself, in the coroutine that
 iterates it: a future's done-callback only queues them, so nothing the
@@ -206,10 +207,11 @@ class _Address:
 
     Attributes:
         answered: Some port of it answered (open, refused, or an ICMP error
-            after a wait): the address is alive, so lost packets are the
+            sent by the address itself): it is alive, so lost packets are the
             only reason a port of it stays silent.
         slowest: The longest any of those answers took, in seconds.
-        unreachable: The local kernel refused a route to it, for any port.
+        unreachable: Why nobody is there, for every port (no route, or ICMP
+            "host unreachable" from this machine or a router), once known.
     """
 
     __slots__ = ("answered", "slowest", "unreachable")
@@ -316,7 +318,8 @@ class Prober:
         self._again: deque[_Job] = deque()
         self._ready: deque[ProbeResult] = deque()
         self._source: Iterator[Item] | None = None
-        self._address: tuple[str, _Address] = ("", _Address())
+        self._address_name = ""
+        self._address_state = _Address()
         self._backoff = 0.0
 
     @property
@@ -365,15 +368,13 @@ class Prober:
         if self._source is not None:
             item = next(self._source, None)
             if item is not None:
-                return item, 0, 0, self._address_of(item[1])
+                # Items come address by address: one shared state per run of them.
+                if item[1] != self._address_name:
+                    self._address_name = item[1]
+                    self._address_state = _Address()
+                return item, 0, 0, self._address_state
             self._source = None
         return None
-
-    def _address_of(self, address: str) -> _Address:
-        """The shared state of ``address``: the current one's, or a new one."""
-        if self._address[0] != address:
-            self._address = (address, _Address())
-        return self._address[1]
 
     async def _admit(self) -> None:
         """Wait for a free slot in the window, the back-off and the rate cap."""
@@ -412,7 +413,7 @@ class Prober:
             self._settle(item, max(1, attempts), resource_errors, host, host.unreachable)
             return True
         self.stats.attempts += 1
-        deadline = self._deadline(attempts, host)
+        deadline = self._deadline(attempts, host) if attempts else self.rtt.timeout
         started = self._backend.connect(item[0], item[1], item[2], deadline)
         if isinstance(started, ConnectResult):
             if started.outcome is Outcome.UNREACHABLE and started.errno in _NO_ROUTE:
@@ -493,6 +494,9 @@ class Prober:
         if outcome is Outcome.OPEN or outcome is Outcome.CLOSED:
             host.heard(result.latency)
             self.rtt.sample(result.latency)
+        if outcome is Outcome.TIMEOUT and host.unreachable is not None:
+            result = host.unreachable  # a sibling port learnt that nobody is there
+            outcome = result.outcome
         stats = self.stats
         if outcome is Outcome.TIMEOUT and attempts <= self._allowed(host):
             stats.retries += 1
