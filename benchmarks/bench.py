@@ -328,19 +328,49 @@ def _cli_options(prefix: Sequence[str], cwd: Path) -> frozenset[str]:
     return frozenset(re.findall(r"--[a-z][a-z0-9-]+", done.stdout))
 
 
+def _install(label: str, source: Path, home: Path) -> Xendiscover:
+    """pip-install ``source`` (not editable) into a new venv under ``home``; return it.
+
+    Both builds are installed this way, so both run from byte-compiled
+    site-packages: an editable checkout would recompile its modules on every
+    start where ``PYTHONDONTWRITEBYTECODE`` is set, which costs tens of
+    milliseconds per process and would be measured as the code's.
+    """
+    python = home / "venv" / "bin" / "python"
+    print(f"{label}: building a venv in {home}", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True, timeout=300)
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=home,
+    )
+    if done.returncode:
+        sys.stderr.write(done.stdout + done.stderr)  # pip's own notes only when it failed
+        raise RuntimeError(f"{label}: pip install {source} failed ({done.returncode})")
+    # -P, in its own directory: the checkout can never shadow it on sys.path.
+    prefix = (str(python), "-P", "-m", "xendiscover")
+    build = Xendiscover(label, prefix, home, _cli_options(prefix, home))
+    if not build.options:
+        raise RuntimeError(f"{label} does not start: {' '.join(prefix)} --help")
+    return build
+
+
 def current_build() -> Xendiscover:
-    """Return this checkout, as imported by this interpreter."""
-    prefix = (sys.executable, "-m", "xendiscover")
-    return Xendiscover(XD, prefix, REPO, _cli_options(prefix, REPO))
+    """Install this checkout, as it is on disk, into a fresh venv of its own; return it."""
+    home = Path(tempfile.gettempdir()) / "xdbench-current"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    return _install(XD, REPO, home)
 
 
 def baseline_build(rev: str) -> Xendiscover:
     """Install git revision ``rev`` into a venv of its own (cached by commit); return it.
 
-    ``git archive`` exports the revision (no worktree is touched), ``python -m
-    venv`` makes the environment and pip installs the package into it (not
-    editable). It runs with ``-P`` in its own directory, so this checkout can
-    never shadow it on ``sys.path``.
+    ``git archive`` exports the revision (no worktree is touched) and
+    :func:`_install` installs it, as it does this checkout.
     """
 
     def git(*args: str) -> str:
@@ -351,27 +381,18 @@ def baseline_build(rev: str) -> Xendiscover:
     sha = git("rev-parse", "--verify", f"{rev}^{{commit}}")
     short = git("rev-parse", "--short", sha)
     home = Path(tempfile.gettempdir()) / f"xdbench-baseline-{sha[:12]}"
-    python = home / "venv" / "bin" / "python"
-    if not (home / "ok").exists():
-        shutil.rmtree(home, ignore_errors=True)
-        (home / "src").mkdir(parents=True)
-        archive = home / "src.tar"
-        git("archive", "--format=tar", "-o", str(archive), sha)
-        with tarfile.open(archive) as tar:
-            tar.extractall(home / "src", filter="data")
-        print(f"baseline {short}: building a venv in {home}", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True, timeout=300)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", str(home / "src")],
-            check=True,
-            timeout=600,
-            cwd=home,
-        )
-        (home / "ok").write_text(sha + "\n")
-    prefix = (str(python), "-P", "-m", "xendiscover")
-    build = Xendiscover(f"{XD} @{short}", prefix, home, _cli_options(prefix, home))
-    if not build.options:
-        raise RuntimeError(f"xendiscover @{short} does not start: {' '.join(prefix)} --help")
+    label = f"{XD} @{short}"
+    if (home / "ok").exists():
+        prefix = (str(home / "venv" / "bin" / "python"), "-P", "-m", "xendiscover")
+        return Xendiscover(label, prefix, home, _cli_options(prefix, home))
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "src").mkdir(parents=True)
+    archive = home / "src.tar"
+    git("archive", "--format=tar", "-o", str(archive), sha)
+    with tarfile.open(archive) as tar:
+        tar.extractall(home / "src", filter="data")
+    build = _install(label, home / "src", home)
+    (home / "ok").write_text(sha + "\n")
     return build
 
 
@@ -556,6 +577,8 @@ def _display(argv: Sequence[str]) -> str:
             shown.append("python")
         elif arg == str(THREADS):
             shown.append("benchmarks/threads_baseline.py")
+        elif arg.endswith("/venv/bin/python") and "xdbench-current" in arg:
+            shown.append("python")  # this checkout, installed into its own venv
         elif arg.endswith("/venv/bin/python") and "xdbench-baseline-" in arg:
             shown.append("<baseline venv>/bin/python")
         else:
@@ -886,7 +909,7 @@ def _version(argv: Sequence[str], cwd: Path = REPO) -> str:
     return text.splitlines()[0] if text else "?"
 
 
-def machine(baseline: Xendiscover | None, load: Sequence[float]) -> list[str]:
+def machine(current: Xendiscover, baseline: Xendiscover | None, load: Sequence[float]) -> list[str]:
     """The machine and the versions, one Markdown bullet each."""
     cpu = "?"
     with contextlib.suppress(OSError):
@@ -907,8 +930,9 @@ def machine(baseline: Xendiscover | None, load: Sequence[float]) -> list[str]:
         " (other work on the machine makes the figures noisier)",
         f"- Kernel: {platform.system()} {platform.release()}",
         f"- Python: {platform.python_version()} ({sys.executable})",
-        f"- xendiscover: {_version([sys.executable, '-m', 'xendiscover', '--version'])}"
-        f" (commit {commit}, {'package modified' if dirty not in ('', '?') else 'clean'})",
+        f"- {current.label}: {_version([*current.prefix, '--version'], current.cwd)}"
+        f" (commit {commit}, {'package modified' if dirty not in ('', '?') else 'clean'}),"
+        f" installed (not editable) into its own venv ({current.cwd})",
     ]
     if baseline is not None:
         lines.append(
@@ -1251,7 +1275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         skipped=skipped,
         baseline=plan.baseline.label if plan.baseline else None,
         fingerprint_wait=args.fingerprint_wait,
-        machine=machine(plan.baseline, load),
+        machine=machine(current, plan.baseline, load),
     )
     if args.results:
         save_results(args.results, rows, context)
