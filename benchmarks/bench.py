@@ -771,15 +771,22 @@ def _ref_row(row: Row, rows: Sequence[Row]) -> Row | None:
 
 
 def ratio_parts(row: Row, ref: Row) -> tuple[float, float, float] | None:
-    """Ratio of medians, and the min and max of the per-round ratios (``None``: no runs)."""
+    """Ratio of medians, and the smallest and largest ratio of runs (``None``: no runs).
+
+    When both rows ran in every round, runs are paired by round (which cancels
+    slow drift on the machine). When one ran fewer rounds (a slow tool's one
+    or three runs against ten), every run is set against every run of the
+    other, so the range always contains the ratio of medians.
+    """
     if not row.runs or not ref.runs:
         return None
     mine = {r.round: r.wall for r in row.runs}
     theirs = {r.round: r.wall for r in ref.runs}
-    rounds = [mine[k] / theirs[k] for k in mine if k in theirs] or [
-        m / t for m in mine.values() for t in theirs.values()
-    ]
-    return row.median_wall / ref.median_wall, min(rounds), max(rounds)
+    if mine.keys() == theirs.keys():
+        ratios = [mine[k] / theirs[k] for k in mine]
+    else:
+        ratios = [m / t for m in mine.values() for t in theirs.values()]
+    return row.median_wall / ref.median_wall, min(ratios), max(ratios)
 
 
 def ratio(row: Row, rows: Sequence[Row]) -> str:
@@ -1058,7 +1065,8 @@ def write_doc(
         " Wall time includes the interpreter's start-up; CPU is user + system time of"
         " the tool and the processes it reaped. *Ratio* is this row's median wall over"
         " the median of the row named under *vs*, and in brackets the smallest and"
-        " largest ratio of runs made in the same round: a range that straddles 1.00 is"
+        " largest ratio of runs made in the same round (when one of the two ran fewer"
+        " rounds, of every run against every run): a range that straddles 1.00 is"
         " noise, not a difference. A capped run was killed at its wall-clock cap: its"
         " time is a lower bound and it gets no ratio.",
         "",
