@@ -328,19 +328,18 @@ def _cli_options(prefix: Sequence[str], cwd: Path) -> frozenset[str]:
     return frozenset(re.findall(r"--[a-z][a-z0-9-]+", done.stdout))
 
 
-def _install(label: str, source: Path, home: Path) -> Xendiscover:
-    """pip-install ``source`` (not editable) into a new venv under ``home``; return it.
+def _install(label: str, source: Path, home: Path) -> None:
+    """pip-install ``source`` (not editable) into a new venv under ``home``.
 
     Both builds are installed this way, so both run from byte-compiled
     site-packages: an editable checkout would recompile its modules on every
     start where ``PYTHONDONTWRITEBYTECODE`` is set, which costs tens of
     milliseconds per process and would be measured as the code's.
     """
-    python = home / "venv" / "bin" / "python"
     print(f"{label}: building a venv in {home}", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True, timeout=300)
     done = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", str(source)],
+        [str(home / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", str(source)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -350,8 +349,12 @@ def _install(label: str, source: Path, home: Path) -> Xendiscover:
     if done.returncode:
         sys.stderr.write(done.stdout + done.stderr)  # pip's own notes only when it failed
         raise RuntimeError(f"{label}: pip install {source} failed ({done.returncode})")
+
+
+def _installed(label: str, home: Path) -> Xendiscover:
+    """The build :func:`_install` put under ``home``, checked to start."""
     # -P, in its own directory: the checkout can never shadow it on sys.path.
-    prefix = (str(python), "-P", "-m", "xendiscover")
+    prefix = (str(home / "venv" / "bin" / "python"), "-P", "-m", "xendiscover")
     build = Xendiscover(label, prefix, home, _cli_options(prefix, home))
     if not build.options:
         raise RuntimeError(f"{label} does not start: {' '.join(prefix)} --help")
@@ -363,7 +366,8 @@ def current_build() -> Xendiscover:
     home = Path(tempfile.gettempdir()) / "xdbench-current"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    return _install(XD, REPO, home)
+    _install(XD, REPO, home)
+    return _installed(XD, home)
 
 
 def baseline_build(rev: str) -> Xendiscover:
@@ -382,18 +386,16 @@ def baseline_build(rev: str) -> Xendiscover:
     short = git("rev-parse", "--short", sha)
     home = Path(tempfile.gettempdir()) / f"xdbench-baseline-{sha[:12]}"
     label = f"{XD} @{short}"
-    if (home / "ok").exists():
-        prefix = (str(home / "venv" / "bin" / "python"), "-P", "-m", "xendiscover")
-        return Xendiscover(label, prefix, home, _cli_options(prefix, home))
-    shutil.rmtree(home, ignore_errors=True)
-    (home / "src").mkdir(parents=True)
-    archive = home / "src.tar"
-    git("archive", "--format=tar", "-o", str(archive), sha)
-    with tarfile.open(archive) as tar:
-        tar.extractall(home / "src", filter="data")
-    build = _install(label, home / "src", home)
-    (home / "ok").write_text(sha + "\n")
-    return build
+    if not (home / "ok").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        (home / "src").mkdir(parents=True)
+        archive = home / "src.tar"
+        git("archive", "--format=tar", "-o", str(archive), sha)
+        with tarfile.open(archive) as tar:
+            tar.extractall(home / "src", filter="data")
+        _install(label, home / "src", home)
+        (home / "ok").write_text(sha + "\n")
+    return _installed(label, home)
 
 
 @dataclass

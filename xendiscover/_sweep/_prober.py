@@ -413,7 +413,7 @@ class Prober:
             self._settle(item, max(1, attempts), resource_errors, host, host.unreachable)
             return True
         self.stats.attempts += 1
-        deadline = self._deadline(attempts, host) if attempts else self.rtt.timeout
+        deadline = self._deadline(attempts, host)
         started = self._backend.connect(item[0], item[1], item[2], deadline)
         if isinstance(started, ConnectResult):
             if started.outcome is Outcome.UNREACHABLE and started.errno in _NO_ROUTE:
