@@ -36,7 +36,7 @@ from xendiscover._errors import TargetError, XenDiscoverError
 from xendiscover._model import XEN_VERDICTS, Finding
 from xendiscover._output import OutputFile, View, format_jsonl_line, listed, printable
 from xendiscover._pipeline import scan
-from xendiscover._plan import LOCAL_NETWORKS, ScanOptions
+from xendiscover._plan import LOCAL_NETWORKS, ScanOptions, Targets
 from xendiscover._sweep import ScanStats
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ def _progress() -> Progress:
 
 
 async def _collect(
-    targets: list[str],
+    targets: Targets,
     options: ScanOptions,
     result: RunResult,
     on_found: Callable[[Finding], None],
@@ -242,7 +242,7 @@ async def _collect(
 
 
 def run_scan(
-    targets: list[str],
+    targets: Targets,
     options: ScanOptions,
     *,
     view: View,
