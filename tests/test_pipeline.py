@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import ipaddress
 
 import pytest
 from support import open_ports

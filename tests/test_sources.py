@@ -294,3 +294,12 @@ def test_routes_with_named_targets_is_a_usage_error(capsys: pytest.CaptureFixtur
         main(["--routes", "10.0.0.1"])
     assert exited.value.code == 2
     assert "--routes chooses networks to discover" in capsys.readouterr().err
+
+
+def test_no_ipv6_leaves_the_ipv6_hosts_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    system = recorded_system()
+    monkeypatch.setattr("xendiscover._plan.system_state", lambda: system)
+    result = runner.invoke(app, ["-sL", "--no-ipv6"])
+    assert result.exit_code == 0, result.output
+    assert "fd77:2::2" not in result.stdout
+    assert result.stdout.splitlines()[-1] == "total\t1 address"

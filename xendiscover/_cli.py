@@ -214,6 +214,15 @@ def scan_command(
             rich_help_panel=_TARGETS,
         ),
     ] = False,
+    no_ipv6: Annotated[
+        bool,
+        typer.Option(
+            "--no-ipv6",
+            help="With no targets, look for no IPv6 hosts (no echo to ff02::1, no "
+            "neighbour table).",
+            rich_help_panel=_TARGETS,
+        ),
+    ] = False,
     list_targets: Annotated[
         bool,
         typer.Option(
@@ -415,7 +424,7 @@ def scan_command(
     streaming = fmt == "jsonl" and output is None
     live = sys.stderr.isatty() and not quiet
     specs = [*(targets or []), *_read_files(targets_file)]
-    auto = LOCAL_NETWORKS | IPV6_NEIGHBOURS
+    auto = LOCAL_NETWORKS if no_ipv6 else LOCAL_NETWORKS | IPV6_NEIGHBOURS
     if routes:
         if specs:
             raise _UsageError("--routes chooses networks to discover: give it without targets")

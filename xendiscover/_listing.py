@@ -9,6 +9,7 @@ names are looked up, as for a scan).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from xendiscover._plan import (
     ScanOptions,
@@ -72,7 +73,7 @@ def listing(
     """
     if isinstance(targets, _LocalNetworks):
         found = discovery_of(targets, options, send=False)
-        space = plan(targets, discovered=found, **options).space
+        space = plan(targets, discovered=replace(found, notes=()), **options).space
     else:
         specs = list(targets)
         found = _named(specs, options, resolved)

@@ -243,6 +243,9 @@ def _discovered_space(
     found = discovered if discovered is not None else discovery_of(targets, options)
     for note in found.notes:
         _log.warning("%s", note)
+    for skip in found.skipped:
+        if skip.kind == "ipv6-host":
+            _log.info("IPv6 host %s on %s: %s", skip.target, skip.interface, skip.reason)
     if not found.networks and not found.targets:
         if targets.parts.interfaces:
             system = system_state()

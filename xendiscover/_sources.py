@@ -504,7 +504,7 @@ def ipv6_hosts(
 def _link_local_reason(mac: str, by_mac: dict[str, str]) -> str:
     if mac and mac in by_mac:
         return f"link-local address of {by_mac[mac]} (same link-layer address {mac})"
-    return "link-local only: needs a scope id; not swept (name it as ADDRESS%IFACE)"
+    return "link-local only: not swept (no global or ULA address; fe80:: needs a scope)"
 
 
 # ------------------------------------------------------------------ the whole discovery
