@@ -27,6 +27,9 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 __all__ = [
     "RTN_NAMES",
@@ -279,17 +282,19 @@ def _route(body: bytes) -> Route | None:
     )
 
 
+def _parse(data: bytes, wanted: int, parse: Callable[[bytes], _T | None]) -> list[_T]:
+    """Each message of type ``wanted`` in ``data``, parsed; ``None`` results left out."""
+    parsed = (parse(body) for kind, body in _messages(data) if kind == wanted)
+    return [item for item in parsed if item is not None]
+
+
 def parse_routes(data: bytes) -> list[Route]:
     """The routes in a reply to :func:`route_dump` (or :func:`route_lookup`).
 
     Raises:
         NetlinkError: The kernel refused the request, or the bytes are malformed.
     """
-    return [
-        route
-        for kind, body in _messages(data)
-        if kind == RTM_NEWROUTE and (route := _route(body)) is not None
-    ]
+    return _parse(data, RTM_NEWROUTE, _route)
 
 
 def parse_lookup(data: bytes) -> Route | None:
@@ -338,11 +343,7 @@ def parse_neighbours(data: bytes) -> list[Neighbour]:
     Raises:
         NetlinkError: The kernel refused the request, or the bytes are malformed.
     """
-    return [
-        neighbour
-        for kind, body in _messages(data)
-        if kind == RTM_NEWNEIGH and (neighbour := _neighbour(body)) is not None
-    ]
+    return _parse(data, RTM_NEWNEIGH, _neighbour)
 
 
 # ------------------------------------------------------------------ the I/O edge
