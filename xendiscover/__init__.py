@@ -34,7 +34,8 @@ if _typing.TYPE_CHECKING:
         TLSFailed,
         WorkerProcess,
     )
-    from xendiscover._errors import ScanLimitError, TargetError, XenDiscoverError
+    from xendiscover._diff import Change, diff
+    from xendiscover._errors import ResultError, ScanLimitError, TargetError, XenDiscoverError
     from xendiscover._model import (
         Finding,
         Fingerprint,
@@ -56,6 +57,8 @@ if _typing.TYPE_CHECKING:
         plan,
     )
     from xendiscover._resolve import DNSNameResolver, NameResolver
+    from xendiscover._results import ScanResult, load_result, merge
+    from xendiscover._run import RunInfo
     from xendiscover._sweep import ScanStats, WorkerError
     from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace
 
@@ -64,6 +67,7 @@ if _typing.TYPE_CHECKING:
 #: probe process or ``--help`` does not pay for TLS, DNS and certificate code.
 _EXPORTS: dict[str, str] = {
     "Backend": "xendiscover._backend",
+    "Change": "xendiscover._diff",
     "ConnectFailed": "xendiscover._backend",
     "ConnectResult": "xendiscover._backend",
     "ConnectionLost": "xendiscover._backend",
@@ -81,9 +85,12 @@ _EXPORTS: dict[str, str] = {
     "NetworkError": "xendiscover._backend",
     "Outcome": "xendiscover._backend",
     "PortFinding": "xendiscover._model",
+    "ResultError": "xendiscover._errors",
+    "RunInfo": "xendiscover._run",
     "ScanLimitError": "xendiscover._errors",
     "ScanOptions": "xendiscover._plan",
     "ScanPlan": "xendiscover._plan",
+    "ScanResult": "xendiscover._results",
     "ScanStats": "xendiscover._sweep",
     "Service": "xendiscover._model",
     "SocketBackend": "xendiscover._backend",
@@ -96,10 +103,13 @@ _EXPORTS: dict[str, str] = {
     "WorkerError": "xendiscover._sweep",
     "WorkerProcess": "xendiscover._backend",
     "XenDiscoverError": "xendiscover._errors",
+    "diff": "xendiscover._diff",
     "discover": "xendiscover._pipeline",
     "group_findings": "xendiscover._model",
     "interface_is_up": "xendiscover._networks",
+    "load_result": "xendiscover._results",
     "local_networks": "xendiscover._networks",
+    "merge": "xendiscover._results",
     "plan": "xendiscover._plan",
     "scan": "xendiscover._pipeline",
 }
@@ -109,6 +119,7 @@ __all__ = [
     "DEFAULT_PORTS",
     "LOCAL_NETWORKS",
     "Backend",
+    "Change",
     "ConnectFailed",
     "ConnectResult",
     "ConnectionLost",
@@ -123,9 +134,12 @@ __all__ = [
     "NetworkError",
     "Outcome",
     "PortFinding",
+    "ResultError",
+    "RunInfo",
     "ScanLimitError",
     "ScanOptions",
     "ScanPlan",
+    "ScanResult",
     "ScanStats",
     "Service",
     "SocketBackend",
@@ -139,10 +153,13 @@ __all__ = [
     "WorkerProcess",
     "XenDiscoverError",
     "__version__",
+    "diff",
     "discover",
     "group_findings",
     "interface_is_up",
+    "load_result",
     "local_networks",
+    "merge",
     "plan",
     "scan",
 ]

@@ -30,6 +30,7 @@ from xendiscover._model import (
 from xendiscover._names import escape_name, is_dns_name, same_address
 from xendiscover._plan import ScanOptions, ScanPlan, Targets, _LocalNetworks, plan
 from xendiscover._resolve import DNSNameResolver, NameResolver
+from xendiscover._run import space_networks
 from xendiscover._sweep import ProbeResult, ScanStats, sweep
 from xendiscover._targets import host_name_of
 
@@ -242,6 +243,8 @@ async def scan(targets: Targets, **options: Unpack[ScanOptions]) -> AsyncGenerat
     """
     resolved = await _resolve_targets(targets, options)
     checked = plan(targets, resolved=resolved, **options)
+    if (stats := options.get("stats")) is not None:
+        stats.networks, stats.ports = space_networks(checked.space), checked.ports
     findings = run_plan(
         checked,
         backend=options.get("backend"),
