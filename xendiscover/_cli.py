@@ -25,14 +25,12 @@ from typer._click.formatting import HelpFormatter
 from typer.core import TyperArgument, TyperCommand
 
 from xendiscover import _console
-from xendiscover._diff import changed, diff, format_diff_jsonl, format_diff_text
 from xendiscover._errors import ResultError, XenDiscoverError
 from xendiscover._model import Finding
 from xendiscover._output import FORMATS, View, format_run_json, render, write_atomically
 from xendiscover._pipeline import scan
 from xendiscover._plan import DEFAULT_PORTS, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ScanOptions
 from xendiscover._resolve import parse_nameserver
-from xendiscover._results import load_result, merge
 from xendiscover._sweep import raise_open_file_limit
 from xendiscover._targets import DEFAULT_MAX_HOSTS
 from xendiscover._version import __version__
@@ -523,6 +521,9 @@ def diff_command(
     a renumbered host is 'moved'. Exit status: 0 nothing changed, 1 something
     did, 2 an error.
     """
+    from xendiscover._diff import changed, diff, format_diff_jsonl, format_diff_text
+    from xendiscover._results import load_result
+
     try:
         changes = diff(load_result(old), load_result(new))
     except ResultError as exc:
@@ -560,6 +561,8 @@ def merge_command(
     or incomplete shard is named, and refused unless --partial. Machines are
     regrouped as one scan groups them.
     """
+    from xendiscover._results import load_result, merge
+
     try:
         merged = merge([load_result(f) for f in files], partial=partial)
     except ResultError as exc:
