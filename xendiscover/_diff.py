@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from xendiscover._model import VERDICT_RANK, XEN_VERDICTS, Host, PortFinding
 from xendiscover._output import printable
@@ -58,18 +58,7 @@ ChangeEvent = Literal[
 ]
 
 #: Events that are a change (``not-checked`` says only that NEW did not look).
-CHANGE_EVENTS: Final = frozenset(
-    {
-        "added",
-        "removed",
-        "moved",
-        "service-added",
-        "service-removed",
-        "verdict-changed",
-        "product-changed",
-        "name-changed",
-    }
-)
+CHANGE_EVENTS: Final = frozenset(get_args(ChangeEvent)) - {"not-checked"}
 
 #: The identity that made a machine of OLD and one of NEW the same machine.
 MatchedBy = Literal["key_fingerprint", "host_uuid", "name", "address"]
