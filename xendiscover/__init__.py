@@ -11,7 +11,8 @@ The whole public surface is listed in ``__all__``::
 :func:`scan` yields one :class:`Finding` per open port as soon as it is
 known. Both run the same pipeline as the ``xendiscover`` command. A library
 call sweeps only what it is given: pass :data:`LOCAL_NETWORKS` to sweep this
-machine's networks.
+machine's networks (``| ROUTED_NETWORKS`` for those behind its gateways,
+``| IPV6_NEIGHBOURS`` for the IPv6 hosts on its links).
 All I/O goes through a :class:`Backend` (:class:`SocketBackend` by default;
 ``xendiscover.testing.FakeBackend`` for tests).
 """
@@ -50,7 +51,9 @@ if _typing.TYPE_CHECKING:
     from xendiscover._pipeline import Include, discover, scan
     from xendiscover._plan import (
         DEFAULT_PORTS,
+        IPV6_NEIGHBOURS,
         LOCAL_NETWORKS,
+        ROUTED_NETWORKS,
         ScanOptions,
         ScanPlan,
         Targets,
@@ -78,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "Fingerprint": "xendiscover._model",
     "Host": "xendiscover._model",
     "HostnameSource": "xendiscover._model",
+    "IPV6_NEIGHBOURS": "xendiscover._plan",
     "Include": "xendiscover._pipeline",
     "LOCAL_NETWORKS": "xendiscover._plan",
     "LocalNetwork": "xendiscover._networks",
@@ -85,6 +89,7 @@ _EXPORTS: dict[str, str] = {
     "NetworkError": "xendiscover._backend",
     "Outcome": "xendiscover._backend",
     "PortFinding": "xendiscover._model",
+    "ROUTED_NETWORKS": "xendiscover._plan",
     "ResultError": "xendiscover._errors",
     "RunInfo": "xendiscover._run",
     "ScanLimitError": "xendiscover._errors",
@@ -117,7 +122,9 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "DEFAULT_MAX_HOSTS",
     "DEFAULT_PORTS",
+    "IPV6_NEIGHBOURS",
     "LOCAL_NETWORKS",
+    "ROUTED_NETWORKS",
     "Backend",
     "Change",
     "ConnectFailed",

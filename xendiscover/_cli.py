@@ -29,7 +29,16 @@ from xendiscover._errors import ResultError, XenDiscoverError
 from xendiscover._model import Finding
 from xendiscover._output import FORMATS, View, format_run_json, render, write_atomically
 from xendiscover._pipeline import scan
-from xendiscover._plan import DEFAULT_PORTS, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ScanOptions
+from xendiscover._plan import (
+    DEFAULT_PORTS,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    IPV6_NEIGHBOURS,
+    LOCAL_NETWORKS,
+    ROUTED_NETWORKS,
+    ScanOptions,
+    Targets,
+)
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sweep import raise_open_file_limit
 from xendiscover._targets import DEFAULT_MAX_HOSTS
@@ -200,6 +209,34 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
+    routes: Annotated[
+        bool,
+        typer.Option(
+            "--routes",
+            help="With no targets, also sweep the IPv4 networks behind gateways of the "
+            "main routing table (not default, VPN, blackhole or host routes).",
+            rich_help_panel=_TARGETS,
+        ),
+    ] = False,
+    no_ipv6: Annotated[
+        bool,
+        typer.Option(
+            "--no-ipv6",
+            help="With no targets, look for no IPv6 hosts (no echo to ff02::1, no "
+            "neighbour table).",
+            rich_help_panel=_TARGETS,
+        ),
+    ] = False,
+    list_targets: Annotated[
+        bool,
+        typer.Option(
+            "--list-targets",
+            "-sL",
+            help="Print what would be swept (sources, counts) and what is left out and "
+            "why; send nothing.",
+            rich_help_panel=_TARGETS,
+        ),
+    ] = False,
     max_hosts: Annotated[
         int,
         typer.Option(
@@ -391,10 +428,17 @@ def scan_command(
     streaming = fmt == "jsonl" and output is None
     live = sys.stderr.isatty() and not quiet
     specs = [*(targets or []), *_read_files(targets_file)]
+    auto = LOCAL_NETWORKS if no_ipv6 else LOCAL_NETWORKS | IPV6_NEIGHBOURS
+    if routes:
+        if specs:
+            raise _UsageError("--routes chooses networks to discover: give it without targets")
+        auto |= ROUTED_NETWORKS
+    if list_targets:
+        _list_targets(specs or auto, options, as_json=fmt in ("json", "jsonl"))
     try:
         out = _console.reserve(output)  # before the first packet
         result = _console.run_scan(
-            specs,
+            specs or auto,
             options,
             view=view,
             stream_jsonl=streaming,
@@ -414,6 +458,23 @@ def scan_command(
     summary = _console.summary(result, as_json=fmt in ("json", "jsonl"))
     _console.report(result, summary_line=summary if live or verbose else None)
     raise typer.Exit(_console.exit_code(result, view))
+
+
+def _list_targets(targets: Targets, options: ScanOptions, *, as_json: bool) -> None:
+    """Print what a scan of ``targets`` would sweep (``--list-targets``) and exit 0."""
+    from xendiscover._listing import listing
+    from xendiscover._pipeline import _resolve_targets
+
+    try:
+        resolved = asyncio.run(_resolve_targets(targets, options))
+        text = listing(targets, options, resolved=resolved, as_json=as_json)
+        _console.write_stdout(text)
+    except _console.OutputError as exc:
+        typer.echo(f"xendiscover: error: {exc}", err=True)
+        raise typer.Exit(_console.EXIT_OUTPUT) from None
+    except XenDiscoverError as exc:
+        raise _UsageError(str(exc)) from None
+    raise typer.Exit(0)
 
 
 def _read_files(paths: list[str] | None) -> list[str]:

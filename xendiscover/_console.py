@@ -46,7 +46,7 @@ from xendiscover._output import (
     printable,
 )
 from xendiscover._pipeline import scan
-from xendiscover._plan import LOCAL_NETWORKS, ScanOptions
+from xendiscover._plan import LOCAL_NETWORKS, ScanOptions, Targets, _LocalNetworks
 from xendiscover._run import RunInfo, now
 from xendiscover._sweep import ScanStats
 from xendiscover._version import __version__
@@ -229,7 +229,7 @@ def _progress() -> Progress:
 
 
 async def _collect(
-    targets: list[str],
+    targets: Targets,
     options: ScanOptions,
     result: RunResult,
     on_found: Callable[[Finding], None],
@@ -264,13 +264,13 @@ async def _collect(
 
 
 def _run_info(
-    targets: list[str], options: ScanOptions, stats: ScanStats, started: str, listing: View
+    targets: Targets, options: ScanOptions, stats: ScanStats, started: str, listing: View
 ) -> RunInfo:
     return RunInfo(
         version=__version__,
         started=started,
-        targets=tuple(targets),
-        local_networks=not targets,
+        targets=() if isinstance(targets, _LocalNetworks) else tuple(targets),
+        local_networks=isinstance(targets, _LocalNetworks) or not targets,
         resolved=stats.networks,
         exclude=tuple(options.get("exclude", ())),
         ports=stats.ports,
@@ -294,7 +294,7 @@ def _ended(result: RunResult, run_info: Callable[[], RunInfo]) -> RunInfo:
 
 
 def run_scan(
-    targets: list[str],
+    targets: Targets,
     options: ScanOptions,
     *,
     view: View,
