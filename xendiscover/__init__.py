@@ -35,7 +35,8 @@ if _typing.TYPE_CHECKING:
         TLSFailed,
         WorkerProcess,
     )
-    from xendiscover._errors import ScanLimitError, TargetError, XenDiscoverError
+    from xendiscover._diff import Change, diff
+    from xendiscover._errors import ResultError, ScanLimitError, TargetError, XenDiscoverError
     from xendiscover._model import (
         Finding,
         Fingerprint,
@@ -59,6 +60,8 @@ if _typing.TYPE_CHECKING:
         plan,
     )
     from xendiscover._resolve import DNSNameResolver, NameResolver
+    from xendiscover._results import ScanResult, load_result, merge
+    from xendiscover._run import RunInfo
     from xendiscover._sweep import ScanStats, WorkerError
     from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace
 
@@ -67,6 +70,7 @@ if _typing.TYPE_CHECKING:
 #: probe process or ``--help`` does not pay for TLS, DNS and certificate code.
 _EXPORTS: dict[str, str] = {
     "Backend": "xendiscover._backend",
+    "Change": "xendiscover._diff",
     "ConnectFailed": "xendiscover._backend",
     "ConnectResult": "xendiscover._backend",
     "ConnectionLost": "xendiscover._backend",
@@ -86,9 +90,12 @@ _EXPORTS: dict[str, str] = {
     "Outcome": "xendiscover._backend",
     "PortFinding": "xendiscover._model",
     "ROUTED_NETWORKS": "xendiscover._plan",
+    "ResultError": "xendiscover._errors",
+    "RunInfo": "xendiscover._run",
     "ScanLimitError": "xendiscover._errors",
     "ScanOptions": "xendiscover._plan",
     "ScanPlan": "xendiscover._plan",
+    "ScanResult": "xendiscover._results",
     "ScanStats": "xendiscover._sweep",
     "Service": "xendiscover._model",
     "SocketBackend": "xendiscover._backend",
@@ -101,10 +108,13 @@ _EXPORTS: dict[str, str] = {
     "WorkerError": "xendiscover._sweep",
     "WorkerProcess": "xendiscover._backend",
     "XenDiscoverError": "xendiscover._errors",
+    "diff": "xendiscover._diff",
     "discover": "xendiscover._pipeline",
     "group_findings": "xendiscover._model",
     "interface_is_up": "xendiscover._networks",
+    "load_result": "xendiscover._results",
     "local_networks": "xendiscover._networks",
+    "merge": "xendiscover._results",
     "plan": "xendiscover._plan",
     "scan": "xendiscover._pipeline",
 }
@@ -116,6 +126,7 @@ __all__ = [
     "LOCAL_NETWORKS",
     "ROUTED_NETWORKS",
     "Backend",
+    "Change",
     "ConnectFailed",
     "ConnectResult",
     "ConnectionLost",
@@ -130,9 +141,12 @@ __all__ = [
     "NetworkError",
     "Outcome",
     "PortFinding",
+    "ResultError",
+    "RunInfo",
     "ScanLimitError",
     "ScanOptions",
     "ScanPlan",
+    "ScanResult",
     "ScanStats",
     "Service",
     "SocketBackend",
@@ -146,10 +160,13 @@ __all__ = [
     "WorkerProcess",
     "XenDiscoverError",
     "__version__",
+    "diff",
     "discover",
     "group_findings",
     "interface_is_up",
+    "load_result",
     "local_networks",
+    "merge",
     "plan",
     "scan",
 ]

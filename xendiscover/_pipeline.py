@@ -37,6 +37,7 @@ from xendiscover._plan import (
     plan,
 )
 from xendiscover._resolve import DNSNameResolver, NameResolver
+from xendiscover._run import space_networks
 from xendiscover._sweep import ProbeResult, ScanStats, sweep
 from xendiscover._targets import host_name_of
 
@@ -255,6 +256,8 @@ async def scan(targets: Targets, **options: Unpack[ScanOptions]) -> AsyncGenerat
     if isinstance(targets, _LocalNetworks):  # netlink and the ICMPv6 echo block: not on the loop
         discovered = await asyncio.to_thread(discovery_of, targets, options)
     checked = plan(targets, resolved=resolved, discovered=discovered, **options)
+    if (stats := options.get("stats")) is not None:
+        stats.networks, stats.ports = space_networks(checked.space), checked.ports
     findings = run_plan(
         checked,
         backend=options.get("backend"),

@@ -60,12 +60,15 @@ def scan(lab: netlab.Lab, *args: str, timeout: float = SCAN_TIMEOUT) -> Scan:
         pytest.fail(f"scan {args} did not finish in {timeout}s")
     wall = time.monotonic() - start
     try:
-        records = [json.loads(line) for line in proc.stdout.splitlines()]
+        lines = [json.loads(line) for line in proc.stdout.splitlines()]
     except json.JSONDecodeError:
         pytest.fail(f"not JSON (exit {proc.returncode}): {proc.stdout!r}\n{proc.stderr}")
-    assert isinstance(records, list), records
+    assert isinstance(lines, list), lines
+    if lines:  # the run's first and last lines: how it started and ended
+        assert (lines[0]["record"], lines[-1]["record"]) == ("run", "end"), lines
+    records = [line for line in lines if line.get("record") == "port"]
     for record in records:
-        assert set(record) == RECORD_KEYS, record
+        assert set(record) - {"record"} == RECORD_KEYS, record
         assert record["port"] == lab.topo.port, record
     return Scan(proc.returncode, records, wall, proc.stderr)
 
