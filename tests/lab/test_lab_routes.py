@@ -31,8 +31,9 @@ class Run:
 
     @property
     def xen(self) -> set[str]:
-        records = [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-        return {r["address"] for r in records if r["verdict"] in ("confirmed", "likely")}
+        lines = [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+        ports = [line for line in lines if line.get("record") == "port"]  # not run/end
+        return {r["address"] for r in ports if r["verdict"] in ("confirmed", "likely")}
 
 
 def run(lab: netlab_routes.RouteLab, *args: str, prefix: tuple[str, ...] = ()) -> Run:
