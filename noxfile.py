@@ -135,7 +135,7 @@ def fuzz(session: nox.Session) -> None:
         "tests/test_properties.py",  # target, port and nameserver parsing
         "tests/test_fingerprint_parsers.py",  # every parser's contract
         "tests/test_fingerprint_safety.py",  # no forbidden word in any request
-        "tests/test_codec.py",  # the probe-process wire codec, bytes in any chunks
+        "tests/test_protocol.py",  # the probe-process protocol, bytes in any chunks
         "tests/test_output.py",  # every renderer, hostile names and evidence
     ]
     session.run("pytest", "-q", *properties, *session.posargs)

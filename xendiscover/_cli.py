@@ -24,7 +24,7 @@ from typer._click.exceptions import NoSuchOption
 from typer._click.formatting import HelpFormatter
 from typer.core import TyperArgument, TyperCommand
 
-from xendiscover import _console
+from xendiscover import _console, _signals
 from xendiscover._errors import ResultError, XenDiscoverError
 from xendiscover._model import Finding
 from xendiscover._output import FORMATS, View, format_run_json, render, write_atomically
@@ -643,15 +643,13 @@ _SUBCOMMANDS = {"demo": demo_app, "diff": diff_app, "merge": merge_app}
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (``xendiscover`` and ``python -m xendiscover``)."""
-    _console.handle_termination()
+    _signals.command()
     try:
         _main(list(sys.argv[1:] if argv is None else argv))
     except (KeyboardInterrupt, typer.Abort):  # Ctrl-C before or after the scan
-        sys.stderr.write("xendiscover: interrupted (SIGINT)\n")
-        sys.exit(_console.EXIT_SIGINT)
-    except _console.Terminated:
-        sys.stderr.write("xendiscover: interrupted (SIGTERM)\n")
-        sys.exit(_console.EXIT_SIGTERM)
+        _signals.stop(_signals.EXIT_SIGINT)
+    except _signals.Terminated:
+        _signals.stop(_signals.EXIT_SIGTERM)
 
 
 #: How alike an unknown option and a real one must be for "did you mean" (difflib's

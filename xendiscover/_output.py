@@ -48,6 +48,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any, Final, Literal, get_args
 
+from xendiscover._escape import escape
 from xendiscover._model import (
     VERDICT_RANK,
     XEN_VERDICTS,
@@ -133,19 +134,8 @@ SCHEMA_ID: Final = "https://xendiscover.invalid/schema/host/2.json"
 
 _GROUPS = ("xapi", "xend", "libvirt")
 
-_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
 #: First characters that make a spreadsheet read a cell as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _escape(char: str) -> str:
-    if char in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[char]
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: str) -> str:
@@ -157,9 +147,7 @@ def printable(text: str) -> str:
     ``\UNNNNNNNN`` (tab, newline and CR as ``\t``, ``\n``, ``\r``):
     ``"a\x1b[2J"`` becomes ``"a\\x1b[2J"``, visible, inert, one line.
     """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else _escape(c) for c in text)
+    return escape(text)
 
 
 def neutralise_cell(text: str) -> str:

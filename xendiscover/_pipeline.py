@@ -174,7 +174,12 @@ async def run_plan(
 
     async def produce() -> None:
         try:
-            hits = sweep(scan_plan, io, stats if stats is not None else ScanStats())
+            hits = sweep(
+                scan_plan.job,
+                io,
+                stats if stats is not None else ScanStats(),
+                workers=scan_plan.workers,
+            )
             async with contextlib.aclosing(hits):
                 async for hit in hits:
                     finisher.submit(hit)

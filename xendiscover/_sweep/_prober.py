@@ -36,6 +36,7 @@ import socket
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from xendiscover._backend import Backend, ConnectResult, Outcome
 from xendiscover._names import same_address
@@ -131,6 +132,24 @@ class ScanStats:
     backoffs: int = 0
     networks: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
+
+    #: The counters a sweep keeps by itself (besides ``outcomes``): what a
+    #: probe process reports (:meth:`counts`) and the scanning process adds up.
+    COUNTED: ClassVar[tuple[str, ...]] = ("done", "open", "attempts", "retries", "backoffs")
+
+    def counts(self) -> dict[str, object]:
+        """The sweep's own counters, JSON-ready (what a probe process reports)."""
+        counted: dict[str, object] = {name: getattr(self, name) for name in self.COUNTED}
+        counted["outcomes"] = {o.value: n for o, n in self.outcomes.items()}
+        return counted
+
+    def add_growth(self, now: ScanStats, before: ScanStats) -> None:
+        """Add what another sweep counted between ``before`` and ``now``."""
+        for name in self.COUNTED:
+            setattr(self, name, getattr(self, name) + getattr(now, name) - getattr(before, name))
+        for outcome, count in now.outcomes.items():
+            grown = count - before.outcomes.get(outcome, 0)
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + grown
 
     def as_dict(self) -> dict[str, object]:
         """The counters as a JSON-ready dictionary (outcomes by name)."""
