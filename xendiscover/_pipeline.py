@@ -115,7 +115,7 @@ class _Finisher:
         deadline = max(FINGERPRINT_TIMEOUT, self._plan.timeout)
         try:
             return await fingerprint_port(
-                hit.address, hit.port, timeout=deadline, backend=self._backend
+                hit.address, hit.port, timeout=deadline, backend=self._backend, rtt=hit.latency
             )
         except Exception as exc:  # a bug must not cost the host: report it as evidence
             _log.warning("fingerprinting %s:%d failed: %r", hit.address, hit.port, exc)

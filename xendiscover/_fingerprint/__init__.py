@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from xendiscover._backend import Backend, SocketBackend
 from xendiscover._fingerprint._common import Continue, ParseResult
-from xendiscover._fingerprint._driver import READ_CAP, Exchange, exchange
+from xendiscover._fingerprint._driver import READ_CAP, Exchange, exchange, stretched
 from xendiscover._fingerprint._probes import (
     FORBIDDEN,
     PROBES,
@@ -79,6 +79,7 @@ async def run_probe(
     nonce: str | None = None,
     backend: Backend | None = None,
     connect_timeout: float | None = None,
+    rtt: float = 0.0,
 ) -> Exchange:
     """Run one probe: one connection, its requests, capped, deadlined reads.
 
@@ -91,6 +92,8 @@ async def run_probe(
         backend: Where the connection is opened (a :class:`SocketBackend` if ``None``).
         connect_timeout: The deadline the connect attempts share (``timeout``
             by default; shorter for a probe that waits long for its reply).
+        rtt: The address's measured round-trip time, in seconds (see
+            :func:`~xendiscover._fingerprint._driver.connect_share`).
     """
     token = nonce if nonce is not None else str(uuid.uuid4())
     request = check_request(probe.build(host=address, nonce=token))
@@ -105,6 +108,7 @@ async def run_probe(
         server_hostname=probe.server_hostname,
         on_handshake=probe.on_handshake,
         connect_timeout=connect_timeout,
+        rtt=rtt,
     )
 
 
@@ -114,7 +118,12 @@ def _rank(found: Fingerprint) -> int:
 
 
 async def fingerprint_port(
-    address: str, port: int, *, timeout: float = 2.0, backend: Backend | None = None
+    address: str,
+    port: int,
+    *,
+    timeout: float = 2.0,
+    backend: Backend | None = None,
+    rtt: float = 0.0,
 ) -> Fingerprint:
     """Probe one open port and say which Xen management service, if any, is on it.
 
@@ -130,20 +139,25 @@ async def fingerprint_port(
             costs at most :data:`MAX_DEADLINES_PER_PORT` of them (and on 8002
             the relocation probe's own longer wait).
         backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
+        rtt: The address's round-trip time as the sweep measured it, in
+            seconds: every deadline (connect, TLS handshake, reply) is
+            stretched to a multiple of it, ``timeout`` being the floor, so a
+            far site (a VPN, a satellite link) is fingerprinted like a LAN.
 
     Returns:
         The fingerprint. Never raises for anything the network or peer does.
     """
-    return await probe_port(address, port, timeout=timeout, backend=backend)
+    return await probe_port(address, port, timeout=timeout, backend=backend, rtt=rtt)
 
 
 class _Budget:
     """The time one port may cost: a number of deadlines, plus any probe's own longer wait."""
 
-    def __init__(self, backend: Backend, timeout: float) -> None:
+    def __init__(self, backend: Backend, timeout: float, rtt: float = 0.0) -> None:
         self._backend = backend
-        self.timeout = timeout
-        self.end = backend.time() + timeout * MAX_DEADLINES_PER_PORT
+        self.rtt = rtt
+        self.timeout = stretched(timeout, rtt)
+        self.end = backend.time() + self.timeout * MAX_DEADLINES_PER_PORT
 
     def left(self) -> float:
         return self.end - self._backend.time()
@@ -185,7 +199,9 @@ async def _silent_close(
     deadline = budget.deadline(TLS_HELLO)
     if deadline is None:
         return found
-    tls = await run_probe(TLS_HELLO, address, port, timeout=deadline, backend=backend)
+    tls = await run_probe(
+        TLS_HELLO, address, port, timeout=deadline, backend=backend, rtt=budget.rtt
+    )
     return tls.fingerprint if tls.fingerprint.verdict == "not-xen" else found
 
 
@@ -205,7 +221,9 @@ async def _xapi_identity(
     deadline = budget.deadline(XAPI_POOL_CERT)
     pool = None
     if deadline is not None:
-        pool = await run_probe(XAPI_POOL_CERT, address, port, timeout=deadline, backend=backend)
+        pool = await run_probe(
+            XAPI_POOL_CERT, address, port, timeout=deadline, backend=backend, rtt=budget.rtt
+        )
     host_uuid = pool.fingerprint.host_uuid if pool is not None else None
     return dataclasses.replace(found, names=names, host_uuid=host_uuid)
 
@@ -217,6 +235,7 @@ async def probe_port(
     timeout: float = 2.0,
     plan_port: int | None = None,
     backend: Backend | None = None,
+    rtt: float = 0.0,
 ) -> Fingerprint:
     """Run :func:`fingerprint_port` with its inputs exposed, for tests and tools.
 
@@ -227,17 +246,24 @@ async def probe_port(
         plan_port: Choose the probes as if the service sat on this port (a
             fake on an ephemeral port standing in for 8002, say).
         backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
+        rtt: The address's measured round-trip time (see :func:`fingerprint_port`).
     """
     io = backend if backend is not None else SocketBackend()
     known_port = port if plan_port is None else plan_port
-    budget = _Budget(io, timeout)
+    budget = _Budget(io, timeout, rtt)
     best: Fingerprint | None = None
     for probe in probe_plan(known_port):
         deadline = budget.deadline(probe)
         if deadline is None:
             break
         result = await run_probe(
-            probe, address, port, timeout=deadline, backend=io, connect_timeout=timeout
+            probe,
+            address,
+            port,
+            timeout=deadline,
+            backend=io,
+            connect_timeout=budget.timeout,
+            rtt=rtt,
         )
         found = await _silent_close(result.fingerprint, known_port, address, port, budget, io)
         if found.service is not None:

@@ -19,7 +19,9 @@ on :func:`xendiscover.scan` is tested with no network and no waiting::
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
+import random
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -121,12 +123,14 @@ class FakeService:
 class _FakeStream:
     """A :class:`~xendiscover._backend.Stream` to a :class:`FakeService`."""
 
-    def __init__(self, backend: FakeBackend, service: FakeService) -> None:
+    def __init__(self, backend: FakeBackend, service: FakeService, rtt: float = 0.0) -> None:
         self._backend = backend
         self._service = service
         self._received = bytearray()
         self._sent = 0
         self._opened = backend.time()
+        self._asked: float | None = None
+        self._rtt = rtt
         self._certificate: bytes | None = None
         self.closed = False
         service.received.append(b"")
@@ -138,11 +142,17 @@ class _FakeStream:
             raise ConnectionLost("closed")
         self._received += data
         self._service.received[self._index] = bytes(self._received)
+        self._asked = self._backend.time()
 
     async def read(self, max_bytes: int, *, timeout: float) -> bytes:
         await asyncio.sleep(0)
         service = self._service
-        ready_at = self._opened + service.delay
+        # The reply leaves after the service's delay and takes a round trip
+        # from the request (or from the connect, for a banner or a close);
+        # a lost segment costs a retransmission.
+        asked = self._opened if self._asked is None else self._asked
+        ready_at = max(self._opened + service.delay, asked + self._rtt)
+        ready_at += self._backend.retransmission(self._rtt)
         pending = service.answer(bytes(self._received))[self._sent :]
         if pending or service.close:
             wait = ready_at - self._backend.time()
@@ -160,6 +170,12 @@ class _FakeStream:
         self, context: ssl.SSLContext, *, server_hostname: str | None, timeout: float
     ) -> None:
         await asyncio.sleep(0)
+        # A TLS 1.2 handshake: two round trips, plus any retransmission.
+        cost = 2 * self._rtt + self._backend.retransmission(self._rtt)
+        if cost > timeout:
+            self._backend.advance(timeout)
+            raise TimeoutError
+        self._backend.advance(cost)
         if self._service.certificate is None:
             raise TLSFailed("wrong version number")
         self._certificate = self._service.certificate
@@ -215,6 +231,15 @@ class FakeBackend:
             on a real network); if false, at once (as on loopback).
         capacity: The most connects that may be pending at once; beyond it a
             connect fails with ``EMFILE``, like a process at its file limit.
+        latency: The round-trip time to each address, in seconds (0 for any
+            other). A sweep connect whose deadline is shorter times out; a
+            stream's connect, TLS handshake and replies each cost their
+            round trips on the virtual clock, within their deadlines.
+        loss: The chance that a packet to or from any address is lost, each
+            way. A lost sweep SYN (or SYN-ACK) is a timeout; on a stream, a
+            lost connect is a timeout, and a lost segment later costs a
+            retransmission (one second plus a round trip), as TCP does.
+        seed: Seeds the losses, so a run is repeatable.
 
     Attributes:
         attempts: Every sweep ``(address, port)`` tried, in order.
@@ -234,8 +259,14 @@ class FakeBackend:
         services: Mapping[tuple[str, int], FakeService] | None = None,
         pending: bool = False,
         capacity: int | None = None,
+        latency: Mapping[str, float] | None = None,
+        loss: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self._hosts = dict(hosts or {})
+        self._latency = dict(latency or {})
+        self._loss = loss
+        self._random = random.Random(seed)
         self._default: Behaviour = default
         self._services = dict(services or {})
         self._pending = pending
@@ -243,6 +274,12 @@ class FakeBackend:
         self._seen: dict[tuple[str, int], int] = {}
         self._in_flight = 0
         self._now = 0.0
+        # Each task keeps its own virtual clock (inherited by the tasks it
+        # starts), so concurrent conversations do not spend each other's
+        # deadlines; ``_now`` is the latest time any of them reached.
+        self._clock: contextvars.ContextVar[float] = contextvars.ContextVar(
+            f"fake-clock-{id(self)}"
+        )
         self.attempts: list[tuple[str, int]] = []
         self.sleeps: list[float] = []
         self.timeouts: list[float] = []
@@ -273,14 +310,31 @@ class FakeBackend:
         if self._capacity is not None and self._in_flight >= self._capacity:
             return _RESULTS["emfile"]
         behaviour = self._behaviour(address, port)
-        if behaviour == "dark":
+        if behaviour == "dark" or self._lost_handshake(address, timeout):
             return self._later(ConnectResult(Outcome.TIMEOUT, timeout, errno.ETIMEDOUT))
         if behaviour == "rejected" or behaviour == "gone":
             return self._later(_icmp_error(behaviour, address))
         result = _RESULTS[behaviour]
+        rtt = self._latency.get(address, 0.0)
+        if rtt and result.outcome is not Outcome.RESOURCE:
+            return self._later(ConnectResult(result.outcome, rtt, result.errno))
         if self._pending and result.outcome is not Outcome.RESOURCE:
             return self._later(result)
         return result
+
+    def _lost_handshake(self, address: str, timeout: float) -> bool:
+        """Whether a connect's handshake misses its deadline: too far, or a packet lost."""
+        if self._latency.get(address, 0.0) > timeout:
+            return True
+        return self.lost() or self.lost()  # the SYN, or the answer to it
+
+    def lost(self) -> bool:
+        """Whether one packet (one way) is lost, at the backend's ``loss``."""
+        return bool(self._loss) and self._random.random() < self._loss
+
+    def retransmission(self, rtt: float) -> float:
+        """Seconds a stream exchange loses to retransmission (0 unless a segment was lost)."""
+        return 1.0 + rtt if self.lost() or self.lost() else 0.0
 
     def _later(self, result: ConnectResult) -> asyncio.Future[ConnectResult]:
         # Virtual time: the answer (or the deadline) comes on the next turn.
@@ -305,13 +359,16 @@ class FakeBackend:
         await asyncio.sleep(0)
         self.streams.append((address, port))
         behaviour = self._behaviour(address, port)
-        if behaviour == "dark":
+        if behaviour == "dark" or self._lost_handshake(address, timeout):
             self.advance(timeout)
             raise TimeoutError
+        rtt = self._latency.get(address, 0.0)
+        self.advance(rtt)
         result = _RESULTS.get(behaviour) or _icmp_error(behaviour, address)
         if result.outcome is not Outcome.OPEN:
             raise ConnectFailed(result.outcome, result.errno, result.outcome.value)
-        stream = _FakeStream(self, self._services.get((address, port)) or FakeService(close=False))
+        service = self._services.get((address, port)) or FakeService(close=False)
+        stream = _FakeStream(self, service, rtt)
         self.open_streams.add(stream)
         return stream
 
@@ -321,12 +378,24 @@ class FakeBackend:
         return _FakeProcess(job, self)
 
     def time(self) -> float:
-        """The virtual clock, in seconds."""
-        return self._now
+        """The virtual clock, in seconds.
+
+        Each task has its own, started from the latest time any task had
+        reached when it first asks (or inherited from the task that started
+        it): concurrent conversations each spend their own deadlines, as
+        they would on a network.
+        """
+        now = self._clock.get(None)
+        if now is None:
+            now = self._now
+            self._clock.set(now)
+        return now
 
     def advance(self, seconds: float) -> None:
-        """Move the virtual clock forward."""
-        self._now += max(0.0, seconds)
+        """Move the current task's virtual clock forward."""
+        now = self.time() + max(0.0, seconds)
+        self._clock.set(now)
+        self._now = max(self._now, now)
 
     async def sleep(self, seconds: float) -> None:
         """Record a wait and pass it on the virtual clock at once."""
