@@ -15,7 +15,13 @@ from collections.abc import Callable
 
 from xendiscover._backend import Backend, SocketBackend
 from xendiscover._fingerprint._common import Continue, ParseResult
-from xendiscover._fingerprint._driver import READ_CAP, Exchange, exchange, stretched
+from xendiscover._fingerprint._driver import (
+    READ_CAP,
+    SILENT_REPLY,
+    Exchange,
+    exchange,
+    stretched,
+)
 from xendiscover._fingerprint._probes import (
     FORBIDDEN,
     PROBES,
@@ -39,6 +45,7 @@ __all__ = [
     "Probe",
     "bind_parser",
     "fingerprint_port",
+    "is_silent",
     "probe_plan",
     "probe_port",
     "run_probe",
@@ -110,6 +117,11 @@ async def run_probe(
         connect_timeout=connect_timeout,
         rtt=rtt,
     )
+
+
+def is_silent(found: Fingerprint) -> bool:
+    """Whether the peer accepted and then sent nothing at all before the deadline."""
+    return found.service is None and found.evidence.startswith(SILENT_REPLY)
 
 
 def _rank(found: Fingerprint) -> int:

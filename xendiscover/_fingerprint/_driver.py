@@ -40,6 +40,7 @@ __all__ = [
     "EXCHANGE_ROUND_TRIPS",
     "READ_CAP",
     "RESOURCE_ATTEMPTS",
+    "SILENT_REPLY",
     "Ending",
     "Exchange",
     "Handshake",
@@ -52,6 +53,9 @@ __all__ = [
 
 #: The most bytes one probe reads from a peer.
 READ_CAP = 4096
+
+#: How the evidence of an exchange that got no byte before its deadline begins.
+SILENT_REPLY = "no reply within"
 
 #: How an exchange ended: the parser ``decided`` early, the peer ``closed``,
 #: the ``deadline`` passed, the read ``cap`` was reached, or an ``error``
@@ -286,9 +290,9 @@ async def _converse(
     try:
         return await talk.run(request, tls)
     except TimeoutError:
-        return talk.ended(
-            "deadline", f"no {'verdict' if talk.data else 'reply'} within {timeout:g} s"
-        )
+        if not talk.data:
+            return talk.ended("deadline", f"{SILENT_REPLY} {timeout:g} s")
+        return talk.ended("deadline", f"no verdict within {timeout:g} s")
     except ConnectionLost:
         if not talk.data:
             # The peer accepted and hung up before a byte: to the parsers, a

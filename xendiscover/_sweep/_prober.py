@@ -120,6 +120,9 @@ class ScanStats:
         attempts: Connect attempts started, retries included.
         retries: Attempts repeated after a timeout.
         backoffs: Times the window shrank after a local resource error.
+        waiting: Open ports waiting for a fingerprint (the hand-off's queue).
+        fingerprinting: Open ports being fingerprinted and named right now.
+        silent_hosts: Addresses reported once as accepting every port silently.
     """
 
     total: int = 0
@@ -129,6 +132,17 @@ class ScanStats:
     attempts: int = 0
     retries: int = 0
     backoffs: int = 0
+    waiting: int = 0
+    fingerprinting: int = 0
+    silent_hosts: int = 0
+
+    def waiting_for(self) -> str:
+        """What the job is waiting for now, in a few words (for a display)."""
+        if self.total and self.done < self.total:
+            return f"the sweep ({self.total - self.done:,} probes left)"
+        if self.fingerprinting or self.waiting:
+            return f"fingerprints ({self.fingerprinting + self.waiting:,} open ports left)"
+        return "nothing"
 
     def as_dict(self) -> dict[str, object]:
         """The counters as a JSON-ready dictionary (outcomes by name)."""
@@ -140,6 +154,7 @@ class ScanStats:
             "attempts": self.attempts,
             "retries": self.retries,
             "backoffs": self.backoffs,
+            "silent_hosts": self.silent_hosts,
         }
 
 

@@ -91,7 +91,8 @@ class FakeService:
         delay: Virtual seconds before anything is sent (and before the close).
         greeting: Bytes sent on connect, before any request (a banner).
         certificate: Speak TLS with this DER certificate; ``None``: a TLS
-            handshake fails as against a plain service.
+            handshake fails as against a plain service (or, against a
+            service that never sends nor closes, times out).
 
     Attributes:
         received: What each connection sent, in order.
@@ -112,6 +113,11 @@ class FakeService:
         self.greeting = greeting
         self.certificate = certificate
         self.received: list[bytes] = []
+
+    @property
+    def silent(self) -> bool:
+        """Whether it never sends a byte nor closes (a tarpit): a TLS handshake times out."""
+        return not self.close and not callable(self._reply) and not (self._reply or self.greeting)
 
     def answer(self, received: bytes) -> bytes:
         """All the bytes the service has sent, given all it has received."""
@@ -172,7 +178,7 @@ class _FakeStream:
         await asyncio.sleep(0)
         # A TLS 1.2 handshake: two round trips, plus any retransmission.
         cost = 2 * self._rtt + self._backend.retransmission(self._rtt)
-        if cost > timeout:
+        if cost > timeout or self._service.silent:
             self._backend.advance(timeout)
             raise TimeoutError
         self._backend.advance(cost)
