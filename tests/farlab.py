@@ -38,6 +38,7 @@ import os
 import resource
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,7 +94,7 @@ class FarLab(netlab.Lab):
         missing = netlab.missing_tools()
         if missing:
             raise netlab.LabError("missing: " + ", ".join(missing))
-        self.workdir = Path(netlab.tempfile.mkdtemp(prefix=f"{self.tag}-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
         adm, lan, gw, far = self.namespaces
         for ns in self.namespaces:
             netlab._run([netlab._ip(), "netns", "add", ns])
@@ -157,7 +158,7 @@ class SynProxyLab(netlab.Lab):
         missing = netlab.missing_tools()
         if missing:
             raise netlab.LabError("missing: " + ", ".join(missing))
-        self.workdir = Path(netlab.tempfile.mkdtemp(prefix=f"{self.tag}-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
         adm, trap = self.namespaces
         for ns in self.namespaces:
             netlab._run([netlab._ip(), "netns", "add", ns])
@@ -212,7 +213,7 @@ class SynProxyLab(netlab.Lab):
 
 
 async def _serve(xend: Sequence[str], xapi: Sequence[str], silent: Sequence[str]) -> None:
-    from xendiscover.testing import FakeTarpit, FakeXapi, FakeXendRelocation
+    from xendiscover.testing import FakeXapi, FakeXendRelocation
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -232,7 +233,12 @@ async def _serve(xend: Sequence[str], xapi: Sequence[str], silent: Sequence[str]
             await stack.enter_async_context(FakeXapi(address, 443, tls=True))
             await stack.enter_async_context(FakeXapi(address, 80))
         for address in silent:
-            await stack.enter_async_context(FakeTarpit(address, TRAP_LISTENER_PORT))
+            # A tarpit with a deep accept queue (FakeTarpit's asyncio server
+            # keeps 100): a SYN proxy accepts whatever comes.
+            server = await loop.create_server(
+                asyncio.Protocol, address, TRAP_LISTENER_PORT, backlog=4096
+            )
+            stack.callback(server.close)
         print("ready", flush=True)
         await stop.wait()
 
@@ -256,7 +262,9 @@ async def _scan(targets: Sequence[str]) -> dict[str, Any]:
 def found_services(result: dict[str, Any]) -> set[tuple[str, int, str]]:
     """The ``(address, port, service)`` of every finding with a Xen verdict."""
     return {
-        (a, p, s) for a, p, s, verdict, _ in result["findings"] if verdict in ("confirmed", "likely")
+        (a, p, s)
+        for a, p, s, verdict, _ in result["findings"]
+        if verdict in ("confirmed", "likely")
     }
 
 
@@ -295,7 +303,8 @@ def far_figures(runs: int, site: str) -> dict[str, Any]:
 def synproxy_figures() -> dict[str, Any]:
     """Sweep the SYN-proxy /20 at the defaults, measured."""
     netlab.cleanup_stale()
-    with SynProxyLab() as lab:
+    lab = SynProxyLab()
+    with lab:
         result = lab.job([TRAP_NET, "--no-resolve", "--all", "--format", "jsonl"])
     lines = [json.loads(line) for line in result["stdout"].splitlines() if line.strip()]
     ports = [r for r in lines if "port" in r and "address" in r]

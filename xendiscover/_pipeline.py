@@ -49,6 +49,7 @@ _log = logging.getLogger("xendiscover")
 #: that answers its handshake in time may still take a moment to reply.
 FINGERPRINT_TIMEOUT = 2.0
 
+
 class _Finisher:
     """Turns open ports into findings: fingerprint, then name.
 
