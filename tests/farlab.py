@@ -72,7 +72,46 @@ TRAP_NET = "10.79.16.0/20"
 TRAP_LISTENER_PORT = 9
 
 
-class FarLab(netlab.Lab):
+class _Lab(netlab.Lab):
+    """What the labs here share: a scan, and a measured job, in the admin namespace."""
+
+    def scan(
+        self, targets: Sequence[str], *, ports: Sequence[int] = (), timeout: float = 300.0
+    ) -> dict[str, Any]:
+        """Scan ``targets`` from the admin namespace at the defaults; the result as a dict."""
+        argv = [self.python, str(THIS_SCRIPT), "scan", *targets]
+        argv += [f"--port={port}" for port in ports]
+        proc = self.run(self.admin, argv, timeout=timeout)
+        if proc.returncode != 0:
+            raise netlab.LabError(f"scan failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
+
+    def job(self, argv: Sequence[str], *, timeout: float = 180.0) -> dict[str, Any]:
+        """Run ``python -m xendiscover ARGV`` in the admin namespace, measured.
+
+        Returns its exit status, wall time, peak RSS summed over its
+        processes (the scanner and any probe processes: ``RUSAGE_CHILDREN``
+        of a wrapper that only waits), and its standard output.
+        """
+        code = (
+            "import resource, subprocess, sys, time\n"
+            "t = time.monotonic()\n"
+            "p = subprocess.run([sys.executable, '-m', 'xendiscover', *sys.argv[1:]],"
+            " capture_output=True, text=True)\n"
+            "import json\n"
+            "print(json.dumps({'status': p.returncode, 'seconds': time.monotonic() - t,"
+            " 'rss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+            " 'stdout': p.stdout, 'stderr': p.stderr[-4000:]}))\n"
+        )
+        proc = self.python_run(self.admin, code, *argv, timeout=timeout)
+        if proc.returncode != 0:
+            raise netlab.LabError(f"job wrapper failed: {proc.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
+
+
+class FarLab(_Lab):
     """The far-site lab (see the module docstring); ``up()`` / ``down()`` as :class:`netlab.Lab`.
 
     Args:
@@ -137,24 +176,16 @@ class FarLab(netlab.Lab):
         self._serve(lan, ["--xend", "10.78.1.131", "--xapi", "10.78.1.132"], "serve-lan")
         self._serve(far, ["--xend", "10.78.64.6", "--xapi", "10.78.64.5"], "serve-far")
 
-    def scan(self, targets: Sequence[str], *, timeout: float = 300.0) -> dict[str, Any]:
-        """Scan ``targets`` from the admin namespace at the defaults; the result as a dict."""
-        argv = [self.python, str(THIS_SCRIPT), "scan", *targets]
-        proc = self.run(self.admin, argv, timeout=timeout)
-        if proc.returncode != 0:
-            raise netlab.LabError(f"scan failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        result: dict[str, Any] = json.loads(proc.stdout)
-        return result
 
-
-class SynProxyLab(netlab.Lab):
+class SynProxyLab(_Lab):
     """A /20 whose every port accepts and stays silent (see the module docstring)."""
 
     def __init__(self) -> None:
         super().__init__(loss_percent=0)
         self.namespaces = (self.admin, self.wan)
 
-    def _build(self) -> None:
+    def _pair(self) -> tuple[str, str]:
+        """The admin namespace and the other, linked, with TRAP_NET routed there."""
         missing = netlab.missing_tools()
         if missing:
             raise netlab.LabError("missing: " + ", ".join(missing))
@@ -170,6 +201,10 @@ class SynProxyLab(netlab.Lab):
         self._ipn(trap, "addr", "add", "10.79.0.2/30", "dev", "eth0")
         self._ipn(trap, "link", "set", "eth0", "up")
         self._ipn(trap, "route", "add", "local", TRAP_NET, "dev", "lo")
+        return adm, trap
+
+    def _build(self) -> None:
+        _, trap = self._pair()
         # Every TCP port of every address in the /20 goes to one listener,
         # which accepts and never says a word. The counter shows the SYNs.
         self._nft(
@@ -185,34 +220,74 @@ class SynProxyLab(netlab.Lab):
         )
         self._wait_ready(proc, trap, time.monotonic() + netlab.READY_TIMEOUT)
 
-    def job(self, argv: Sequence[str], *, timeout: float = 180.0) -> dict[str, Any]:
-        """Run ``python -m xendiscover ARGV`` in the admin namespace, measured.
 
-        Returns its exit status, wall time, peak RSS summed over its
-        processes (the scanner and any probe processes: ``RUSAGE_CHILDREN``
-        of a wrapper that only waits), and its standard output.
-        """
-        code = (
-            "import resource, subprocess, sys, time\n"
-            "t = time.monotonic()\n"
-            "p = subprocess.run([sys.executable, '-m', 'xendiscover', *sys.argv[1:]],"
-            " capture_output=True, text=True)\n"
-            "import json\n"
-            "print(json.dumps({'status': p.returncode, 'seconds': time.monotonic() - t,"
-            " 'rss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
-            " 'stdout': p.stdout, 'stderr': p.stderr[-4000:]}))\n"
+class SerialXendLab(SynProxyLab):
+    """One address whose 8002 is a fake of xend's serial accept loop, with a stall.
+
+    xend 4.4 runs ``socket.getfqdn(peer)`` in its one accept thread before
+    it accepts the next connection; with a resolver that does not answer,
+    that is glibc's default stall (10 s) per connection. An ``nft`` counter
+    counts the SYNs that reach 8002: one per handshake.
+    """
+
+    address = "10.79.16.9"
+
+    def __init__(self, stall: float = 10.0) -> None:
+        super().__init__()
+        self.stall = stall
+
+    def _build(self) -> None:
+        _, trap = self._pair()
+        self._nft(
+            trap,
+            "table ip xdl {\n  counter syns {}\n  chain input {\n"
+            "    type filter hook input priority filter; policy accept;\n"
+            "    tcp dport 8002 tcp flags & (syn | ack) == syn counter name syns\n  }\n}\n",
         )
-        proc = self.python_run(self.admin, code, *argv, timeout=timeout)
-        if proc.returncode != 0:
-            raise netlab.LabError(f"job wrapper failed: {proc.stderr[-2000:]}")
-        result: dict[str, Any] = json.loads(proc.stdout)
-        return result
+        argv = [self.python, str(THIS_SCRIPT), "serve", "--serial", self.address]
+        proc = self._spawn(trap, [*argv, "--stall", str(self.stall)], "serve-serial")
+        self._wait_ready(proc, trap, time.monotonic() + netlab.READY_TIMEOUT)
+
+    def syns(self) -> int:
+        """How many SYNs reached 8002 so far (the nft counter)."""
+        nft = netlab.which("nft") or "nft"
+        out = self.run(self.wan, [nft, "-j", "list", "counter", "ip", "xdl", "syns"]).stdout
+        for entry in json.loads(out)["nftables"]:
+            if "counter" in entry:
+                return int(entry["counter"]["packets"])
+        raise netlab.LabError(f"no counter in {out!r}")
 
 
 # ------------------------------------------------------------------ in-namespace helpers
 
 
-async def _serve(xend: Sequence[str], xapi: Sequence[str], silent: Sequence[str]) -> None:
+async def _serial(address: str, stall: float, stop: asyncio.Event) -> None:
+    """xend's accept loop: accept one, stall (its reverse lookup), close without a byte."""
+    import socket
+
+    loop = asyncio.get_running_loop()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((address, 8002))
+    listener.listen(16)
+    listener.setblocking(False)
+    try:
+        while not stop.is_set():
+            conn, _ = await loop.sock_accept(listener)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), stall)
+            conn.close()
+    finally:
+        listener.close()
+
+
+async def _serve(
+    xend: Sequence[str],
+    xapi: Sequence[str],
+    silent: Sequence[str],
+    serial: Sequence[str] = (),
+    stall: float = 10.0,
+) -> None:
     from xendiscover.testing import FakeXapi, FakeXendRelocation
 
     stop = asyncio.Event()
@@ -239,15 +314,21 @@ async def _serve(xend: Sequence[str], xapi: Sequence[str], silent: Sequence[str]
                 asyncio.Protocol, address, TRAP_LISTENER_PORT, backlog=4096
             )
             stack.callback(server.close)
+        for address in serial:
+            task = asyncio.ensure_future(_serial(address, stall, stop))
+            stack.callback(task.cancel)
         print("ready", flush=True)
         await stop.wait()
 
 
-async def _scan(targets: Sequence[str]) -> dict[str, Any]:
+async def _scan(targets: Sequence[str], ports: Sequence[int]) -> dict[str, Any]:
     import xendiscover
 
     started = time.monotonic()
-    found = xendiscover.scan(list(targets), resolve=False)
+    if ports:
+        found = xendiscover.scan(list(targets), resolve=False, port=list(ports))
+    else:
+        found = xendiscover.scan(list(targets), resolve=False)
     rows = []
     async with contextlib.aclosing(found):
         async for f in found:
@@ -331,13 +412,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--xend", action="append", default=[])
     serve.add_argument("--xapi", action="append", default=[])
     serve.add_argument("--silent", action="append", default=[])
+    serve.add_argument("--serial", action="append", default=[])
+    serve.add_argument("--stall", type=float, default=10.0)
     scan = sub.add_parser("scan")
     scan.add_argument("targets", nargs="+")
+    scan.add_argument("--port", type=int, action="append", default=[])
     args = parser.parse_args(argv)
     if args.command == "serve":
-        asyncio.run(_serve(args.xend, args.xapi, args.silent))
+        asyncio.run(_serve(args.xend, args.xapi, args.silent, args.serial, args.stall))
     elif args.command == "scan":
-        print(json.dumps(asyncio.run(_scan(args.targets))))
+        print(json.dumps(asyncio.run(_scan(args.targets, args.port))))
     elif args.command == "far":
         print(json.dumps(far_figures(args.runs, args.site), indent=1))
     else:

@@ -25,6 +25,7 @@ if _typing.TYPE_CHECKING:
     from xendiscover._backend import (
         Backend,
         ConnectFailed,
+        Connection,
         ConnectionLost,
         ConnectResult,
         NetworkError,
@@ -88,6 +89,7 @@ _EXPORTS: dict[str, str] = {
     "Service": "xendiscover._model",
     "SocketBackend": "xendiscover._backend",
     "Stream": "xendiscover._backend",
+    "Connection": "xendiscover._backend",
     "TLSFailed": "xendiscover._backend",
     "TargetError": "xendiscover._errors",
     "TargetSpace": "xendiscover._targets",
@@ -111,6 +113,7 @@ __all__ = [
     "Backend",
     "ConnectFailed",
     "ConnectResult",
+    "Connection",
     "ConnectionLost",
     "DNSNameResolver",
     "Finding",

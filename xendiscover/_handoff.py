@@ -120,11 +120,17 @@ class Handoff:
                 self._emit(finding)
 
     async def close(self) -> None:
-        """Stop the workers (whatever they were doing)."""
+        """Stop the workers (whatever they were doing); close the connections kept."""
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        while not self._queue.empty():
+            _drop(self._queue.get_nowait()[0])
+        for state in self._addresses.values():
+            for parked in state.parked:
+                _drop(parked)
+            state.parked.clear()
 
     async def _work(self) -> None:
         queue = self._queue
@@ -142,7 +148,8 @@ class Handoff:
         """Finish one port, or set it aside, or drop it (its address is silent)."""
         address = hit.address
         if address in self._silent:
-            return  # reported once already
+            _drop(hit)  # reported once already
+            return
         state = None
         if address not in self._answered:
             state = self._addresses.setdefault(address, _Address())
@@ -193,4 +200,12 @@ class Handoff:
         self._addresses.pop(address, None)
         self._silent.add(address)
         self._stats.silent_hosts += 1
+        for parked in state.parked:
+            _drop(parked)
         self._emit(dataclasses.replace(state.held[0], evidence=SILENT_EVIDENCE))
+
+
+def _drop(hit: ProbeResult) -> None:
+    """Forget an open port that will not be fingerprinted: close its kept connection."""
+    if hit.connection is not None:
+        hit.connection.close()

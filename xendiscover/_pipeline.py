@@ -114,7 +114,12 @@ class _Finisher:
         deadline = max(FINGERPRINT_TIMEOUT, self._plan.timeout)
         try:
             return await fingerprint_port(
-                hit.address, hit.port, timeout=deadline, backend=self._backend, rtt=hit.latency
+                hit.address,
+                hit.port,
+                timeout=deadline,
+                backend=self._backend,
+                rtt=hit.latency,
+                connection=hit.connection,
             )
         except Exception as exc:  # a bug must not cost the host: report it as evidence
             _log.warning("fingerprinting %s:%d failed: %r", hit.address, hit.port, exc)
@@ -165,7 +170,7 @@ async def run_plan(
 
     async def produce() -> None:
         try:
-            hits = sweep(scan_plan, io, finisher.stats)
+            hits = sweep(scan_plan, io, finisher.stats, keep=scan_plan.fingerprint)
             async with contextlib.aclosing(hits):
                 async for hit in hits:
                     await finisher.submit(hit)

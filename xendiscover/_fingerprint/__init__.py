@@ -13,7 +13,7 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 
-from xendiscover._backend import Backend, SocketBackend
+from xendiscover._backend import Backend, Connection, SocketBackend
 from xendiscover._fingerprint._common import Continue, ParseResult
 from xendiscover._fingerprint._driver import (
     READ_CAP,
@@ -87,6 +87,7 @@ async def run_probe(
     backend: Backend | None = None,
     connect_timeout: float | None = None,
     rtt: float = 0.0,
+    connection: Connection | None = None,
 ) -> Exchange:
     """Run one probe: one connection, its requests, capped, deadlined reads.
 
@@ -101,6 +102,8 @@ async def run_probe(
             by default; shorter for a probe that waits long for its reply).
         rtt: The address's measured round-trip time, in seconds (see
             :func:`~xendiscover._fingerprint._driver.connect_share`).
+        connection: A connection the sweep kept, to run on instead of
+            connecting (the probe closes it).
     """
     token = nonce if nonce is not None else str(uuid.uuid4())
     request = check_request(probe.build(host=address, nonce=token))
@@ -116,6 +119,7 @@ async def run_probe(
         on_handshake=probe.on_handshake,
         connect_timeout=connect_timeout,
         rtt=rtt,
+        connection=connection,
     )
 
 
@@ -136,6 +140,7 @@ async def fingerprint_port(
     timeout: float = 2.0,
     backend: Backend | None = None,
     rtt: float = 0.0,
+    connection: Connection | None = None,
 ) -> Fingerprint:
     """Probe one open port and say which Xen management service, if any, is on it.
 
@@ -155,11 +160,18 @@ async def fingerprint_port(
             seconds: every deadline (connect, TLS handshake, reply) is
             stretched to a multiple of it, ``timeout`` being the floor, so a
             far site (a VPN, a satellite link) is fingerprinted like a LAN.
+        connection: The connection the sweep opened to the port and kept:
+            the first probe runs on it, so the peer sees one handshake
+            fewer, and a service that accepts one connection at a time
+            (xend's accept thread, stalled by its reverse lookup of the
+            scanner) makes the scanner wait once, not twice. Closed here.
 
     Returns:
         The fingerprint. Never raises for anything the network or peer does.
     """
-    return await probe_port(address, port, timeout=timeout, backend=backend, rtt=rtt)
+    return await probe_port(
+        address, port, timeout=timeout, backend=backend, rtt=rtt, connection=connection
+    )
 
 
 class _Budget:
@@ -248,6 +260,7 @@ async def probe_port(
     plan_port: int | None = None,
     backend: Backend | None = None,
     rtt: float = 0.0,
+    connection: Connection | None = None,
 ) -> Fingerprint:
     """Run :func:`fingerprint_port` with its inputs exposed, for tests and tools.
 
@@ -259,8 +272,27 @@ async def probe_port(
             fake on an ephemeral port standing in for 8002, say).
         backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
         rtt: The address's measured round-trip time (see :func:`fingerprint_port`).
+        connection: The sweep's connection, for the first probe (see
+            :func:`fingerprint_port`).
     """
-    io = backend if backend is not None else SocketBackend()
+    try:
+        return await _probe_port(
+            address, port, timeout, plan_port, backend or SocketBackend(), rtt, connection
+        )
+    finally:
+        if connection is not None:
+            connection.close()  # unused (no probe ran), or already closed: idempotent
+
+
+async def _probe_port(
+    address: str,
+    port: int,
+    timeout: float,
+    plan_port: int | None,
+    io: Backend,
+    rtt: float,
+    connection: Connection | None,
+) -> Fingerprint:
     known_port = port if plan_port is None else plan_port
     budget = _Budget(io, timeout, rtt)
     best: Fingerprint | None = None
@@ -268,6 +300,7 @@ async def probe_port(
         deadline = budget.deadline(probe)
         if deadline is None:
             break
+        kept, connection = connection, None  # the first probe runs on it, the rest connect
         result = await run_probe(
             probe,
             address,
@@ -276,6 +309,7 @@ async def probe_port(
             backend=io,
             connect_timeout=budget.timeout,
             rtt=rtt,
+            connection=kept,
         )
         found = await _silent_close(result.fingerprint, known_port, address, port, budget, io)
         if found.service is not None:

@@ -20,6 +20,7 @@ from typing import Literal
 from xendiscover._backend import (
     Backend,
     ConnectFailed,
+    Connection,
     ConnectionLost,
     Outcome,
     Stream,
@@ -179,14 +180,25 @@ class _Deadline:
 
 
 async def _connect(
-    backend: Backend, address: str, port: int, deadline: _Deadline, share: float
+    backend: Backend,
+    address: str,
+    port: int,
+    deadline: _Deadline,
+    share: float,
+    kept: Connection | None = None,
 ) -> Stream:
     """Open the connection, retrying a connect that timed out or met a local limit.
+
+    A connection the sweep ``kept`` is used as it is: no new handshake.
 
     Raises:
         TimeoutError: Every attempt timed out (or the deadline passed).
         ConnectFailed: The peer refused or the network failed (not retried).
     """
+    if kept is not None:
+        return await backend.open_stream(
+            address, port, timeout=max(share, deadline.left()), connection=kept
+        )
     timeouts = resource_errors = 0
     while True:
         try:
@@ -317,6 +329,7 @@ async def exchange(
     on_handshake: HandshakeHook | None = None,
     connect_timeout: float | None = None,
     rtt: float = 0.0,
+    connection: Connection | None = None,
 ) -> Exchange:
     """Send a request and read the reply, bounded in time and bytes.
 
@@ -342,6 +355,8 @@ async def exchange(
             shorter than :func:`connect_share` allows.
         rtt: The address's round-trip time as the sweep measured it, in
             seconds: no connect attempt waits less than a few of them.
+        connection: An open connection the sweep kept: the exchange runs
+            on it instead of connecting (and closes it, as its own).
 
     Returns:
         The verdict and how the exchange ended. Never raises for anything the
@@ -350,7 +365,7 @@ async def exchange(
     deadline = _Deadline(backend, timeout)
     try:
         share = connect_share(min(timeout, connect_timeout or timeout), rtt)
-        stream = await _connect(backend, address, port, deadline, share)
+        stream = await _connect(backend, address, port, deadline, share, connection)
     except TimeoutError:
         return _unconnected("deadline", f"connect timed out {CONNECT_ATTEMPTS} times")
     except ConnectFailed as error:

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from xendiscover._backend import Backend, ConnectResult, Outcome
+from xendiscover._backend import Backend, Connection, ConnectResult, Outcome
 from xendiscover._names import same_address
 
 __all__ = [
@@ -257,6 +257,8 @@ class ProbeResult:
         outcome: The outcome of the last attempt.
         latency: Seconds the last attempt took.
         attempts: Attempts made, resource retries not counted.
+        connection: The open connection the sweep kept (``keep``), which
+            whoever takes the result owns; ``None`` otherwise.
     """
 
     address: str
@@ -264,6 +266,7 @@ class ProbeResult:
     outcome: Outcome
     latency: float
     attempts: int
+    connection: Connection | None = field(default=None, compare=False, repr=False)
 
 
 class _Address:
@@ -335,6 +338,9 @@ class Prober:
             default: that is all a scan needs).
         ports: Ports tried per address, consecutively in ``items``: spreads a
             silent address's attempts over them (:func:`silent_attempts`).
+        keep: Keep the connection of each open port and yield it with the
+            result (``ProbeResult.connection``), for the fingerprint's first
+            probe: the peer sees one handshake, not two.
 
     What an address's ports teach each other (items arrive address by
     address, so this needs no table):
@@ -368,10 +374,12 @@ class Prober:
         stats: ScanStats | None = None,
         report: frozenset[Outcome] = frozenset({Outcome.OPEN}),
         ports: int = 1,
+        keep: bool = False,
     ) -> None:
         if timeout <= 0 or retries < 0 or window < 1 or (rate is not None and rate <= 0):
             raise ValueError("timeout must be > 0, retries >= 0, window >= 1, rate > 0")
         self._backend = backend
+        self._keep = keep
         self._interval = 1.0 / rate if rate else 0.0
         self._next_slot = 0.0
         self.rtt = RttTable(timeout)
@@ -430,6 +438,10 @@ class Prober:
                         await asyncio.sleep(0)
         finally:
             await self._abandon()
+            while self._ready:  # found, never taken: nobody else will close them
+                kept = self._ready.popleft().connection
+                if kept is not None:
+                    kept.close()
 
     def _next_job(self) -> _Job | None:
         if self._again:
@@ -487,7 +499,7 @@ class Prober:
             return True
         self.stats.attempts += 1
         deadline = self._deadline(attempts, host)
-        started = self._backend.connect(item[0], item[1], item[2], deadline)
+        started = self._backend.connect(item[0], item[1], item[2], deadline, self._keep)
         if isinstance(started, ConnectResult):
             if started.outcome is Outcome.UNREACHABLE and started.errno in _NO_ROUTE:
                 host.unreachable = started
@@ -579,8 +591,13 @@ class Prober:
         stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1
         if outcome is Outcome.OPEN:
             stats.open += 1
+        kept = result.connection
         if outcome in self._report:
-            self._ready.append(ProbeResult(item[1], item[2], outcome, result.latency, attempts))
+            self._ready.append(
+                ProbeResult(item[1], item[2], outcome, result.latency, attempts, kept)
+            )
+        elif kept is not None:
+            kept.close()
 
     def _back_off(self, job: _Job) -> None:
         """A local resource ran out: not an answer from the peer. Shrink, wait, ask again."""

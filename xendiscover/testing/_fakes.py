@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import errno
 import random
 import socket
@@ -29,6 +30,7 @@ from typing import Literal
 
 from xendiscover._backend import (
     ConnectFailed,
+    Connection,
     ConnectionLost,
     ConnectResult,
     Outcome,
@@ -194,15 +196,43 @@ class _FakeStream:
         self._backend.open_streams.discard(self)
 
 
+class _FakeConnection:
+    """An open connection a :class:`FakeBackend` sweep connect kept (``keep``).
+
+    Attributes:
+        address: Where it goes.
+        port: The port.
+        closed: Whether it was closed (handed to a stream, or dropped).
+    """
+
+    def __init__(self, backend: FakeBackend, address: str, port: int) -> None:
+        self._backend = backend
+        self.address = address
+        self.port = port
+        self.closed = False
+        backend.kept.add(self)
+
+    def close(self) -> None:
+        """Close it; idempotent."""
+        self.closed = True
+        self._backend.kept.discard(self)
+
+
 class _FakeProcess:
     """A probe "process" run as a task in this process, speaking the real wire format."""
 
-    def __init__(self, job: bytes, backend: FakeBackend) -> None:
+    def __init__(self, job: bytes, backend: FakeBackend, keep: bool = False) -> None:
         from xendiscover._sweep._worker import run_encoded_job
 
+        self._backend = backend
         self._output: asyncio.Queue[bytes] = asyncio.Queue()
-        self._task = asyncio.ensure_future(run_encoded_job(job, backend, self._output.put_nowait))
+        self._task = asyncio.ensure_future(
+            run_encoded_job(job, backend, self._output.put_nowait, keep=keep)
+        )
         self._task.add_done_callback(lambda _: self._output.put_nowait(b""))
+
+    def connection(self, address: str, port: int) -> Connection | None:
+        return self._backend.handed_over.pop((address, port), None)
 
     async def read(self) -> bytes:
         return await self._output.get()
@@ -252,7 +282,14 @@ class FakeBackend:
         sleeps: Every back-off the prober asked for, in seconds.
         timeouts: The deadline each sweep attempt was given.
         max_in_flight: The most sweep connects that were pending at once.
-        streams: Every ``(address, port)`` a stream was opened to, in order.
+        streams: Every ``(address, port)`` a stream was opened to, in order
+            (a new connect, or a connection the sweep kept: see ``adopted``).
+        adopted: Every ``(address, port)`` whose stream ran on a connection
+            the sweep kept, in order.
+        handshakes: How many TCP handshakes completed to each
+            ``(address, port)`` (sweep connects and streams alike).
+        kept: Connections kept by sweep connects and not closed yet.
+        handed_over: Connections a probe "process" handed over, not taken yet.
         open_streams: Streams not closed yet (a leak check for tests).
         workers: How many probe processes were started.
     """
@@ -291,6 +328,10 @@ class FakeBackend:
         self.timeouts: list[float] = []
         self.max_in_flight = 0
         self.streams: list[tuple[str, int]] = []
+        self.adopted: list[tuple[str, int]] = []
+        self.handshakes: dict[tuple[str, int], int] = {}
+        self.kept: set[_FakeConnection] = set()
+        self.handed_over: dict[tuple[str, int], Connection] = {}
         self.open_streams: set[_FakeStream] = set()
         self.workers = 0
 
@@ -308,7 +349,12 @@ class FakeBackend:
         return script[min(count, len(script) - 1)]
 
     def connect(
-        self, family: socket.AddressFamily, address: str, port: int, timeout: float
+        self,
+        family: socket.AddressFamily,
+        address: str,
+        port: int,
+        timeout: float,
+        keep: bool = False,
     ) -> Started:
         """Answer a sweep connect as scripted; see ``Backend.connect``."""
         self.attempts.append((address, port))
@@ -321,9 +367,15 @@ class FakeBackend:
         if behaviour == "rejected" or behaviour == "gone":
             return self._later(_icmp_error(behaviour, address))
         result = _RESULTS[behaviour]
+        if result.outcome is Outcome.OPEN:
+            self._shake(address, port)
+            if keep:
+                result = dataclasses.replace(
+                    result, connection=_FakeConnection(self, address, port)
+                )
         rtt = self._latency.get(address, 0.0)
         if rtt and result.outcome is not Outcome.RESOURCE:
-            return self._later(ConnectResult(result.outcome, rtt, result.errno))
+            return self._later(dataclasses.replace(result, latency=rtt))
         if self._pending and result.outcome is not Outcome.RESOURCE:
             return self._later(result)
         return result
@@ -360,10 +412,24 @@ class FakeBackend:
         loop.call_soon(answer)
         return future
 
-    async def open_stream(self, address: str, port: int, *, timeout: float) -> Stream:
-        """Connect to the scripted service; see ``Backend.open_stream``."""
+    def _shake(self, address: str, port: int) -> None:
+        self.handshakes[(address, port)] = self.handshakes.get((address, port), 0) + 1
+
+    async def open_stream(
+        self, address: str, port: int, *, timeout: float, connection: Connection | None = None
+    ) -> Stream:
+        """Connect to the scripted service, or adopt a kept connection; see ``Backend``."""
         await asyncio.sleep(0)
         self.streams.append((address, port))
+        service = self._services.get((address, port)) or FakeService(close=False)
+        if isinstance(connection, _FakeConnection) and not connection.closed:
+            connection.close()
+            self.adopted.append((address, port))
+            stream = _FakeStream(self, service, self._latency.get(address, 0.0))
+            self.open_streams.add(stream)
+            return stream
+        if connection is not None:
+            connection.close()
         behaviour = self._behaviour(address, port)
         if behaviour == "dark" or self._lost_handshake(address, timeout):
             self.advance(timeout)
@@ -373,15 +439,19 @@ class FakeBackend:
         result = _RESULTS.get(behaviour) or _icmp_error(behaviour, address)
         if result.outcome is not Outcome.OPEN:
             raise ConnectFailed(result.outcome, result.errno, result.outcome.value)
-        service = self._services.get((address, port)) or FakeService(close=False)
+        self._shake(address, port)
         stream = _FakeStream(self, service, rtt)
         self.open_streams.add(stream)
         return stream
 
-    async def spawn_worker(self, job: bytes) -> WorkerProcess:
+    async def spawn_worker(self, job: bytes, *, connections: bool = False) -> WorkerProcess:
         """Run a probe "process" as a task here, over the real wire format."""
         self.workers += 1
-        return _FakeProcess(job, self)
+        return _FakeProcess(job, self, keep=connections)
+
+    def hand_over(self, connection: Connection, address: str, port: int) -> None:
+        """Pass a kept connection to the "scanning process" (a table here)."""
+        self.handed_over[(address, port)] = connection
 
     def time(self) -> float:
         """The virtual clock, in seconds.
