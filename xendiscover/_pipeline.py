@@ -106,6 +106,8 @@ class _Finisher:
                 hostname_source=source,
                 host_uuid=found.host_uuid,
                 certificate_names=tuple(n for n in found.names if is_dns_name(n)),
+                key_fingerprints=found.key_fingerprints,
+                product=found.product,
             )
         )
 

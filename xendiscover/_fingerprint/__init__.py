@@ -26,7 +26,7 @@ from xendiscover._fingerprint._probes import (
     check_request,
     probe_plan,
 )
-from xendiscover._fingerprint._tls import host_names
+from xendiscover._fingerprint._tls import xapi_identity
 from xendiscover._fingerprint._xend import HOSTS_ALLOW_EVIDENCE
 from xendiscover._model import Fingerprint
 
@@ -192,22 +192,26 @@ async def _silent_close(
 async def _xapi_identity(
     found: Fingerprint, result: Exchange, address: str, port: int, budget: _Budget, backend: Backend
 ) -> Fingerprint:
-    """Add what xapi's certificates say to a TLS-confirmed xapi: names, and the host UUID.
+    """Add what xapi's certificates say and prove to a TLS-confirmed xapi.
 
     The names come from the certificate of the handshake that confirmed it;
-    the UUID from one more handshake, with SNI ``xapi:pool``. Names and UUID
-    are never proof (an admin may install any certificate): they only name
-    the machine and group its addresses.
+    the pool certificate from one more handshake, with SNI ``pool``. Names
+    and the UUID are claims; the keys of the self-signed certificates (the
+    handshakes proved them) are what groups the machine's addresses.
     """
     if found.service != "xapi" or result.certificate is None:
         return found
-    names = host_names(result.certificate)
     deadline = budget.deadline(XAPI_POOL_CERT)
     pool = None
     if deadline is not None:
         pool = await run_probe(XAPI_POOL_CERT, address, port, timeout=deadline, backend=backend)
-    host_uuid = pool.fingerprint.host_uuid if pool is not None else None
-    return dataclasses.replace(found, names=names, host_uuid=host_uuid)
+    facts = xapi_identity(result.certificate, pool.certificate if pool is not None else None)
+    return dataclasses.replace(
+        found,
+        names=facts.names,
+        host_uuid=facts.host_uuid,
+        key_fingerprints=facts.key_fingerprints,
+    )
 
 
 async def probe_port(

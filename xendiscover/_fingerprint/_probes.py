@@ -143,17 +143,18 @@ TLS_HELLO = Probe(
     on_handshake=_tls.tls_server_fingerprint,
 )
 
-#: XAPI's pool certificate: a ClientHello with SNI ``xapi:pool``, nothing sent
-#: after the handshake; the certificate's CN is the host UUID. Only ever run
-#: after a TLS probe confirmed xapi on the port.
+#: XAPI's pool certificate: a ClientHello with SNI ``pool`` (what xapi's own
+#: client sends, ``ocaml/libs/stunnel/stunnel.ml``), nothing sent after the
+#: handshake; the certificate is weighed by ``_tls.xapi_identity``. Only ever
+#: run after a TLS probe confirmed xapi on the port.
 XAPI_POOL_CERT = Probe(
     "xapi-pool-certificate",
     "xapi",
     True,
     _xend.build_nothing,
     _xend.parse_tls_hello,
-    server_hostname="xapi:pool",
-    on_handshake=_tls.xapi_pool_fingerprint,
+    server_hostname=_tls.POOL_SNI,
+    on_handshake=_tls.xapi_pool_handshake,
 )
 
 _BY_NAME = {probe.name: probe for probe in PROBES}

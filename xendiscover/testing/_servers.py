@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import importlib.resources
 import json
 import re
 import socket
@@ -50,7 +49,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 from xml.sax.saxutils import escape
 
-from xendiscover.testing._certs import XapiIdentity
+from xendiscover.testing._certs import XapiIdentity, fake_tls_context
 
 __all__ = [
     "DEFAULT_XEND_METHODS",
@@ -72,23 +71,6 @@ __all__ = [
 _RECORD_CAP = 64 * 1024
 #: The longest request head or body a fake accepts.
 _HTTP_CAP = 1024 * 1024
-
-
-def fake_tls_context() -> ssl.SSLContext:
-    """Return a server TLS context with the self-signed test certificate.
-
-    The certificate and key ship inside :mod:`xendiscover.testing` (CN
-    ``xendiscover-fake-xapi``); they protect nothing and must never be
-    trusted by anything.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    package = importlib.resources.files("xendiscover.testing")
-    with (
-        importlib.resources.as_file(package / "fake-xapi-cert.pem") as cert,
-        importlib.resources.as_file(package / "fake-xapi-key.pem") as key,
-    ):
-        context.load_cert_chain(cert, key)
-    return context
 
 
 class _Conn:
@@ -923,7 +905,7 @@ class FakeXapi(FakeServer):
         xo_lite: Serve XCP-ng's web pages on ``GET``.
         identity: With ``tls``, serve certificates made as xapi makes its
             own: the host's (CN and SAN: its name and addresses) and, for SNI
-            ``xapi:pool``, the pool certificate (CN: its UUID). Two fakes
+            ``pool``, the pool certificate (CN: its UUID). Two fakes
             with one identity are one multi-homed host.
 
     Attributes:
