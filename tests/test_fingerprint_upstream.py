@@ -99,9 +99,13 @@ def test_xend_xmlrpc_ports_ask_isalive_first() -> None:
 def test_xend_isalive_reply_is_short_and_confirms() -> None:
     assert len(ISALIVE_REPLY) < 600
     found = parse_isalive(ISALIVE_REPLY, closed=False)
-    assert found == Fingerprint(
-        "xend-xmlrpc", "confirmed", "Xen-API Failure (xmlrpclib): MESSAGE_METHOD_UNKNOWN"
+    assert (found.service, found.verdict, found.evidence) == (
+        "xend-xmlrpc",
+        "confirmed",
+        "Xen-API Failure (xmlrpclib): MESSAGE_METHOD_UNKNOWN",
     )
+    assert found.product is not None
+    assert (found.product.name, found.product.info) == ("xend", "dom0 Python 2.7.3")
 
 
 @pytest.mark.parametrize(("reply", "names"), [(LIST_8006, 97), (LIST_9363, 289)])
