@@ -117,6 +117,9 @@ class ScanStats:
         attempts: Connect attempts started, retries included.
         retries: Attempts repeated after a timeout.
         backoffs: Times the window shrank after a local resource error.
+        networks: The whole plan (before any shard) as CIDR networks, once
+            the targets are resolved; for the run metadata of the outputs.
+        ports: The ports the plan tries on each address, once known.
     """
 
     total: int = 0
@@ -126,6 +129,8 @@ class ScanStats:
     attempts: int = 0
     retries: int = 0
     backoffs: int = 0
+    networks: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """The counters as a JSON-ready dictionary (outcomes by name)."""
