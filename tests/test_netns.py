@@ -129,13 +129,17 @@ def test_no_targets_sweeps_the_up_network_and_names_hosts(namespaces: tuple[str,
     admin, _ = namespaces
     proc = scan_in(admin, "--port", "8002")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [name or addr for addr, name in XEN.items()]
+    keys = [line.split("  ")[0] for line in proc.stdout.splitlines()]  # key, then product
+    assert keys == [name or addr for addr, name in XEN.items()]
 
 
 def test_no_targets_json_records(namespaces: tuple[str, str]) -> None:
     admin, _ = namespaces
     proc = scan_in(admin, "--port", "8002", "--json", "--timeout", "0.5")
-    records = json.loads(proc.stdout)
+    document = json.loads(proc.stdout)
+    assert document["run"]["local_networks"] is True  # no targets: the local networks
+    assert document["run"]["targets"] == []
+    records = document["machines"]
     assert [(r["address"], r["hostname"]) for r in records] == list(XEN.items())
     services = [s for r in records for s in r["services"]]
     assert {s["service"] for s in services} == {"xend-relocation"}

@@ -27,6 +27,7 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import schema_validator
 
 import xendiscover
 from xendiscover._model import Finding, Host, HostnameSource, Service, Verdict, group_findings
@@ -38,6 +39,8 @@ from xendiscover._output import (
     OutputFile,
     ansible_inventory,
     atomic_writer,
+    diff_schema,
+    document_schema,
     finding_schema,
     format_all,
     format_ansible,
@@ -52,8 +55,10 @@ from xendiscover._output import (
     neutralise_cell,
     printable,
     render,
+    run_schema,
     write_atomically,
 )
+from xendiscover._run import FORMAT_VERSION, RunInfo, now
 from xendiscover.testing import (
     FakeHttpServer,
     FakeLibvirt,
@@ -144,9 +149,7 @@ def scan() -> Scan:
 
 
 def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return schema_validator(schema)
 
 
 @pytest.fixture(scope="module")
@@ -164,12 +167,16 @@ def line_validator() -> jsonschema.protocols.Validator:
 
 def test_text_names_each_xen_machine_once_sorted_by_address(scan: Scan) -> None:
     lines = render(scan.findings, "text").splitlines()
-    assert lines == [NAMES[POLAR], NAMES[CARBONO], XMLRPC, LIKELY]  # POLAR: 2 ports, 1 line
+    keys = [line.split("  ")[0] for line in lines]  # each key, then its product
+    assert keys == [NAMES[POLAR], NAMES[CARBONO], XMLRPC, LIKELY]  # POLAR: 2 ports, 1 line
+    assert lines[1] == f"{NAMES[CARBONO]}  xapi >= 25.2.0"  # what its listMethods shows
     assert render(list(reversed(scan.findings)), "text") == render(scan.findings, "text")
 
 
 def test_text_of_the_open_view_names_every_machine(scan: Scan) -> None:
-    lines = render(scan.findings, "text", view="open").splitlines()
+    lines = [
+        line.split("  ")[0] for line in render(scan.findings, "text", view="open").splitlines()
+    ]
     expected = [NAMES.get(a, a) for a in (POLAR, CARBONO, XMLRPC, LIBVIRT, DECOY, SILENT, LIKELY)]
     assert lines == expected
 
@@ -187,10 +194,14 @@ def test_all_shows_each_machine_then_its_services(scan: Scan) -> None:
     assert decoy[1:3] == ["-", "not-xen"]
 
 
-def test_json_is_an_array_of_schema_valid_machines(
+def test_json_is_the_run_and_schema_valid_machines(
     scan: Scan, validator: jsonschema.protocols.Validator
 ) -> None:
-    records = json.loads(render(scan.findings, "json", view="all"))
+    run = RunInfo(version=xendiscover.__version__, started=now(), ports=(8002,), listing="all")
+    document = json.loads(render(scan.findings, "json", view="all", run=run))
+    schema_validator(document_schema()).validate(document)
+    assert document["run"] == run.as_dict()
+    records = document["machines"]
     assert records == [h.as_dict() for h in scan.machines]
     for record in records:
         validator.validate(record)
@@ -200,7 +211,8 @@ def test_json_is_an_array_of_schema_valid_machines(
     assert polar["addresses"] == [POLAR]
     assert sorted(s["port"] for s in polar["services"]) == sorted(scan.ports[POLAR])
     xen_only = json.loads(render(scan.findings, "json"))
-    assert [r["address"] for r in xen_only] == [POLAR, CARBONO, XMLRPC, LIKELY]
+    assert xen_only["run"] is None  # no run given: a library call formatting machines
+    assert [r["address"] for r in xen_only["machines"]] == [POLAR, CARBONO, XMLRPC, LIKELY]
 
 
 def test_jsonl_streams_one_schema_valid_line_per_open_port(
@@ -212,9 +224,29 @@ def test_jsonl_streams_one_schema_valid_line_per_open_port(
     )
     whole = [json.loads(line) for line in format_jsonl(scan.findings).splitlines()]
     assert streamed == sorted(whole, key=lambda r: (r["address"], r["port"]))
-    assert whole == [f.as_dict() for f in scan.findings]
+    assert whole == [{"record": "port", **f.as_dict()} for f in scan.findings]
     for record in whole:
         line_validator.validate(record)
+
+
+def test_jsonl_with_a_run_starts_with_it_and_ends_with_how_it_ended(scan: Scan) -> None:
+    run = RunInfo(version="9.9", started=now(), ports=(8002,), listing="all").finished(
+        stopped="SIGINT"
+    )
+    lines = [json.loads(line) for line in format_jsonl(scan.findings, run).splitlines()]
+    first, *ports, last = lines
+    assert first["record"] == "run"
+    # The first line is the run as it started, streamed or not: its end is the last line's.
+    assert (first["ended"], first["completed"], first["stopped"]) == (None, False, None)
+    schema_validator(run_schema()).validate(first)
+    assert [p["record"] for p in ports] == ["port"] * len(scan.findings)
+    assert last == {
+        "record": "end",
+        "ended": run.ended,
+        "completed": False,
+        "stopped": "SIGINT",
+        "ports": len(scan.findings),
+    }
 
 
 def _csv_record(row: dict[str, str]) -> dict[str, Any]:
@@ -224,6 +256,7 @@ def _csv_record(row: dict[str, str]) -> dict[str, Any]:
         "port": int(row["port"]),
         "evidence": row["evidence"],
         "latency_ms": float(row["latency_ms"]),
+        "key_fingerprints": row["key_fingerprints"].split(),
     }
 
 
@@ -299,7 +332,8 @@ def test_the_real_ansible_inventory_reads_the_file(scan: Scan, tmp_path: Path) -
 def test_list_is_the_2007_python_list_line(scan: Scan) -> None:
     line = render(scan.findings, "list")
     assert line == f"['{NAMES[POLAR]}', '{NAMES[CARBONO]}', '{XMLRPC}', '{LIKELY}']\n"
-    assert ast.literal_eval(line) == render(scan.findings, "text").splitlines()
+    keys = [text.split("  ")[0] for text in render(scan.findings, "text").splitlines()]
+    assert ast.literal_eval(line) == keys
 
 
 def test_render_dispatches_every_format(scan: Scan) -> None:
@@ -344,7 +378,7 @@ def test_every_format_of_nothing_still_parses() -> None:
     assert format_text([]) == ""
     assert format_all([]) == ""
     assert format_jsonl([]) == ""
-    assert json.loads(format_json([])) == []
+    assert json.loads(format_json([])) == {"run": None, "machines": []}
     assert ast.literal_eval(format_list([])) == []
     reader = csv.DictReader(io.StringIO(format_csv([])))
     assert list(reader) == []
@@ -402,28 +436,31 @@ def test_an_untrusted_name_is_shown_but_never_a_key(source: str) -> None:
 # --------------------------------------------------------------------------- grouping
 
 
-def test_findings_group_by_address_and_by_host_uuid() -> None:
+def test_findings_group_by_address_and_by_proven_key() -> None:
     uuid = "4f3c6a1e-0b7d-4a52-9c1e-2d8f6b7a9e10"
     other = "8d2e4b6a-1c3f-4e5d-9a7b-0c1d2e3f4a5b"
+    key, key2 = "a" * 64, "b" * 64
     hosts = group_findings(
         [
-            _xapi("10.0.1.5", host_uuid=uuid),  # found first: the machine's address
-            _xapi("10.0.0.5", "xen5.example", host_uuid=uuid.upper()),  # same host, other NIC
+            _xapi("10.0.1.5", host_uuid=uuid, key_fingerprints=(key,)),
+            _xapi("10.0.0.5", "xen5.example", host_uuid=uuid, key_fingerprints=(key,)),
             Finding("10.0.0.5", 80, "xapi", "likely"),  # same address as the one above
-            _xapi("10.0.0.6", host_uuid=other),  # another host
+            _xapi("10.0.0.6", host_uuid=other, key_fingerprints=(key2,)),  # another host
             Finding("10.0.0.7", 8002, None, "not-xen"),
         ]
     )
     assert [(h.address, h.addresses, h.host_uuid) for h in hosts] == [
+        ("10.0.0.5", ("10.0.0.5", "10.0.1.5"), uuid),
         ("10.0.0.6", ("10.0.0.6",), other),
         ("10.0.0.7", ("10.0.0.7",), None),
-        ("10.0.1.5", ("10.0.0.5", "10.0.1.5"), uuid),
     ]
-    multi = hosts[2]
+    multi = hosts[0]
     assert multi.hostname == "xen5.example"
     assert multi.key == "xen5.example"
+    assert multi.key_fingerprints == (key,)
     assert len(multi.services) == 3
     assert multi.verdict == "confirmed"
+    assert not any(h.uuid_conflict for h in hosts)
 
 
 @pytest.mark.parametrize(
@@ -447,11 +484,11 @@ def test_a_confirmed_name_beats_an_unconfirmed_one_beats_a_certificate() -> None
     uuid = "4f3c6a1e-0b7d-4a52-9c1e-2d8f6b7a9e10"
     (host,) = group_findings(
         [
-            _xapi("10.0.0.1", certificate_names=("cert.example",), host_uuid=uuid),
+            _xapi("10.0.0.1", certificate_names=("cert.example",), key_fingerprints=(uuid,)),
             Finding("10.0.0.2", 443, "xapi", "confirmed", hostname="spoof.example",
-                    hostname_source="ptr-unconfirmed", host_uuid=uuid),
+                    hostname_source="ptr-unconfirmed", key_fingerprints=(uuid,)),
             Finding("10.0.0.3", 443, "xapi", "confirmed", hostname="real.example",
-                    hostname_source="ptr", host_uuid=uuid),
+                    hostname_source="ptr", key_fingerprints=(uuid,)),
         ]
     )  # fmt: skip
     assert (host.hostname, host.hostname_source, host.key) == (
@@ -514,16 +551,33 @@ def test_line_formats_keep_one_record_per_line(findings: list[Finding]) -> None:
 # --------------------------------------------------------------------------- schema
 
 
-@pytest.mark.parametrize(("name", "make"), [("host", host_schema), ("finding", finding_schema)])
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("host", host_schema),
+        ("finding", finding_schema),
+        ("run", run_schema),
+        ("document", document_schema),
+        ("diff", diff_schema),
+    ],
+)
 def test_schemas_ship_in_the_package_and_are_versioned(name: str, make: Any) -> None:
     shipped = resources.files("xendiscover") / f"schema/{name}.schema.json"
     assert shipped.is_file()
     schema = json.loads(shipped.read_text(encoding="utf-8"))
     assert schema == make()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["x-schema-version"] == 2
+    assert isinstance(schema["x-schema-version"], int)
+    assert schema["$id"].endswith(f"/{name}/{schema['x-schema-version']}.json")
     jsonschema.Draft202012Validator.check_schema(schema)
     assert host_schema()["$id"] == SCHEMA_ID
+
+
+def test_the_document_schema_refers_to_the_shipped_machine_and_run_schemas() -> None:
+    properties = document_schema()["properties"]
+    assert properties["machines"]["items"]["$ref"] == host_schema()["$id"]
+    assert {"$ref": run_schema()["$id"]} in properties["run"]["anyOf"]
+    assert run_schema()["properties"]["format"]["const"] == FORMAT_VERSION
 
 
 def test_schemas_describe_exactly_the_records() -> None:
@@ -531,10 +585,14 @@ def test_schemas_describe_exactly_the_records() -> None:
     (machine,) = group_findings([finding])
     for schema, record in (
         (host_schema(), machine.as_dict()),
-        (finding_schema(), finding.as_dict()),
+        (finding_schema(), {"record": "port", **finding.as_dict()}),
     ):
-        assert set(schema["properties"]) == set(record) == set(schema["required"])
+        assert set(schema["properties"]) == set(record)
+        assert set(schema["required"]) == set(record) - {"record"}
         assert schema["properties"]["verdict"]["enum"] == list(get_args(Verdict))
+    run = RunInfo(version="1", started=now(), merged=((1, 2), (2, 2)))
+    assert set(run_schema()["properties"]) == {"record", *run.as_dict()}
+    assert set(run_schema()["required"]) == set(run.as_dict()) - {"merged"}
     service = host_schema()["properties"]["services"]["items"]
     assert set(service["properties"]) == set(machine.services[0].as_dict())
     assert service["properties"]["service"]["enum"] == [*get_args(Service), None]

@@ -123,10 +123,13 @@ def test_json_formats_are_ascii_and_parse_back(found: list[Finding], view: View)
         assert out.isascii(), fmt  # every control escaped (\u001b), none raw
         assert only_printable_lines(out), fmt
     hosts = listed(found, view)
-    assert json.loads(render(found, "json", view=view)) == [h.as_dict() for h in hosts]
+    document = json.loads(render(found, "json", view=view))
+    assert document == {"run": None, "machines": [h.as_dict() for h in hosts]}
     lines = render(found, "jsonl", view=view).splitlines()
     ordered = sorted(found, key=lambda f: f.sort_key)
-    assert [json.loads(line) for line in lines] == [f.as_dict() for f in ordered]
+    assert [json.loads(line) for line in lines] == [
+        {"record": "port", **f.as_dict()} for f in ordered
+    ]
 
 
 @given(findings, st.sampled_from(VIEWS))

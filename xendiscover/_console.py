@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -34,10 +35,21 @@ from typing import TYPE_CHECKING
 
 from xendiscover._errors import TargetError, XenDiscoverError
 from xendiscover._model import XEN_VERDICTS, Finding
-from xendiscover._output import OutputFile, View, format_jsonl_line, listed, printable
+from xendiscover._output import (
+    OutputFile,
+    View,
+    format_end_line,
+    format_jsonl_line,
+    format_run_json,
+    format_run_line,
+    listed,
+    printable,
+)
 from xendiscover._pipeline import scan
-from xendiscover._plan import LOCAL_NETWORKS, ScanOptions
+from xendiscover._plan import LOCAL_NETWORKS, ScanOptions, Targets, _LocalNetworks
+from xendiscover._run import RunInfo, now
 from xendiscover._sweep import ScanStats
+from xendiscover._version import __version__
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -53,6 +65,7 @@ __all__ = [
     "Terminated",
     "check_stdout",
     "deliver",
+    "deliver_run_file",
     "exit_code",
     "handle_termination",
     "interrupted_note",
@@ -105,6 +118,7 @@ class RunResult:
         stopped: 0, or the exit status of the signal that ended it early.
         error: One line, when the scan failed (a probe process died).
         output_error: One line, when streamed output could not be written.
+        run: What the run swept and how it ended (the outputs' run metadata).
     """
 
     findings: list[Finding] = field(default_factory=list)
@@ -113,11 +127,19 @@ class RunResult:
     stopped: int = 0
     error: str | None = None
     output_error: str | None = None
+    run: RunInfo | None = None
 
     @property
     def complete(self) -> bool:
         """Whether the scan ran to its end (no signal, no failure)."""
         return not self.stopped and self.error is None and self.output_error is None
+
+    @property
+    def stop_reason(self) -> str | None:
+        """What cut the run short, as the run metadata says it, or ``None``."""
+        if self.stopped:
+            return "SIGTERM" if self.stopped == EXIT_SIGTERM else "SIGINT"
+        return None if self.complete else "error"
 
 
 def setup_logging(verbose: bool) -> None:
@@ -207,7 +229,7 @@ def _progress() -> Progress:
 
 
 async def _collect(
-    targets: list[str],
+    targets: Targets,
     options: ScanOptions,
     result: RunResult,
     on_found: Callable[[Finding], None],
@@ -241,14 +263,45 @@ async def _collect(
         handle_termination()  # from here on, SIGTERM raises Terminated again
 
 
+def _run_info(
+    targets: Targets, options: ScanOptions, stats: ScanStats, started: str, listing: View
+) -> RunInfo:
+    return RunInfo(
+        version=__version__,
+        started=started,
+        targets=() if isinstance(targets, _LocalNetworks) else tuple(targets),
+        local_networks=isinstance(targets, _LocalNetworks) or not targets,
+        resolved=stats.networks,
+        exclude=tuple(options.get("exclude", ())),
+        ports=stats.ports,
+        shard=options.get("shard") or (1, 1),
+        listing=listing,
+    )
+
+
+def _stream(result: RunResult, host: Finding, run_info: Callable[[], RunInfo]) -> None:
+    """Write one port's jsonl line, after the ``run`` line if it is the first."""
+    if result.run is None:  # the plan is known once the first port is found
+        result.run = run_info()
+        write_stdout(format_run_line(result.run))
+    write_stdout(format_jsonl_line(host))
+
+
+def _ended(result: RunResult, run_info: Callable[[], RunInfo]) -> RunInfo:
+    """The run metadata, ended now (made now if no port was streamed)."""
+    run = result.run if result.run is not None else run_info()
+    return run.finished(stopped=result.stop_reason)
+
+
 def run_scan(
-    targets: list[str],
+    targets: Targets,
     options: ScanOptions,
     *,
     view: View,
     stream_jsonl: bool,
     live: bool,
     out: OutputFile | None = None,
+    listing: View = "xen",
 ) -> RunResult:
     """Run a scan to its end (or to a signal) and return what it came to.
 
@@ -259,6 +312,7 @@ def run_scan(
         stream_jsonl: Write each host to stdout as a JSON line as it is found.
         live: Show the progress bar and the hosts found on stderr.
         out: The reserved ``-o`` file, given up if an input is invalid.
+        listing: Which machines the output lists, for the run metadata.
 
     Raises:
         TargetError: An input is invalid (nothing was sent).
@@ -266,10 +320,11 @@ def run_scan(
     result = RunResult()
     options = ScanOptions(**options, stats=result.stats)
     display = _Display(result.stats, lambda host: bool(listed([host], view)))
+    run_info = functools.partial(_run_info, targets, options, result.stats, now(), listing)
 
     def on_found(host: Finding) -> None:
         if stream_jsonl:
-            write_stdout(format_jsonl_line(host))
+            _stream(result, host, run_info)
 
     started = time.monotonic()
     try:
@@ -292,6 +347,7 @@ def run_scan(
     finally:
         handle_termination()  # the loop put SIGTERM back to its default
     result.seconds = time.monotonic() - started
+    result.run = _ended(result, run_info)
     return result
 
 
@@ -353,10 +409,12 @@ def reserve(path: Path | None) -> OutputFile | None:
 def deliver(result: RunResult, text: str | None, out: OutputFile | None) -> None:
     """Write the rendered output: stdout, or ``-o FILE`` (whole, or ``FILE.partial``).
 
-    ``text`` is ``None`` when the output was streamed. Records an output
-    failure in ``result.output_error``.
+    ``text`` is ``None`` when the output was streamed: then only its first
+    (``run``, if no port came) and last (``end``) lines are written here.
+    Records an output failure in ``result.output_error``.
     """
     if text is None:
+        _end_stream(result)
         return
     try:
         if out is None:
@@ -372,6 +430,32 @@ def deliver(result: RunResult, text: str | None, out: OutputFile | None) -> None
         result.output_error = f"cannot write {out.path if out else 'the output'}: {exc.strerror}"
         if out is not None:
             out.discard()
+
+
+def _end_stream(result: RunResult) -> None:
+    if result.run is None or result.output_error is not None:
+        return
+    try:
+        if not result.findings:
+            write_stdout(format_run_line(result.run))
+        write_stdout(format_end_line(result.run, len(result.findings)))
+    except OutputError as exc:
+        result.output_error = str(exc)
+
+
+def deliver_run_file(result: RunResult, out: OutputFile | None) -> None:
+    """Write ``FILE.run.json`` (the run metadata) beside a ``csv`` file ``-o`` wrote.
+
+    Beside ``FILE.partial`` when the run was cut short. Nothing without ``-o``.
+    """
+    if out is None or result.run is None or result.output_error is not None:
+        return
+    target = out.path if result.complete else out.partial_path
+    side = target.with_name(target.name + ".run.json")
+    try:
+        OutputFile(side).commit(format_run_json(result.run))
+    except OSError as exc:
+        result.output_error = f"cannot write {side}: {exc.strerror}"
 
 
 def _note(line: str) -> None:

@@ -11,9 +11,11 @@ finding so a caller can stream JSON Lines as ports are found.
 Format     Lists                                                     Per
 =========  ========================================================  ===========
 text       one line per machine: its key (a confirmed name, else     machine
-           its address), with any other name and its source
+           its address), any other name and its source, then
+           product and version where known, and a warning when
+           two machines claim one UUID
 list       the keys, as one Python list literal (the 2007 line)      machine
-json       machines with their services (JSON Schema v2)             machine
+json       the run, and machines with their services (JSON Schema)  machine
 ansible    a static inventory (``ansible-inventory -i FILE``)        machine
 jsonl      every open port, one JSON object per line, streamed       open port
 csv        every open port, with a header row                        open port
@@ -57,6 +59,7 @@ from xendiscover._model import (
     Service,
     group_findings,
 )
+from xendiscover._run import RunInfo
 
 __all__ = [
     "CSV_FIELDS",
@@ -69,20 +72,27 @@ __all__ = [
     "View",
     "ansible_inventory",
     "atomic_writer",
+    "diff_schema",
+    "document",
+    "document_schema",
     "finding_schema",
     "format_all",
     "format_ansible",
     "format_csv",
+    "format_end_line",
     "format_json",
     "format_jsonl",
     "format_jsonl_line",
     "format_list",
+    "format_run_json",
+    "format_run_line",
     "format_text",
     "host_schema",
     "listed",
     "neutralise_cell",
     "printable",
     "render",
+    "run_schema",
     "write_atomically",
 ]
 
@@ -109,6 +119,13 @@ CSV_FIELDS: Final[tuple[str, ...]] = (
     "hostname",
     "hostname_source",
     "host_uuid",
+    "key_fingerprints",
+    "product",
+    "version",
+    "confidence",
+    "cpe",
+    "product_info",
+    "product_evidence",
 )
 
 #: The Ansible group of each service: one group per service family.
@@ -121,7 +138,7 @@ SERVICE_GROUPS: Final[Mapping[Service, str]] = {
 }
 
 #: The ``$id`` of the JSON Schema of one machine (see :func:`host_schema`).
-SCHEMA_ID: Final = "https://xendiscover.invalid/schema/host/2.json"
+SCHEMA_ID: Final = "https://xendiscover.invalid/schema/host/3.json"
 
 _GROUPS = ("xapi", "xend", "libvirt")
 
@@ -168,14 +185,24 @@ def listed(findings: Iterable[Finding], view: View) -> list[Host]:
 
 
 def _line(host: Host) -> str:
-    """A machine's text line: its key, then any other name with its source."""
-    if host.hostname is None or host.key == host.hostname:
-        return host.key
-    return f"{host.key} ({host.hostname_source}: {host.hostname})"
+    """A machine's text line: its key, any other name, its product, a UUID conflict."""
+    line = host.key
+    if host.hostname is not None and host.key != host.hostname:
+        line = f"{line} ({host.hostname_source}: {host.hostname})"
+    product = host.product
+    if product is not None:
+        line = f"{line}  {product.describe()}"
+    if host.uuid_conflict:
+        line = f"{line}  WARNING: another machine claims host UUID {host.host_uuid}"
+    return line
 
 
 def format_text(hosts: Sequence[Host]) -> str:
-    """One line per machine: its key (a confirmed name, else its address)."""
+    """One line per machine: its key (a confirmed name, else its address), then its product.
+
+    ``xcp-a.example  XCP-ng 8.3 (xapi >= 24.17.0)``. A machine whose host
+    UUID another machine claims too ends in a warning: one of them copied it.
+    """
     return "".join(f"{printable(_line(h))}\n" for h in hosts)
 
 
@@ -216,24 +243,79 @@ def format_all(hosts: Sequence[Host]) -> str:
     return "".join(out)
 
 
-def format_json(hosts: Sequence[Host]) -> str:
-    """Every machine as one JSON array (``Host.as_dict()``), indented."""
-    return json.dumps([h.as_dict() for h in hosts], indent=2) + "\n"
+def document(hosts: Sequence[Host], run: RunInfo | None = None) -> dict[str, object]:
+    """The ``json`` document: ``{"run": ..., "machines": [...]}`` (:func:`document_schema`).
+
+    ``run`` is ``None`` (JSON ``null``) when the caller has no run metadata
+    (a library call that formats machines it got elsewhere).
+    """
+    return {
+        "run": None if run is None else run.as_dict(),
+        "machines": [h.as_dict() for h in hosts],
+    }
+
+
+def format_json(hosts: Sequence[Host], run: RunInfo | None = None) -> str:
+    """The run and every machine as one JSON object (:func:`document`), indented."""
+    return json.dumps(document(hosts, run), indent=2) + "\n"
 
 
 def format_jsonl_line(finding: Finding) -> str:
     """One open port as one line of JSON Lines, ending in a newline.
 
     Meant for streaming: write each line as its port is found (and flush) so
-    ``| jq`` sees it at once. The record is ``Finding.as_dict()``; lines of
-    one machine share its ``address`` or, across addresses, ``host_uuid``.
+    ``| jq`` sees it at once. The record is ``Finding.as_dict()`` after
+    ``"record": "port"``; lines of one machine share its ``address`` or,
+    across addresses, ``host_uuid``.
     """
-    return json.dumps(finding.as_dict()) + "\n"
+    return json.dumps({"record": "port", **finding.as_dict()}) + "\n"
 
 
-def format_jsonl(findings: Sequence[Finding]) -> str:
-    """Every open port as JSON Lines, sorted by address then port."""
-    return "".join(format_jsonl_line(f) for f in sorted(findings, key=lambda f: f.sort_key))
+def format_run_line(run: RunInfo) -> str:
+    """The first line of ``jsonl``: ``{"record": "run", ...}``, the run as it started.
+
+    Its ``ended``, ``completed`` and ``stopped`` are left for the ``end`` line
+    (:func:`format_end_line`): the same whether the lines were streamed or not.
+    """
+    started = {**run.as_dict(), "ended": None, "completed": False, "stopped": None}
+    return json.dumps({"record": "run", **started}) + "\n"
+
+
+def format_end_line(run: RunInfo, ports: int) -> str:
+    """The last line of ``jsonl``: how the run ended, and how many port lines it wrote."""
+    record = {
+        "record": "end",
+        "ended": run.ended,
+        "completed": run.completed,
+        "stopped": run.stopped,
+        "ports": ports,
+    }
+    return json.dumps(record) + "\n"
+
+
+def format_jsonl(findings: Sequence[Finding], run: RunInfo | None = None) -> str:
+    """Every open port as JSON Lines, sorted by address then port.
+
+    With ``run``, the lines sit between a ``run`` record and an ``end`` record.
+    """
+    lines = "".join(format_jsonl_line(f) for f in sorted(findings, key=lambda f: f.sort_key))
+    if run is None:
+        return lines
+    return format_run_line(run) + lines + format_end_line(run, len(findings))
+
+
+def format_run_json(run: RunInfo) -> str:
+    """The ``FILE.run.json`` beside a ``csv`` file: ``{"run": ...}``, indented."""
+    return json.dumps({"run": run.as_dict()}, indent=2) + "\n"
+
+
+def _csv_value(value: object) -> object:
+    """A CSV cell: ``None`` empty, a list space-separated (key fingerprints)."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
+    return value
 
 
 def format_csv(findings: Sequence[Finding]) -> str:
@@ -247,7 +329,7 @@ def format_csv(findings: Sequence[Finding]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
     writer.writeheader()
     for finding in sorted(findings, key=lambda f: f.sort_key):
-        row = {k: "" if v is None else v for k, v in finding.as_dict().items()}
+        row = {k: _csv_value(v) for k, v in finding.as_dict().items()}
         writer.writerow(
             {k: neutralise_cell(v) if isinstance(v, str) else v for k, v in row.items()}
         )
@@ -276,6 +358,7 @@ def _inventory_service(host: Host) -> PortFinding | None:
 
 
 def _hostvars(host: Host, best: PortFinding) -> dict[str, object]:
+    product = host.product
     return {
         "ansible_host": host.address,
         "xen_addresses": list(host.addresses),
@@ -286,6 +369,10 @@ def _hostvars(host: Host, best: PortFinding) -> dict[str, object]:
         "xen_hostname": host.hostname,
         "xen_hostname_source": host.hostname_source,
         "xen_host_uuid": host.host_uuid,
+        "xen_key_fingerprints": list(host.key_fingerprints),
+        "xen_uuid_conflict": host.uuid_conflict,
+        "xen_product": product.name if product is not None else None,
+        "xen_version": product.version if product is not None else None,
     }
 
 
@@ -299,7 +386,8 @@ def ansible_inventory(hosts: Sequence[Host]) -> dict[str, Any]:
     name, else its address, never a name whoever controls a reverse zone or
     a certificate chose. Its variables: ``ansible_host`` (its address), and
     ``xen_*`` facts (service, port and verdict of its surest service, all
-    its ports, its addresses, name, name source and UUID).
+    its ports, its addresses, name, name source, UUID, key fingerprints,
+    UUID conflict, and ``xen_product`` / ``xen_version``).
     """
     groups: dict[str, dict[str, dict[str, object]]] = {group: {} for group in _GROUPS}
     used: set[str] = set()
@@ -332,24 +420,28 @@ def format_list(hosts: Sequence[Host]) -> str:
     return repr([h.key for h in hosts]) + "\n"
 
 
-def render(findings: Sequence[Finding], fmt: str, *, view: View = "xen") -> str:
+def render(
+    findings: Sequence[Finding], fmt: str, *, view: View = "xen", run: RunInfo | None = None
+) -> str:
     """Format a scan's findings in the named format (one of :data:`FORMATS`).
 
     Args:
         findings: The open ports found, in any order.
         fmt: The format's name.
         view: Which machines the per-machine formats list (see :data:`View`).
+        run: The run's metadata, for the formats that carry it (``json``,
+            ``jsonl``); ``csv`` carries it in a file beside (:func:`format_run_json`).
 
     Raises:
         ValueError: ``fmt`` is not a format.
     """
     per_port: dict[str, Callable[[Sequence[Finding]], str]] = {
-        "jsonl": format_jsonl,
+        "jsonl": lambda found: format_jsonl(found, run),
         "csv": format_csv,
     }
     per_machine: dict[str, Callable[[Sequence[Host]], str]] = {
         "text": format_all if view == "all" else format_text,
-        "json": format_json,
+        "json": lambda hosts: format_json(hosts, run),
         "ansible": format_ansible,
         "list": format_list,
     }
@@ -369,7 +461,7 @@ def _schema(name: str) -> dict[str, Any]:
 def host_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one machine: one element of the ``json`` array.
 
-    Its ``$id`` is :data:`SCHEMA_ID`; its ``x-schema-version`` (2) grows when
+    Its ``$id`` is :data:`SCHEMA_ID`; its ``x-schema-version`` (3) grows when
     the record changes.
     """
     return _schema("host")
@@ -378,6 +470,24 @@ def host_schema() -> dict[str, Any]:
 def finding_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one open port: one line of ``jsonl``."""
     return _schema("finding")
+
+
+def run_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a run's metadata (``run`` of a document)."""
+    return _schema("run")
+
+
+def document_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the ``json`` document (and of ``merge``'s).
+
+    It refers to :func:`run_schema` and :func:`host_schema` by their ``$id``.
+    """
+    return _schema("document")
+
+
+def diff_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one line of ``diff --format jsonl``."""
+    return _schema("diff")
 
 
 def _create_temp(directory: Path, name: str) -> tuple[int, Path]:

@@ -27,12 +27,15 @@ from xendiscover._fingerprint._probes import (
     PROBES,
     RELOCATION_PORTS,
     TLS_HELLO,
+    XAPI_LIST_METHODS,
+    XAPI_PAGE,
     XAPI_POOL_CERT,
     Probe,
     check_request,
     probe_plan,
 )
-from xendiscover._fingerprint._tls import host_names
+from xendiscover._fingerprint._product import POOL_CERTIFICATE, combine_xapi
+from xendiscover._fingerprint._tls import xapi_identity
 from xendiscover._fingerprint._xend import HOSTS_ALLOW_EVIDENCE
 from xendiscover._model import Fingerprint
 
@@ -50,6 +53,8 @@ __all__ = [
     "probe_port",
     "run_probe",
 ]
+
+_PAGE_TLS = next(probe for probe in PROBES if probe.name == "xapi-page-tls")
 
 #: The Xen management ports a scan covers by default.
 WELL_KNOWN_PORTS: tuple[int, ...] = (443, 80, 8002, 8000, 8006, 9363, 16509)
@@ -118,6 +123,7 @@ async def run_probe(
         server_hostname=probe.server_hostname,
         on_handshake=probe.on_handshake,
         connect_timeout=connect_timeout,
+        cap=probe.cap if probe.cap is not None else READ_CAP,
         rtt=rtt,
         connection=connection,
     )
@@ -129,7 +135,9 @@ def is_silent(found: Fingerprint) -> bool:
 
 
 def _rank(found: Fingerprint) -> int:
-    """Which of two unrecognised verdicts to keep: an answer beats silence."""
+    """Which of two unrecognised verdicts to keep: a named product beats an answer beats silence."""
+    if found.product is not None:
+        return 2
     return 1 if found.verdict == "not-xen" else 0
 
 
@@ -232,24 +240,74 @@ async def _silent_close(
 async def _xapi_identity(
     found: Fingerprint, result: Exchange, address: str, port: int, budget: _Budget, backend: Backend
 ) -> Fingerprint:
-    """Add what xapi's certificates say to a TLS-confirmed xapi: names, and the host UUID.
+    """Add what xapi's certificates say and prove to a TLS-confirmed xapi.
 
     The names come from the certificate of the handshake that confirmed it;
-    the UUID from one more handshake, with SNI ``xapi:pool``. Names and UUID
-    are never proof (an admin may install any certificate): they only name
-    the machine and group its addresses.
+    the pool certificate from one more handshake, with SNI ``pool``. Names
+    and the UUID are claims; the keys of the self-signed certificates (the
+    handshakes proved them) are what groups the machine's addresses. A pool
+    certificate also says xapi >= 1.291.
     """
-    if found.service != "xapi" or result.certificate is None:
+    if result.certificate is None:
         return found
-    names = host_names(result.certificate)
     deadline = budget.deadline(XAPI_POOL_CERT)
     pool = None
     if deadline is not None:
         pool = await run_probe(
             XAPI_POOL_CERT, address, port, timeout=deadline, backend=backend, rtt=budget.rtt
         )
-    host_uuid = pool.fingerprint.host_uuid if pool is not None else None
-    return dataclasses.replace(found, names=names, host_uuid=host_uuid)
+    facts = xapi_identity(result.certificate, pool.certificate if pool is not None else None)
+    product = found.product
+    if facts.pool_certificate:
+        product = combine_xapi((product, POOL_CERTIFICATE))
+    return dataclasses.replace(
+        found,
+        names=facts.names,
+        host_uuid=facts.host_uuid,
+        key_fingerprints=facts.key_fingerprints,
+        product=product,
+    )
+
+
+async def _xapi_product(
+    found: Fingerprint, probe: Probe, address: str, port: int, budget: _Budget, backend: Backend
+) -> Fingerprint:
+    """Ask a confirmed xapi for what its version shows, with no session and no login.
+
+    ``system.listMethods`` (a version floor from its messages) over the
+    transport that confirmed it, and its landing page (brand and version,
+    tentative) unless that was the confirming probe. Each clue is
+    weighed by :func:`~xendiscover._fingerprint._product.combine_xapi`.
+    """
+    follow = [XAPI_LIST_METHODS[probe.tls], _PAGE_TLS if probe.tls else XAPI_PAGE]
+    clues = [found.product]
+    for extra in follow:
+        deadline = budget.deadline(extra)
+        if extra.name == probe.name or deadline is None:
+            continue
+        result = await run_probe(
+            extra, address, port, timeout=deadline, backend=backend, rtt=budget.rtt
+        )
+        if result.fingerprint.service == "xapi":
+            clues.append(result.fingerprint.product)
+    return dataclasses.replace(found, product=combine_xapi(clues))
+
+
+async def _recognised(
+    found: Fingerprint,
+    probe: Probe,
+    result: Exchange,
+    address: str,
+    port: int,
+    budget: _Budget,
+    backend: Backend,
+) -> Fingerprint:
+    """Complete a recognised service's fingerprint: xapi's identity and product."""
+    if found.service != "xapi":
+        return found
+    if probe.tls:
+        found = await _xapi_identity(found, result, address, port, budget, backend)
+    return await _xapi_product(found, probe, address, port, budget, backend)
 
 
 async def probe_port(
@@ -263,6 +321,10 @@ async def probe_port(
     connection: Connection | None = None,
 ) -> Fingerprint:
     """Run :func:`fingerprint_port` with its inputs exposed, for tests and tools.
+
+    The first probe that confirms a service ends it. A reply shape that is
+    only *likely* xapi (a page, a 403, a 301) lets xapi's own probes still
+    run, to confirm it with an echo.
 
     Args:
         address: The IP address, as text.
@@ -296,10 +358,13 @@ async def _probe_port(
     known_port = port if plan_port is None else plan_port
     budget = _Budget(io, timeout, rtt)
     best: Fingerprint | None = None
+    likely: tuple[Fingerprint, Probe, Exchange] | None = None
     for probe in probe_plan(known_port):
         deadline = budget.deadline(probe)
         if deadline is None:
             break
+        if likely is not None and probe.service != "xapi":
+            continue  # a likely xapi: only xapi's own probes may still confirm it
         kept, connection = connection, None  # the first probe runs on it, the rest connect
         result = await run_probe(
             probe,
@@ -312,10 +377,14 @@ async def _probe_port(
             connection=kept,
         )
         found = await _silent_close(result.fingerprint, known_port, address, port, budget, io)
-        if found.service is not None:
-            return await _xapi_identity(found, result, address, port, budget, io)
-        if best is None or _rank(found) > _rank(best):
+        if likely is None and found.service == "xapi" and found.verdict == "likely":
+            likely = (found, probe, result)
+        elif found.service is not None and (likely is None or found.verdict == "confirmed"):
+            return await _recognised(found, probe, result, address, port, budget, io)
+        elif best is None or _rank(found) > _rank(best):
             best = found
         if result.ending in ("deadline", "cap", "refused"):
             break
+    if likely is not None:
+        return await _recognised(*likely, address, port, budget, io)
     return best if best is not None else Fingerprint(None, "unknown", "not probed")

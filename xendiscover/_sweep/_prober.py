@@ -123,6 +123,9 @@ class ScanStats:
         waiting: Open ports waiting for a fingerprint (the hand-off's queue).
         fingerprinting: Open ports being fingerprinted and named right now.
         silent_hosts: Addresses reported once as accepting every port silently.
+        networks: The whole plan (before any shard) as CIDR networks, once
+            the targets are resolved; for the run metadata of the outputs.
+        ports: The ports the plan tries on each address, once known.
     """
 
     total: int = 0
@@ -135,6 +138,8 @@ class ScanStats:
     waiting: int = 0
     fingerprinting: int = 0
     silent_hosts: int = 0
+    networks: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
 
     def waiting_for(self) -> str:
         """What the job is waiting for now, in a few words (for a display)."""

@@ -95,6 +95,9 @@ class FakeService:
         certificate: Speak TLS with this DER certificate; ``None``: a TLS
             handshake fails as against a plain service (or, against a
             service that never sends nor closes, times out).
+        sni_certificates: Certificates served instead of ``certificate`` to
+            clients that send these SNI names (xapi's pool certificate, for
+            SNI ``pool``).
 
     Attributes:
         received: What each connection sent, in order.
@@ -108,12 +111,14 @@ class FakeService:
         delay: float = 0.0,
         greeting: bytes = b"",
         certificate: bytes | None = None,
+        sni_certificates: Mapping[str, bytes] | None = None,
     ) -> None:
         self._reply = reply
         self.close = close
         self.delay = delay
         self.greeting = greeting
         self.certificate = certificate
+        self.sni_certificates = dict(sni_certificates or {})
         self.received: list[bytes] = []
 
     @property
@@ -186,7 +191,9 @@ class _FakeStream:
         self._backend.advance(cost)
         if self._service.certificate is None:
             raise TLSFailed("wrong version number")
-        self._certificate = self._service.certificate
+        by_name = self._service.sni_certificates
+        chosen = by_name.get(server_hostname) if server_hostname is not None else None
+        self._certificate = chosen if chosen is not None else self._service.certificate
 
     def peer_certificate(self) -> bytes | None:
         return self._certificate
