@@ -239,3 +239,12 @@ async def test_the_counters_a_probe_process_reports_add_up_in_the_scan() -> None
             merged.add_growth(message.stats, before)
             before = message.stats
     assert merged.counts() == final.stats.counts()
+
+
+def test_a_job_of_many_scattered_targets_crosses_whole() -> None:
+    """A job line is not bounded like a message line: -iL lists may be long."""
+    specs = [f"10.{i // 250}.{i % 250}.{(i * 7) % 250 + 1}" for i in range(5000)]
+    job = Job(TargetSpace.from_specs(specs), (443,), 1.0, 1, 64)
+    line = encode_job(job)
+    assert len(line) > MAX_LINE
+    assert decode_job(line) == job

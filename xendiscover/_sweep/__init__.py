@@ -43,20 +43,24 @@ __all__ = [
 
 
 async def sweep(
-    job: Job, backend: Backend, stats: ScanStats, *, workers: int = 1
+    job: Job, backend: Backend, stats: ScanStats, *, workers: int = 1, keep: bool = False
 ) -> AsyncGenerator[ProbeResult, None]:
     """Sweep the job's addresses and ports; yield each open port as it is found.
 
     With ``workers`` above 1, the job is split into that many interleaved
     parts, all but the first swept by probe processes.
 
+    With ``keep``, each open port comes with the connection the sweep opened
+    (``ProbeResult.connection``, from probe processes too), for the
+    fingerprint's first probe; the consumer owns it.
+
     Raises:
         WorkerError: A probe process failed (its part is not done).
     """
     stats.total = job.total
     first, *others = job.split(workers)
-    sources = [first.prober(backend, stats).run(first.items())]
-    sources.extend(run_worker(backend, part, stats) for part in others)
+    sources = [first.prober(backend, stats, keep=keep).run(first.items())]
+    sources.extend(run_worker(backend, part, stats, keep=keep) for part in others)
     results = sources[0] if len(sources) == 1 else _merge(sources)
     async with contextlib.aclosing(results):
         async for result in results:

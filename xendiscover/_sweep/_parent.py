@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-from xendiscover._backend import Backend, Outcome
+from xendiscover._backend import Backend, Outcome, WorkerProcess
 from xendiscover._errors import XenDiscoverError
 from xendiscover._sweep._prober import ProbeResult, ScanStats
 from xendiscover._sweep._protocol import (
@@ -19,7 +19,6 @@ from xendiscover._sweep._protocol import (
     Job,
     Message,
     OpenPort,
-    Progress,
     Reader,
     WireError,
     encode_job,
@@ -33,44 +32,56 @@ class WorkerError(XenDiscoverError):
 
 
 class _Merge:
-    """Adds what a probe process counted since its last report to the scan's stats."""
+    """Acts on a probe process's messages; adds what it counted to the scan's stats.
 
-    def __init__(self, stats: ScanStats) -> None:
+    With ``proc``, an open port comes with the connection it handed over.
+    """
+
+    def __init__(self, stats: ScanStats, proc: WorkerProcess | None) -> None:
         self._stats = stats
+        self._proc = proc
         self._before = ScanStats()
 
     def take(self, message: Message) -> ProbeResult | None:
         """Act on one message: an open port to yield, counters to add, or a failure."""
         if isinstance(message, OpenPort):
+            proc = self._proc
+            kept = proc.connection(message.address, message.port) if proc is not None else None
             return ProbeResult(
-                message.address, message.port, Outcome.OPEN, message.latency, message.attempts
+                message.address,
+                message.port,
+                Outcome.OPEN,
+                message.latency,
+                message.attempts,
+                connection=kept,
             )
         if isinstance(message, Failed):
             raise WorkerError(f"a probe process failed: {message.reason}")
-        if isinstance(message, Progress):
-            self._stats.add_growth(message.stats, self._before)
-            self._before = message.stats
+        self._stats.add_growth(message.stats, self._before)
+        self._before = message.stats
         return None
 
 
 async def run_worker(
-    backend: Backend, job: Job, stats: ScanStats
+    backend: Backend, job: Job, stats: ScanStats, *, keep: bool = False
 ) -> AsyncGenerator[ProbeResult, None]:
     """Sweep ``job`` in a probe process, yielding its open ports as they come.
 
     Its counters are added into ``stats`` as they arrive. Closing the
-    iterator (or cancelling its consumer) kills the process.
+    iterator (or cancelling its consumer) kills the process. With ``keep``,
+    each open port comes with the connection the process opened (or
+    ``None`` where it could not be handed over).
 
     Raises:
         WorkerError: The process could not start, wrote something that is not
             the protocol, or ended without finishing its part.
     """
     try:
-        proc = await backend.spawn_worker(encode_job(job))
+        proc = await backend.spawn_worker(encode_job(job), connections=keep)
     except XenDiscoverError as exc:
         raise WorkerError(str(exc)) from None
     reader = Reader()
-    merge = _Merge(stats)
+    merge = _Merge(stats, proc if keep else None)
     ended = False
     try:
         while chunk := await proc.read():

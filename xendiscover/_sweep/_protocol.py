@@ -39,6 +39,7 @@ from xendiscover._sweep._prober import Item, Prober, ScanStats
 from xendiscover._targets import TargetSpace
 
 __all__ = [
+    "MAX_JOB",
     "MAX_LINE",
     "MAX_REASON",
     "VERSION",
@@ -58,6 +59,8 @@ __all__ = [
 VERSION: Final = 2
 #: The longest line either end may write, its LF included, in bytes.
 MAX_LINE: Final = 4096
+#: The longest job line, in bytes (its intervals may be many).
+MAX_JOB: Final = 64 * 2**20
 #: The longest reason a :class:`Failed` carries, in characters.
 MAX_REASON: Final = 200
 
@@ -134,8 +137,8 @@ class Job:
         """The probes, address by address: ``(family, address, port)``."""
         return ((family, address, port) for family, address in self.space for port in self.ports)
 
-    def prober(self, backend: Backend, stats: ScanStats) -> Prober:
-        """The prober that sweeps this job (in either process)."""
+    def prober(self, backend: Backend, stats: ScanStats, *, keep: bool = False) -> Prober:
+        """The prober that sweeps this job (in either process); ``keep``: see :class:`Prober`."""
         return Prober(
             backend,
             timeout=self.timeout,
@@ -144,6 +147,7 @@ class Job:
             rate=self.rate,
             stats=stats,
             ports=len(self.ports),
+            keep=keep,
         )
 
 
@@ -195,7 +199,7 @@ def decode_job(data: bytes) -> Job:
     Raises:
         WireError: ``data`` is not one job line of this :data:`VERSION`.
     """
-    payload = _object(data)
+    payload = _object(data, MAX_JOB)
     ports = tuple(_int("port", p, 1, 65535) for p in _list("ports", payload.get("ports")))
     if not ports:
         raise WireError("a job needs at least one port")
@@ -261,10 +265,10 @@ def encode(message: Message) -> bytes:
     return json.dumps({"v": VERSION, key: body}, separators=(",", ":")).encode("ascii") + b"\n"
 
 
-def _object(line: bytes) -> dict[str, Any]:
-    """The JSON object of one line, of this :data:`VERSION`."""
-    if len(line) > MAX_LINE:
-        raise WireError(f"a line longer than {MAX_LINE} bytes: {_shown(line)}")
+def _object(line: bytes, limit: int = MAX_LINE) -> dict[str, Any]:
+    """The JSON object of one line of at most ``limit`` bytes, of this :data:`VERSION`."""
+    if len(line) > limit:
+        raise WireError(f"a line longer than {limit} bytes: {_shown(line)}")
     try:
         payload = json.loads(line, parse_constant=_no_constant)
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError too

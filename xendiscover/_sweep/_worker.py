@@ -1,10 +1,13 @@
-"""A probe process: ``python -m xendiscover._sweep._worker PARENT_PID``.
+"""A probe process: ``python -m xendiscover._sweep._worker PARENT_PID [FD]``.
 
 Reads one :class:`~xendiscover._sweep._protocol.Job` line on stdin, sweeps it
 with the prober the job builds (:meth:`Job.prober`, the scanning process's
 own), and writes the messages of :mod:`~xendiscover._sweep._protocol` on
 stdout: one ``open`` line per open port, ``progress`` every tenth of a
-second, and ``finished`` (or ``failed``) at the end.
+second, and ``finished`` (or ``failed``) at the end. Given a second argument,
+the descriptor of a Unix socket, it keeps the connection of every open port
+and sends it there (``SCM_RIGHTS``) before the port's line, so the
+fingerprint's first probe runs on the connection the sweep opened.
 
 The scanning process owns termination: a probe process follows the one
 signal policy (:func:`xendiscover._signals.probe_process`), ignoring SIGINT,
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 from collections.abc import Callable
 
@@ -23,7 +27,7 @@ from xendiscover._backend import Backend, SocketBackend
 from xendiscover._signals import probe_process
 from xendiscover._sweep._prober import ScanStats
 from xendiscover._sweep._protocol import (
-    MAX_LINE,
+    MAX_JOB,
     Failed,
     Job,
     OpenPort,
@@ -40,8 +44,16 @@ __all__ = ["REPORT_EVERY", "main", "run_encoded_job", "run_job"]
 REPORT_EVERY = 0.1
 
 
-async def run_job(job: Job, backend: Backend, write: Callable[[bytes], None]) -> None:
-    """Sweep ``job`` through ``backend``, writing protocol lines with ``write``."""
+async def run_job(
+    job: Job, backend: Backend, write: Callable[[bytes], None], *, keep: bool = False
+) -> None:
+    """Sweep ``job`` through ``backend``, writing protocol lines with ``write``.
+
+    With ``keep``, the connection of each open port is handed over
+    (:meth:`~xendiscover._backend.Backend.hand_over`) before its ``open``
+    line is written, so the scanning process finds it there when it reads
+    the line.
+    """
     stats = ScanStats()
 
     async def report() -> None:
@@ -51,8 +63,12 @@ async def run_job(job: Job, backend: Backend, write: Callable[[bytes], None]) ->
 
     reporter = asyncio.ensure_future(report())
     try:
-        async with contextlib.aclosing(job.prober(backend, stats).run(job.items())) as results:
+        async with contextlib.aclosing(
+            job.prober(backend, stats, keep=keep).run(job.items())
+        ) as results:
             async for hit in results:
+                if hit.connection is not None:
+                    backend.hand_over(hit.connection, hit.address, hit.port)
                 write(encode(OpenPort(hit.address, hit.port, hit.latency, hit.attempts)))
     finally:
         reporter.cancel()
@@ -61,14 +77,16 @@ async def run_job(job: Job, backend: Backend, write: Callable[[bytes], None]) ->
     write(encode(Progress(stats, final=True)))
 
 
-async def run_encoded_job(job: bytes, backend: Backend, write: Callable[[bytes], None]) -> None:
+async def run_encoded_job(
+    job: bytes, backend: Backend, write: Callable[[bytes], None], *, keep: bool = False
+) -> None:
     """Decode ``job`` and run it; a job that does not decode is answered ``failed``."""
     try:
         decoded = decode_job(job)
     except WireError as exc:
         write(encode(Failed.of(f"bad job: {exc}")))
         return
-    await run_job(decoded, backend, write)
+    await run_job(decoded, backend, write, keep=keep)
 
 
 class _Pipe(asyncio.Protocol):
@@ -82,12 +100,12 @@ class _Pipe(asyncio.Protocol):
             self.gone.set_result(None)
 
 
-async def _main(job: bytes) -> None:
+async def _main(job: bytes, channel: socket.socket | None) -> None:
     loop = asyncio.get_running_loop()
     transport, pipe = await loop.connect_write_pipe(_Pipe, sys.stdout.buffer)
-    backend = SocketBackend()
+    backend = SocketBackend(channel)
     try:
-        await run_encoded_job(job, backend, transport.write)
+        await run_encoded_job(job, backend, transport.write, keep=channel is not None)
     finally:
         backend.close()
         transport.close()  # flushes what is buffered, then closes
@@ -98,7 +116,13 @@ def main(argv: list[str] | None = None) -> None:
     """Run one job from stdin to the end (see the module docstring)."""
     args = sys.argv[1:] if argv is None else argv
     probe_process(int(args[0]) if args and args[0].isdigit() else None)
-    asyncio.run(_main(sys.stdin.buffer.readline(MAX_LINE + 1)))
+    # The second argument, if any: the descriptor of the Unix socket over
+    # which open connections go to the scanning process.
+    channel = None
+    if len(args) > 1 and args[1].isdigit():
+        channel = socket.socket(fileno=int(args[1]))
+        channel.setblocking(False)
+    asyncio.run(_main(sys.stdin.buffer.readline(MAX_JOB + 1), channel))
 
 
 if __name__ == "__main__":
