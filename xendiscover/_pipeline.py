@@ -89,7 +89,7 @@ class _Finisher:
         await self._handoff.put(hit)
 
     async def drain(self) -> None:
-        """Wait until every port submitted so far is finished."""
+        """Wait until every port submitted so far is finished (and reported, see Handoff)."""
         await self._handoff.drain()
 
     async def cancel(self) -> None:
