@@ -39,12 +39,10 @@ from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from xendiscover._backend import Backend, Connection, ConnectResult, Outcome
+from xendiscover._backend import Backend, Connection, ConnectResult, Outcome, backoff
 from xendiscover._names import same_address
 
 __all__ = [
-    "BACKOFF_FIRST",
-    "BACKOFF_MAX",
     "MIN_TIMEOUT",
     "RESOURCE_RETRY_LIMIT",
     "SILENT_MIN_ATTEMPTS",
@@ -58,9 +56,6 @@ __all__ = [
     "silent_attempts",
 ]
 
-#: Back-off after a local resource error: first wait, and the ceiling.
-BACKOFF_FIRST = 0.005
-BACKOFF_MAX = 1.0
 #: How many times one probe meets a resource error before it is given up
 #: as ``Outcome.ERROR`` (a machine that never recovers must still finish).
 RESOURCE_RETRY_LIMIT = 64
@@ -422,6 +417,7 @@ class Prober:
         self._address_name = ""
         self._address_state = _Address()
         self._backoff = 0.0
+        self._resource_errors = 0  # in a row, for the back-off
 
     @property
     def window(self) -> int:
@@ -599,6 +595,7 @@ class Prober:
         if self._backoff or self._window < self._max_window:
             # Additive increase: one more slot per answer, until the ceiling.
             self._backoff = 0.0
+            self._resource_errors = 0
             self._window = min(self._max_window, self._window + 1)
         if outcome is Outcome.OPEN or outcome is Outcome.CLOSED:
             host.heard(result.latency)
@@ -627,5 +624,6 @@ class Prober:
         """A local resource ran out: not an answer from the peer. Shrink, wait, ask again."""
         self.stats.backoffs += 1
         self._window = max(1, min(self._window, self._in_flight + 1) // 2)
-        self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
+        self._resource_errors += 1
+        self._backoff = backoff(self._resource_errors)
         self._again.append(job)
