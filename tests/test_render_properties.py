@@ -26,7 +26,16 @@ from hypothesis import strategies as st
 from xendiscover import Finding
 from xendiscover._model import HostnameSource, Service, Verdict, group_findings
 from xendiscover._names import MAX_NAME, escape_name, is_dns_name
-from xendiscover._output import CSV_FIELDS, FORMATS, VIEWS, View, listed, printable, render
+from xendiscover._output import (
+    CSV_FIELDS,
+    FORMATS,
+    VIEWS,
+    View,
+    listed,
+    port_records,
+    printable,
+    render,
+)
 
 #: Characters that steer a terminal, break a line or a cell, or hide text.
 NASTY = (
@@ -125,8 +134,15 @@ def test_json_formats_are_ascii_and_parse_back(found: list[Finding], view: View)
     hosts = listed(found, view)
     assert json.loads(render(found, "json", view=view)) == [h.as_dict() for h in hosts]
     lines = render(found, "jsonl", view=view).splitlines()
+    assert [json.loads(line) for line in lines] == port_records(found)
     ordered = sorted(found, key=lambda f: f.sort_key)
-    assert [json.loads(line) for line in lines] == [f.as_dict() for f in ordered]
+    own = [
+        {key: json.loads(line)[key] for key in f.as_dict()}
+        for line, f in zip(lines, ordered, strict=True)
+    ]
+    assert [{**r, "host_uuid": None} for r in own] == [
+        {**f.as_dict(), "host_uuid": None} for f in ordered
+    ]
 
 
 @given(findings, st.sampled_from(VIEWS))

@@ -17,7 +17,8 @@ from collections.abc import AsyncGenerator
 from typing import Any, Literal, Unpack
 
 from xendiscover._backend import Backend, SocketBackend
-from xendiscover._fingerprint import fingerprint_port
+from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, fingerprint_port
+from xendiscover._fingerprint._probes import RELOCATION_WAIT
 from xendiscover._model import (
     UNPROBED,
     XEN_VERDICTS,
@@ -59,8 +60,15 @@ class _Finisher:
     step is caught here and recorded as the host's evidence.
     """
 
-    def __init__(self, scan_plan: ScanPlan, backend: Backend, names: NameResolver | None) -> None:
+    def __init__(
+        self,
+        scan_plan: ScanPlan,
+        backend: Backend,
+        names: NameResolver | None,
+        stats: ScanStats | None = None,
+    ) -> None:
         self._plan = scan_plan
+        self._stats = stats if stats is not None else ScanStats()
         self._backend = backend
         self._names = names
         self._gate = asyncio.Semaphore(_POST_CONCURRENCY)
@@ -91,9 +99,15 @@ class _Finisher:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _finish(self, hit: ProbeResult) -> None:
-        async with self._gate:
-            found = await self._fingerprint(hit)
-            hostname, source = await self._name_of(hit.address)
+        key = (hit.address, hit.port)
+        try:
+            async with self._gate:
+                now = self._backend.time()
+                self._stats.fingerprinting[key] = (now, now + self._budget())
+                found = await self._fingerprint(hit)
+                hostname, source = await self._name_of(hit.address)
+        finally:
+            self._stats.fingerprinting.pop(key, None)
         self.out.put_nowait(
             Finding(
                 address=hit.address,
@@ -107,6 +121,14 @@ class _Finisher:
                 host_uuid=found.host_uuid,
                 certificate_names=tuple(n for n in found.names if is_dns_name(n)),
             )
+        )
+
+    def _budget(self) -> float:
+        """The longest one port's fingerprint may take, in seconds."""
+        if not self._plan.fingerprint:
+            return 0.0
+        return (
+            max(FINGERPRINT_TIMEOUT, self._plan.timeout) * MAX_DEADLINES_PER_PORT + RELOCATION_WAIT
         )
 
     async def _fingerprint(self, hit: ProbeResult) -> Fingerprint:
@@ -162,7 +184,7 @@ async def run_plan(
     """
     io = backend if backend is not None else SocketBackend()
     names = (resolver or DNSNameResolver(scan_plan.nameservers)) if scan_plan.resolve else None
-    finisher = _Finisher(scan_plan, io, names)
+    finisher = _Finisher(scan_plan, io, names, stats)
 
     async def produce() -> None:
         try:

@@ -117,6 +117,13 @@ class ScanStats:
         attempts: Connect attempts started, retries included.
         retries: Attempts repeated after a timeout.
         backoffs: Times the window shrank after a local resource error.
+        waiting: The connect attempts pending in this process, by
+            ``(address, port)``: when the attempt started and the latest
+            time (the backend's clock) its probe can end, retries included.
+            Probe processes keep their own (it is not sent to the parent).
+        fingerprinting: The open ports being fingerprinted and named, by
+            ``(address, port)``: when that started and the latest time it
+            can end (the fingerprint's deadlines; a name lookup may add its own).
     """
 
     total: int = 0
@@ -126,6 +133,8 @@ class ScanStats:
     attempts: int = 0
     retries: int = 0
     backoffs: int = 0
+    waiting: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
+    fingerprinting: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """The counters as a JSON-ready dictionary (outcomes by name)."""
@@ -414,6 +423,7 @@ class Prober:
             return True
         self.stats.attempts += 1
         deadline = self._deadline(attempts, host)
+        now = self._backend.time()
         started = self._backend.connect(item[0], item[1], item[2], deadline)
         if isinstance(started, ConnectResult):
             if started.outcome is Outcome.UNREACHABLE and started.errno in _NO_ROUTE:
@@ -422,6 +432,8 @@ class Prober:
             return True
         self._in_flight += 1
         self._pending.add(started)
+        later = max(0, self._allowed(host) - attempts) * self.rtt.ceiling
+        self.stats.waiting[item[1], item[2]] = (now, now + deadline + later)
         started.add_done_callback(
             functools.partial(self._done, item, attempts + 1, resource_errors, host)
         )
@@ -431,6 +443,7 @@ class Prober:
         """Cancel every pending connect (their sockets close) and forget them."""
         pending, self._pending = self._pending, set()
         self._in_flight -= len(pending)
+        self.stats.waiting.clear()
         for future in pending:
             future.cancel()
         if pending:
@@ -462,6 +475,7 @@ class Prober:
             return  # abandoned by run()'s clean-up, which already counted it
         self._pending.discard(future)
         self._in_flight -= 1
+        self.stats.waiting.pop((item[1], item[2]), None)
         self._wake.set()
         if not future.cancelled():
             result = future.result()
