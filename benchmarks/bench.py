@@ -274,7 +274,8 @@ def parse_jsonl_ports(text: str) -> frozenset[str]:
     for line in text.splitlines():
         with contextlib.suppress(ValueError, KeyError, TypeError):
             record = json.loads(line)
-            found.add(f"{record['address']}:{record['port']}")
+            if record.get("record", "port") == "port":  # not the run and end lines
+                found.add(f"{record['address']}:{record['port']}")
     return frozenset(found)
 
 

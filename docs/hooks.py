@@ -40,8 +40,10 @@ _FENCE = {"json": "json", "jsonl": "json", "ansible": "json", "list": "python"}
 
 def _example(fmt: str) -> str:
     """Return the example findings in format ``fmt``, as a fenced block."""
-    from xendiscover import Finding
-    from xendiscover._output import render
+    from dataclasses import replace
+
+    from xendiscover import Finding, RunInfo
+    from xendiscover._output import format_run_json, render
 
     polar = {"hostname": "polar.inf.ufsm.br", "hostname_source": "ptr"}
     uuid = "5b0e3a52-6d1c-4f0e-9a77-2c1e8f3b9d40"
@@ -64,12 +66,25 @@ def _example(fmt: str) -> str:
                 "HTTP, not XML-RPC: HTTP/1.1 404 Not Found (Server: nginx/1.24.0)", 0.518,
                 "www.example.org", "ptr"),
     ]  # fmt: skip
+    run = RunInfo(
+        version="0.1.0",
+        started="2026-03-01T06:00:00.000+00:00",
+        targets=("10.0.0.0/24", "10.1.0.12"),
+        resolved=("10.0.0.0/24", "10.1.0.12/32"),
+        ports=(443, 8000, 8002, 16509),
+    ).finished(stopped=None)
+    run = replace(run, ended="2026-03-01T06:00:04.512+00:00")
     if fmt == "all":
         text = render(findings, "text", view="all")
     elif fmt == "ansible":
         text = render(findings, fmt, view="all")  # libvirt machines too
+    elif fmt == "jsonl":
+        text = render(findings, fmt, run=replace(run, listing="all"))
+    elif fmt == "run":
+        text = format_run_json(replace(run, listing="all"))
+        fmt = "json"
     else:
-        text = render(findings, fmt)
+        text = render(findings, fmt, run=run)
     return f"```{_FENCE.get(fmt, 'text')}\n{text.replace(chr(13), '')}```"
 
 

@@ -72,6 +72,18 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
 
 
+@pytest.fixture(autouse=True)
+def _no_system_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An automatic run in the test process reads test data, never this machine's OS.
+
+    Its interfaces, routes and neighbours are empty unless a test sets
+    ``xendiscover._plan.system_state`` itself (issue 24).
+    """
+    from xendiscover._sources import StaticSystem
+
+    monkeypatch.setattr("xendiscover._plan.system_state", StaticSystem)
+
+
 @pytest.fixture
 def loopback_net() -> str:
     """A random 127.N.0.0/20 network, so parallel or repeated runs do not collide."""

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import jsonschema
 import pytest
 
 import xendiscover
@@ -136,3 +137,24 @@ async def talk(
         return data
     finally:
         writer.close()
+
+
+def schema_validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    """A format-checking validator of a shipped schema, its ``$ref``s to the others resolved."""
+    from referencing import Registry, Resource
+
+    from xendiscover import _output
+
+    shipped = [
+        _output.host_schema(),
+        _output.finding_schema(),
+        _output.run_schema(),
+        _output.document_schema(),
+        _output.diff_schema(),
+    ]
+    registry: Registry[Any] = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in shipped
+    )
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, registry=registry, format_checker=cls.FORMAT_CHECKER)

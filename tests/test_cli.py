@@ -16,6 +16,7 @@ import pytest
 from support import Listen, hosts_of, run_xendiscover
 from typer.testing import CliRunner
 
+from xendiscover import __version__
 from xendiscover._cli import app, main
 from xendiscover.testing import FakeServer, FakeTarpit, FakeXendHttp
 
@@ -36,10 +37,25 @@ def test_json_records(loopback_net: str, listeners: Listen) -> None:
     (address,) = hosts_of(loopback_net, 5)
     listeners([address], 8006)  # accepts, never answers: open, not Xen
     result = runner.invoke(app, ["-p", "8006", "--json", "--no-resolve", loopback_net])
-    assert json.loads(result.stdout) == []  # no Xen machine
+    document = json.loads(result.stdout)
+    assert document["machines"] == []  # no Xen machine
+    run = document["run"]
+    assert (run["tool"], run["version"], run["targets"], run["ports"]) == (
+        "xendiscover",
+        __version__,
+        [loopback_net],
+        [8006],
+    )
+    assert (run["shard"], run["listing"], run["completed"], run["stopped"]) == (
+        "1/1",
+        "xen",
+        True,
+        None,
+    )
+    assert run["started"] <= run["ended"]
     assert result.exit_code == 1
     result = runner.invoke(app, ["-p", "8006", "--json", "--all", "--no-resolve", loopback_net])
-    (record,) = json.loads(result.stdout)
+    (record,) = json.loads(result.stdout)["machines"]
     assert record["address"] == address
     assert record["addresses"] == [address]
     assert record["hostname"] is None
@@ -228,8 +244,19 @@ def test_jsonl_is_one_record_per_line(loopback_net: str, listeners: Listen) -> N
     result = runner.invoke(
         app, ["-p", "8002", "--no-resolve", "--no-fingerprint", "-f", "jsonl", loopback_net]
     )
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+    first, *records, last = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted(r["address"] for r in records) == found
+    assert {r["record"] for r in records} == {"port"}
+    assert (first["record"], first["targets"], first["ports"]) == ("run", [loopback_net], [8002])
+    assert (first["listing"], first["resolved"]) == ("open", [loopback_net])
+    assert (last["record"], last["completed"], last["ports"]) == ("end", True, 2)
+
+
+def test_jsonl_of_nothing_is_still_a_run_and_an_end(loopback_net: str) -> None:
+    result = runner.invoke(app, ["-p", "8002", "--no-resolve", "-f", "jsonl", loopback_net])
+    first, last = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (first["record"], last["record"], last["ports"]) == ("run", "end", 0)
+    assert result.exit_code == 1
 
 
 @pytest.fixture
@@ -285,6 +312,7 @@ def test_jsonl_streams_through_a_pipe_before_the_scan_ends(
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         assert proc.stdout is not None
+        run = read_line(proc.stdout, time.monotonic() + 20)
         first = read_line(proc.stdout, time.monotonic() + 20)
         # Still running half a second later: a line flushed only at exit
         # arrives a moment before the process ends, never that long before.
@@ -299,10 +327,12 @@ def test_jsonl_streams_through_a_pipe_before_the_scan_ends(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+    assert json.loads(run)["record"] == "run"
     assert json.loads(first)["address"] == xend_address
     assert json.loads(first)["verdict"] == "confirmed"
-    (last,) = [json.loads(line) for line in rest.decode().splitlines()]
+    last, end = [json.loads(line) for line in rest.decode().splitlines()]
     assert (last["address"], last["verdict"]) == (tarpit_address, "unknown")
+    assert (end["record"], end["completed"], end["ports"]) == ("end", True, 2)
     assert proc.returncode == 0, err
 
 

@@ -112,7 +112,8 @@ def test_names_dnsmasq_serves_are_escaped_and_never_keys(
     )
     proc = _run("--nameserver", server, "-f", "json", "--all", f"{xend_hosts[0]}-12")
     assert proc.returncode == 0, proc.stderr
-    names = {m["address"]: (m["hostname"], m["hostname_source"]) for m in json.loads(proc.stdout)}
+    machines = json.loads(proc.stdout)["machines"]
+    names = {m["address"]: (m["hostname"], m["hostname_source"]) for m in machines}
     assert names[xend_hosts[0]] == (
         "\\x3dcmd\\x7ccalc.a\\x5bx\\x5dy.example",
         "ptr-unconfirmed",

@@ -62,11 +62,14 @@ def _kill(proc: subprocess.Popen[str], how: str) -> None:
 
 
 def _result(text: str) -> object:
-    """A complete result, latencies left out (they differ from run to run); or the text."""
+    """A complete result's machines, latencies left out (they differ from run to run); or the text.
+
+    The run metadata (its times) differs from run to run too: only the machines are compared.
+    """
     try:
-        machines = json.loads(text)
-    except json.JSONDecodeError:
-        return text  # not a whole JSON document: compared as it is, and fails
+        machines = json.loads(text)["machines"]
+    except (json.JSONDecodeError, TypeError, KeyError):
+        return text  # not a whole result document: compared as it is, and fails
     for machine in machines:
         for service in machine["services"]:
             service.pop("latency_ms")

@@ -135,7 +135,10 @@ def test_no_targets_sweeps_the_up_network_and_names_hosts(namespaces: tuple[str,
 def test_no_targets_json_records(namespaces: tuple[str, str]) -> None:
     admin, _ = namespaces
     proc = scan_in(admin, "--port", "8002", "--json", "--timeout", "0.5")
-    records = json.loads(proc.stdout)
+    document = json.loads(proc.stdout)
+    assert document["run"]["local_networks"] is True  # no targets: the local networks
+    assert document["run"]["targets"] == []
+    records = document["machines"]
     assert [(r["address"], r["hostname"]) for r in records] == list(XEN.items())
     services = [s for r in records for s in r["services"]]
     assert {s["service"] for s in services} == {"xend-relocation"}

@@ -27,6 +27,7 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import schema_validator
 
 import xendiscover
 from xendiscover._model import Finding, Host, HostnameSource, Service, Verdict, group_findings
@@ -38,6 +39,8 @@ from xendiscover._output import (
     OutputFile,
     ansible_inventory,
     atomic_writer,
+    diff_schema,
+    document_schema,
     finding_schema,
     format_all,
     format_ansible,
@@ -53,8 +56,10 @@ from xendiscover._output import (
     port_records,
     printable,
     render,
+    run_schema,
     write_atomically,
 )
+from xendiscover._run import FORMAT_VERSION, RunInfo, now
 from xendiscover.testing import (
     FakeHttpServer,
     FakeLibvirt,
@@ -146,9 +151,7 @@ def scan() -> Scan:
 
 
 def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return schema_validator(schema)
 
 
 @pytest.fixture(scope="module")
@@ -189,10 +192,14 @@ def test_all_shows_each_machine_then_its_services(scan: Scan) -> None:
     assert decoy[1:3] == ["-", "not-xen"]
 
 
-def test_json_is_an_array_of_schema_valid_machines(
+def test_json_is_the_run_and_schema_valid_machines(
     scan: Scan, validator: jsonschema.protocols.Validator
 ) -> None:
-    records = json.loads(render(scan.findings, "json", view="all"))
+    run = RunInfo(version=xendiscover.__version__, started=now(), ports=(8002,), listing="all")
+    document = json.loads(render(scan.findings, "json", view="all", run=run))
+    schema_validator(document_schema()).validate(document)
+    assert document["run"] == run.as_dict()
+    records = document["machines"]
     assert records == [h.as_dict() for h in scan.machines]
     for record in records:
         validator.validate(record)
@@ -202,7 +209,8 @@ def test_json_is_an_array_of_schema_valid_machines(
     assert polar["addresses"] == [POLAR]
     assert sorted(s["port"] for s in polar["services"]) == sorted(scan.ports[POLAR])
     xen_only = json.loads(render(scan.findings, "json"))
-    assert [r["address"] for r in xen_only] == [POLAR, CARBONO, XMLRPC, LIKELY]
+    assert xen_only["run"] is None  # no run given: a library call formatting machines
+    assert [r["address"] for r in xen_only["machines"]] == [POLAR, CARBONO, XMLRPC, LIKELY]
 
 
 def test_jsonl_streams_one_schema_valid_line_per_open_port(
@@ -218,6 +226,26 @@ def test_jsonl_streams_one_schema_valid_line_per_open_port(
     assert own == [f.as_dict() for f in scan.findings]  # plus its machine's facts
     for record in whole:
         line_validator.validate(record)
+
+
+def test_jsonl_with_a_run_starts_with_it_and_ends_with_how_it_ended(scan: Scan) -> None:
+    run = RunInfo(version="9.9", started=now(), ports=(8002,), listing="all").finished(
+        stopped="SIGINT"
+    )
+    lines = [json.loads(line) for line in format_jsonl(scan.findings, run).splitlines()]
+    first, *ports, last = lines
+    assert first["record"] == "run"
+    # The first line is the run as it started, streamed or not: its end is the last line's.
+    assert (first["ended"], first["completed"], first["stopped"]) == (None, False, None)
+    schema_validator(run_schema()).validate(first)
+    assert [p["record"] for p in ports] == ["port"] * len(scan.findings)
+    assert last == {
+        "record": "end",
+        "ended": run.ended,
+        "completed": False,
+        "stopped": "SIGINT",
+        "ports": len(scan.findings),
+    }
 
 
 def _csv_record(row: dict[str, str]) -> dict[str, Any]:
@@ -348,7 +376,7 @@ def test_every_format_of_nothing_still_parses() -> None:
     assert format_text([]) == ""
     assert format_all([]) == ""
     assert format_jsonl([]) == ""
-    assert json.loads(format_json([])) == []
+    assert json.loads(format_json([])) == {"run": None, "machines": []}
     assert ast.literal_eval(format_list([])) == []
     reader = csv.DictReader(io.StringIO(format_csv([])))
     assert list(reader) == []
@@ -518,16 +546,33 @@ def test_line_formats_keep_one_record_per_line(findings: list[Finding]) -> None:
 # --------------------------------------------------------------------------- schema
 
 
-@pytest.mark.parametrize(("name", "make"), [("host", host_schema), ("finding", finding_schema)])
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("host", host_schema),
+        ("finding", finding_schema),
+        ("run", run_schema),
+        ("document", document_schema),
+        ("diff", diff_schema),
+    ],
+)
 def test_schemas_ship_in_the_package_and_are_versioned(name: str, make: Any) -> None:
     shipped = resources.files("xendiscover") / f"schema/{name}.schema.json"
     assert shipped.is_file()
     schema = json.loads(shipped.read_text(encoding="utf-8"))
     assert schema == make()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["x-schema-version"] == 2
+    assert isinstance(schema["x-schema-version"], int)
+    assert schema["$id"].endswith(f"/{name}/{schema['x-schema-version']}.json")
     jsonschema.Draft202012Validator.check_schema(schema)
     assert host_schema()["$id"] == SCHEMA_ID
+
+
+def test_the_document_schema_refers_to_the_shipped_machine_and_run_schemas() -> None:
+    properties = document_schema()["properties"]
+    assert properties["machines"]["items"]["$ref"] == host_schema()["$id"]
+    assert {"$ref": run_schema()["$id"]} in properties["run"]["anyOf"]
+    assert run_schema()["properties"]["format"]["const"] == FORMAT_VERSION
 
 
 def test_schemas_describe_exactly_the_records() -> None:
@@ -535,10 +580,14 @@ def test_schemas_describe_exactly_the_records() -> None:
     (machine,) = group_findings([finding])
     for schema, record in (
         (host_schema(), machine.as_dict()),
-        (finding_schema(), port_records([finding])[0]),
+        (finding_schema(), {"record": "port", **port_records([finding])[0]}),
     ):
-        assert set(schema["properties"]) == set(record) == set(schema["required"])
+        assert set(schema["properties"]) == set(record)
+        assert set(schema["required"]) == set(record) - {"record"}
         assert schema["properties"]["verdict"]["enum"] == list(get_args(Verdict))
+    run = RunInfo(version="1", started=now(), merged=((1, 2), (2, 2)))
+    assert set(run_schema()["properties"]) == {"record", *run.as_dict()}
+    assert set(run_schema()["required"]) == set(run.as_dict()) - {"merged"}
     service = host_schema()["properties"]["services"]["items"]
     assert set(service["properties"]) == set(machine.services[0].as_dict())
     assert service["properties"]["service"]["enum"] == [*get_args(Service), None]

@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import ipaddress
 
 import pytest
 from support import open_ports
@@ -225,12 +224,14 @@ async def test_the_library_never_sweeps_local_networks_by_surprise(targets: obje
 
 
 async def test_local_networks_is_an_explicit_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    # ifaddr replaced by test data: this machine's own interfaces are never read.
-    from xendiscover import LocalNetwork
+    # The OS replaced by test data: this machine's own interfaces are never read.
+    import ifaddr
 
-    own = ipaddress.IPv4Address("10.9.8.1")
-    fake = [LocalNetwork(ipaddress.IPv4Network("10.9.8.0/29"), ("lab0",), frozenset({own}))]
-    monkeypatch.setattr("xendiscover._plan.system_networks", lambda interfaces=None: fake)
+    from xendiscover._sources import StaticSystem
+
+    lab0 = ifaddr.Adapter("lab0", "lab0", [ifaddr.IP("10.9.8.1", 29, "lab0")])
+    system = StaticSystem([lab0], {"lab0": 1})
+    monkeypatch.setattr("xendiscover._plan.system_state", lambda: system)
     backend = FakeBackend({"10.9.8.3": "open"}, services=xend_at("10.9.8.3"))
     hosts = await xendiscover.discover(
         xendiscover.LOCAL_NETWORKS, port=8002, backend=backend, resolve=False

@@ -132,9 +132,12 @@ def test_json_formats_are_ascii_and_parse_back(found: list[Finding], view: View)
         assert out.isascii(), fmt  # every control escaped (\u001b), none raw
         assert only_printable_lines(out), fmt
     hosts = listed(found, view)
-    assert json.loads(render(found, "json", view=view)) == [h.as_dict() for h in hosts]
+    document = json.loads(render(found, "json", view=view))
+    assert document == {"run": None, "machines": [h.as_dict() for h in hosts]}
     lines = render(found, "jsonl", view=view).splitlines()
-    assert [json.loads(line) for line in lines] == port_records(found)
+    assert [json.loads(line) for line in lines] == [
+        {"record": "port", **r} for r in port_records(found)
+    ]
     ordered = sorted(found, key=lambda f: f.sort_key)
     own = [
         {key: json.loads(line)[key] for key in f.as_dict()}

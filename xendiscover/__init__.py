@@ -11,7 +11,8 @@ The whole public surface is listed in ``__all__``::
 :func:`scan` yields one :class:`Finding` per open port as soon as it is
 known. Both run the same pipeline as the ``xendiscover`` command. A library
 call sweeps only what it is given: pass :data:`LOCAL_NETWORKS` to sweep this
-machine's networks.
+machine's networks (``| ROUTED_NETWORKS`` for those behind its gateways,
+``| IPV6_NEIGHBOURS`` for the IPv6 hosts on its links).
 All I/O goes through a :class:`Backend` (:class:`SocketBackend` by default;
 ``xendiscover.testing.FakeBackend`` for tests).
 """
@@ -34,7 +35,8 @@ if _typing.TYPE_CHECKING:
         TLSFailed,
         WorkerProcess,
     )
-    from xendiscover._errors import ScanLimitError, TargetError, XenDiscoverError
+    from xendiscover._diff import Change, diff
+    from xendiscover._errors import ResultError, ScanLimitError, TargetError, XenDiscoverError
     from xendiscover._model import (
         Finding,
         Fingerprint,
@@ -49,13 +51,17 @@ if _typing.TYPE_CHECKING:
     from xendiscover._pipeline import Include, discover, scan
     from xendiscover._plan import (
         DEFAULT_PORTS,
+        IPV6_NEIGHBOURS,
         LOCAL_NETWORKS,
+        ROUTED_NETWORKS,
         ScanOptions,
         ScanPlan,
         Targets,
         plan,
     )
     from xendiscover._resolve import DNSNameResolver, NameResolver
+    from xendiscover._results import ScanResult, load_result, merge
+    from xendiscover._run import RunInfo
     from xendiscover._sweep import ScanStats, WorkerError
     from xendiscover._targets import DEFAULT_MAX_HOSTS, TargetSpace
 
@@ -64,6 +70,7 @@ if _typing.TYPE_CHECKING:
 #: probe process or ``--help`` does not pay for TLS, DNS and certificate code.
 _EXPORTS: dict[str, str] = {
     "Backend": "xendiscover._backend",
+    "Change": "xendiscover._diff",
     "ConnectFailed": "xendiscover._backend",
     "ConnectResult": "xendiscover._backend",
     "ConnectionLost": "xendiscover._backend",
@@ -74,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "Fingerprint": "xendiscover._model",
     "Host": "xendiscover._model",
     "HostnameSource": "xendiscover._model",
+    "IPV6_NEIGHBOURS": "xendiscover._plan",
     "Include": "xendiscover._pipeline",
     "LOCAL_NETWORKS": "xendiscover._plan",
     "LocalNetwork": "xendiscover._networks",
@@ -81,9 +89,13 @@ _EXPORTS: dict[str, str] = {
     "NetworkError": "xendiscover._backend",
     "Outcome": "xendiscover._backend",
     "PortFinding": "xendiscover._model",
+    "ROUTED_NETWORKS": "xendiscover._plan",
+    "ResultError": "xendiscover._errors",
+    "RunInfo": "xendiscover._run",
     "ScanLimitError": "xendiscover._errors",
     "ScanOptions": "xendiscover._plan",
     "ScanPlan": "xendiscover._plan",
+    "ScanResult": "xendiscover._results",
     "ScanStats": "xendiscover._sweep",
     "Service": "xendiscover._model",
     "SocketBackend": "xendiscover._backend",
@@ -96,10 +108,13 @@ _EXPORTS: dict[str, str] = {
     "WorkerError": "xendiscover._sweep",
     "WorkerProcess": "xendiscover._backend",
     "XenDiscoverError": "xendiscover._errors",
+    "diff": "xendiscover._diff",
     "discover": "xendiscover._pipeline",
     "group_findings": "xendiscover._model",
     "interface_is_up": "xendiscover._networks",
+    "load_result": "xendiscover._results",
     "local_networks": "xendiscover._networks",
+    "merge": "xendiscover._results",
     "plan": "xendiscover._plan",
     "scan": "xendiscover._pipeline",
 }
@@ -107,8 +122,11 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "DEFAULT_MAX_HOSTS",
     "DEFAULT_PORTS",
+    "IPV6_NEIGHBOURS",
     "LOCAL_NETWORKS",
+    "ROUTED_NETWORKS",
     "Backend",
+    "Change",
     "ConnectFailed",
     "ConnectResult",
     "ConnectionLost",
@@ -123,9 +141,12 @@ __all__ = [
     "NetworkError",
     "Outcome",
     "PortFinding",
+    "ResultError",
+    "RunInfo",
     "ScanLimitError",
     "ScanOptions",
     "ScanPlan",
+    "ScanResult",
     "ScanStats",
     "Service",
     "SocketBackend",
@@ -139,10 +160,13 @@ __all__ = [
     "WorkerProcess",
     "XenDiscoverError",
     "__version__",
+    "diff",
     "discover",
     "group_findings",
     "interface_is_up",
+    "load_result",
     "local_networks",
+    "merge",
     "plan",
     "scan",
 ]

@@ -23,17 +23,26 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from xendiscover import _console
-from xendiscover._errors import XenDiscoverError
+from xendiscover._errors import ResultError, XenDiscoverError
 from xendiscover._model import Finding
-from xendiscover._output import FORMATS, View, render
+from xendiscover._output import FORMATS, View, format_run_json, render, write_atomically
 from xendiscover._pipeline import scan
-from xendiscover._plan import DEFAULT_PORTS, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ScanOptions
+from xendiscover._plan import (
+    DEFAULT_PORTS,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    IPV6_NEIGHBOURS,
+    LOCAL_NETWORKS,
+    ROUTED_NETWORKS,
+    ScanOptions,
+    Targets,
+)
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sweep import raise_open_file_limit
 from xendiscover._targets import DEFAULT_MAX_HOSTS, DEFAULT_MAX_PROBES, host_name_of, parse_ports
 from xendiscover._version import __version__
 
-__all__ = ["app", "demo_app", "main"]
+__all__ = ["app", "demo_app", "diff_app", "main", "merge_app"]
 
 _TARGETS = "Targets"
 _PROBING = "Probing"
@@ -53,6 +62,8 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
     ("xendiscover --all --json 10.0.0.0/24", "every machine with an open port, as JSON"),
     ("xendiscover -iL hosts.txt -f ansible -o xen.json", "an Ansible inventory file"),
     ("xendiscover --shard 2/4 10.0.0.0/16", "the second of four jobs sweeping one range"),
+    ("xendiscover diff old.json new.json", "what changed since the last scan (exit 1 if any)"),
+    ("xendiscover merge -f json s1.json s2.json", "the shards of one scan, as one result"),
     ("xendiscover demo", "fake Xen services on loopback, scanned: nothing leaves"),
 )
 
@@ -91,6 +102,8 @@ class _Command(TyperCommand):
     def format_usage(self, ctx: Any, formatter: _Formatter) -> None:
         formatter.write_usage(ctx.command_path, "[OPTIONS] [TARGET]...")
         formatter.write_usage(ctx.command_path, "demo", prefix="       ")
+        formatter.write_usage(ctx.command_path, "diff OLD NEW", prefix="       ")
+        formatter.write_usage(ctx.command_path, "merge FILE...", prefix="       ")
 
     def format_options(self, ctx: Any, formatter: _Formatter) -> None:
         groups: dict[str, list[tuple[str, str]]] = {}
@@ -199,9 +212,6 @@ _NMAP_OUTPUT = {
     "S": "script kiddie",
 }
 
-#: The command's subcommands: a target close to one is a typo, not a host name.
-SUBCOMMANDS: tuple[str, ...] = ("demo",)
-
 
 def _output_path(output: str | None, targets: list[str]) -> Path | None:
     """``-o``'s file (``None``: stdout), checked before anything is sent.
@@ -251,7 +261,8 @@ def _check_typos(targets: list[str]) -> None:
     for spec in targets:
         if host_name_of(spec) is None or "." in spec:
             continue
-        close = difflib.get_close_matches(spec.lower(), SUBCOMMANDS, 1, SUGGEST_CUTOFF)
+        # _SUBCOMMANDS (below): a target close to one is a typo, not a host name.
+        close = difflib.get_close_matches(spec.lower(), list(_SUBCOMMANDS), 1, SUGGEST_CUTOFF)
         if close:
             raise _UsageError(
                 f"{spec!r} is not a target: did you mean 'xendiscover {close[0]}'? "
@@ -333,6 +344,34 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
+    routes: Annotated[
+        bool,
+        typer.Option(
+            "--routes",
+            help="With no targets, also sweep the IPv4 networks behind gateways of the "
+            "main routing table (not default, VPN, blackhole or host routes).",
+            rich_help_panel=_TARGETS,
+        ),
+    ] = False,
+    no_ipv6: Annotated[
+        bool,
+        typer.Option(
+            "--no-ipv6",
+            help="With no targets, look for no IPv6 hosts (no echo to ff02::1, no "
+            "neighbour table).",
+            rich_help_panel=_TARGETS,
+        ),
+    ] = False,
+    list_targets: Annotated[
+        bool,
+        typer.Option(
+            "--list-targets",
+            "-sL",
+            help="Print what would be swept (sources, counts) and what is left out and "
+            "why; send nothing.",
+            rich_help_panel=_TARGETS,
+        ),
+    ] = False,
     max_hosts: Annotated[
         int,
         typer.Option(
@@ -536,24 +575,59 @@ def scan_command(
     # Streamed records on a terminal are the progress: no bar between them.
     live = sys.stderr.isatty() and not quiet and not (streaming and sys.stdout.isatty())
     specs = [*(targets or []), *_file_targets(targets_file, nameserver or [])]
+    auto = LOCAL_NETWORKS if no_ipv6 else LOCAL_NETWORKS | IPV6_NEIGHBOURS
+    if routes:
+        if specs:
+            raise _UsageError("--routes chooses networks to discover: give it without targets")
+        auto |= ROUTED_NETWORKS
+    if list_targets:
+        _list_targets(specs or auto, options, as_json=fmt in ("json", "jsonl"))
     raise_open_file_limit()  # the process is ours: allow the widest window
     try:
         out = _console.reserve(path)  # before the first packet
         result = _console.run_scan(
-            specs, options, view=view, stream_jsonl=streaming, live=live, out=out
+            specs or auto,
+            options,
+            view=view,
+            stream_jsonl=streaming,
+            live=live,
+            out=out,
+            listing=view if fmt not in ("jsonl", "csv") else "open" if no_fingerprint else "all",
         )
     except _console.OutputError as exc:
         typer.echo(f"xendiscover: error: {exc}", err=True)
         raise typer.Exit(_console.EXIT_OUTPUT) from None
     except XenDiscoverError as exc:
         raise _UsageError(str(exc)) from None
-    _console.deliver(result, None if streaming else render(result.findings, fmt, view=view), out)
+    text = None if streaming else render(result.findings, fmt, view=view, run=result.run)
+    _console.deliver(result, text, out)
+    if fmt == "csv":
+        _console.deliver_run_file(result, out)
     summary = _console.summary(result, as_json=fmt in ("json", "jsonl"))
     _console.report(
         result, summary_line=summary if live or verbose else None, view=view, hint=not quiet
     )
     _RAN.append(result)  # its interruption, if any, is reported: by the run, once
     raise typer.Exit(_console.exit_code(result, view))
+
+
+def _list_targets(targets: Targets, options: ScanOptions, *, as_json: bool) -> None:
+    """Print what a scan of ``targets`` would sweep (``--list-targets``) and exit 0."""
+    from xendiscover._listing import listing
+    from xendiscover._pipeline import _resolve_targets
+
+    try:
+        resolved = asyncio.run(_resolve_targets(targets, options))
+        text = listing(targets, options, resolved=resolved, as_json=as_json)
+        _console.write_stdout(text)
+    except _console.PipeClosed:
+        raise typer.Exit(_console.EXIT_PIPE) from None
+    except _console.OutputError as exc:
+        typer.echo(f"xendiscover: error: {exc}", err=True)
+        raise typer.Exit(_console.EXIT_OUTPUT) from None
+    except XenDiscoverError as exc:
+        raise _UsageError(str(exc)) from None
+    raise typer.Exit(0)
 
 
 def _read_files(paths: list[str] | None) -> list[str]:
@@ -635,6 +709,127 @@ def demo_command() -> None:
     raise typer.Exit(0 if found else 1)
 
 
+def _sub_app() -> typer.Typer:
+    return typer.Typer(
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
+    )
+
+
+diff_app = _sub_app()
+merge_app = _sub_app()
+
+_DIFF_FORMATS = ("text", "jsonl")
+
+
+def _diff_format(value: str) -> str:
+    if value not in _DIFF_FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(_DIFF_FORMATS)}")
+    return value
+
+
+def _emit(text: str, output: Path | None, run_file: str | None = None) -> None:
+    """Write a subcommand's output: stdout, or ``-o FILE`` replaced whole (and its run file)."""
+    try:
+        if output is None:
+            _console.write_stdout(text)
+            return
+        write_atomically(output, text)
+        if run_file is not None:
+            write_atomically(output.with_name(output.name + ".run.json"), run_file)
+    except _console.OutputError as exc:
+        typer.echo(f"xendiscover: error: {exc}", err=True)
+        raise typer.Exit(_console.EXIT_OUTPUT) from None
+    except OSError as exc:
+        typer.echo(f"xendiscover: error: cannot write {output}: {exc.strerror}", err=True)
+        raise typer.Exit(_console.EXIT_OUTPUT) from None
+
+
+_OUTPUT_OPTION = typer.Option(
+    "--output", "-o", metavar="FILE", help="Write to FILE (replaced whole).", show_default=False
+)
+
+
+@diff_app.command()
+def diff_command(
+    old: Annotated[str, typer.Argument(metavar="OLD", help="An earlier json or jsonl result.")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="A later json or jsonl result.")],
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", metavar="FORMAT", callback=_diff_format, help="text or jsonl."
+        ),
+    ] = "text",
+    output: Annotated[Path | None, _OUTPUT_OPTION] = None,
+) -> None:
+    """Show what changed between two results of xendiscover (json or jsonl).
+
+    Machines are matched by the strongest identity both results share (a
+    xapi certificate's key, the host UUID, a confirmed name, an address), so
+    a renumbered host is 'moved'. Exit status: 0 nothing changed, 1 something
+    did, 2 an error.
+    """
+    from xendiscover._diff import changed, diff, format_diff_jsonl, format_diff_text
+    from xendiscover._results import load_result
+
+    try:
+        changes = diff(load_result(old), load_result(new))
+    except ResultError as exc:
+        raise _UsageError(str(exc)) from None
+    render_diff = format_diff_jsonl if output_format == "jsonl" else format_diff_text
+    _emit(render_diff(changes), output)
+    raise typer.Exit(1 if changed(changes) else 0)
+
+
+@merge_app.command()
+def merge_command(
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE...", help="The json or jsonl result of each shard.")
+    ],
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            callback=_format,
+            help=f"Output format: {', '.join(FORMATS)}.",
+        ),
+    ] = "text",
+    as_json: Annotated[bool, typer.Option("--json", help="Shorthand for --format json.")] = False,
+    output: Annotated[Path | None, _OUTPUT_OPTION] = None,
+    partial: Annotated[
+        bool,
+        typer.Option("--partial", help="Merge even when a shard is missing or incomplete."),
+    ] = False,
+) -> None:
+    """Merge the results of the shards of one scan (--shard 1/N .. N/N) into one.
+
+    The shards must share targets, exclusions, ports and version; a missing
+    or incomplete shard is named, and refused unless --partial. Machines are
+    regrouped as one scan groups them.
+    """
+    from xendiscover._results import load_result, merge
+
+    try:
+        merged = merge([load_result(f) for f in files], partial=partial)
+    except ResultError as exc:
+        raise _UsageError(str(exc)) from None
+    fmt = "json" if as_json else output_format
+    assert merged.run is not None
+    view: View = merged.run.listing
+    text = render(list(merged.open_ports()), fmt, view=view, run=merged.run)
+    _emit(text, output, format_run_json(merged.run) if fmt == "csv" else None)
+    if not merged.run.completed:
+        typer.echo("xendiscover: warning: the merged result is not complete", err=True)
+
+
+#: The subcommands, by their first argument.
+_SUBCOMMANDS = {"demo": demo_app, "diff": diff_app, "merge": merge_app}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (``xendiscover`` and ``python -m xendiscover``)."""
     _console.handle_termination()
@@ -667,8 +862,10 @@ def _message(exc: Exception) -> str:
 def _main(args: list[str]) -> None:
     command = typer.main.get_command(app)
     name = "xendiscover"
-    if args[:1] == ["demo"]:
-        command, args, name = typer.main.get_command(demo_app), args[1:], "xendiscover demo"
+    if args[:1] and args[0] in _SUBCOMMANDS:
+        sub = args[0]
+        command, args = typer.main.get_command(_SUBCOMMANDS[sub]), args[1:]
+        name = f"xendiscover {sub}"
     try:
         code = command.main(args, prog_name=name, standalone_mode=False)
     except typer.Exit as exc:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -43,14 +44,19 @@ from xendiscover._model import XEN_VERDICTS, Finding
 from xendiscover._output import (
     OutputFile,
     View,
+    format_end_line,
     format_jsonl_line,
+    format_run_json,
+    format_run_line,
     listed,
     port_records,
     printable,
 )
 from xendiscover._pipeline import scan
-from xendiscover._plan import LOCAL_NETWORKS, ScanOptions
+from xendiscover._plan import LOCAL_NETWORKS, ScanOptions, Targets, _LocalNetworks
+from xendiscover._run import RunInfo, now
 from xendiscover._sweep import ScanStats
+from xendiscover._version import __version__
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -70,6 +76,7 @@ __all__ = [
     "Terminated",
     "check_stdout",
     "deliver",
+    "deliver_run_file",
     "describe",
     "exit_code",
     "handle_termination",
@@ -147,6 +154,7 @@ class RunResult:
         error: One line, when the scan failed (a probe process died).
         output_error: One line, when streamed output could not be written.
         pipe_closed: Whether the reader of stdout went away.
+        run: What the run swept and how it ended (the outputs' run metadata).
     """
 
     findings: list[Finding] = field(default_factory=list)
@@ -156,6 +164,7 @@ class RunResult:
     error: str | None = None
     output_error: str | None = None
     pipe_closed: bool = False
+    run: RunInfo | None = None
 
     @property
     def complete(self) -> bool:
@@ -166,6 +175,13 @@ class RunResult:
             and self.output_error is None
             and not self.pipe_closed
         )
+
+    @property
+    def stop_reason(self) -> str | None:
+        """What cut the run short, as the run metadata says it, or ``None``."""
+        if self.stopped:
+            return "SIGTERM" if self.stopped == EXIT_SIGTERM else "SIGINT"
+        return None if self.complete else "error"
 
 
 def setup_logging(verbose: bool) -> None:
@@ -290,7 +306,7 @@ def _progress() -> Progress:
 
 
 async def _collect(
-    targets: list[str],
+    targets: Targets,
     options: ScanOptions,
     result: RunResult,
     on_found: Callable[[Finding], None],
@@ -333,8 +349,10 @@ class _PortStream:
     address's ports showed (its UUID on the port-80 line too).
     """
 
-    def __init__(self, stats: ScanStats) -> None:
-        self._stats = stats
+    def __init__(self, result: RunResult, run_info: Callable[[], RunInfo]) -> None:
+        self._result = result
+        self._stats = result.stats
+        self._run_info = run_info
         self._held: dict[str, list[Finding]] = {}
         self._sent: list[Finding] = []
 
@@ -348,20 +366,48 @@ class _PortStream:
         busy = {address for address, _ in self._stats.fingerprinting}
         ready = [a for a in self._held if final or a not in busy]
         findings = [f for a in ready for f in self._held.pop(a)]
-        if findings:
-            records = port_records(findings, known=self._sent)
-            self._sent += findings
-            write_stdout("".join(format_jsonl_line(r) for r in records))
+        if not findings:
+            return
+        records = port_records(findings, known=self._sent)
+        self._sent += findings
+        text = "".join(format_jsonl_line(r) for r in records)
+        if self._result.run is None:  # the plan is known once the first port is found
+            self._result.run = self._run_info()
+            text = format_run_line(self._result.run) + text
+        write_stdout(text)
+
+
+def _run_info(
+    targets: Targets, options: ScanOptions, stats: ScanStats, started: str, listing: View
+) -> RunInfo:
+    return RunInfo(
+        version=__version__,
+        started=started,
+        targets=() if isinstance(targets, _LocalNetworks) else tuple(targets),
+        local_networks=isinstance(targets, _LocalNetworks) or not targets,
+        resolved=stats.networks,
+        exclude=tuple(options.get("exclude", ())),
+        ports=stats.ports,
+        shard=options.get("shard") or (1, 1),
+        listing=listing,
+    )
+
+
+def _ended(result: RunResult, run_info: Callable[[], RunInfo]) -> RunInfo:
+    """The run metadata, ended now (made now if no port was streamed)."""
+    run = result.run if result.run is not None else run_info()
+    return run.finished(stopped=result.stop_reason)
 
 
 def run_scan(
-    targets: list[str],
+    targets: Targets,
     options: ScanOptions,
     *,
     view: View,
     stream_jsonl: bool,
     live: bool,
     out: OutputFile | None = None,
+    listing: View = "xen",
 ) -> RunResult:
     """Run a scan to its end (or to a signal) and return what it came to.
 
@@ -372,6 +418,7 @@ def run_scan(
         stream_jsonl: Write each host to stdout as a JSON line as it is found.
         live: Show the progress bar and the hosts found on stderr.
         out: The reserved ``-o`` file, given up if an input is invalid.
+        listing: Which machines the output lists, for the run metadata.
 
     Raises:
         TargetError: An input is invalid (nothing was sent).
@@ -379,7 +426,8 @@ def run_scan(
     result = RunResult()
     options = ScanOptions(**options, stats=result.stats)
     display = _Display(result.stats, lambda host: bool(listed([host], view)))
-    stream = _PortStream(result.stats) if stream_jsonl else None
+    run_info = functools.partial(_run_info, targets, options, result.stats, now(), listing)
+    stream = _PortStream(result, run_info) if stream_jsonl else None
 
     def on_found(host: Finding) -> None:
         if stream is not None:
@@ -394,8 +442,9 @@ def run_scan(
             out.discard()
         raise
     if stream is not None:
-        _end_stream(stream, result)
+        _flush_stream(stream, result)
     result.seconds = time.monotonic() - started
+    result.run = _ended(result, run_info)
     return result
 
 
@@ -425,7 +474,7 @@ def _run(collect: Coroutine[None, None, None], result: RunResult) -> None:
         handle_termination()  # the loop put SIGTERM back to its default
 
 
-def _end_stream(stream: _PortStream, result: RunResult) -> None:
+def _flush_stream(stream: _PortStream, result: RunResult) -> None:
     """Write the lines still held (a run cut short still shows what it found)."""
     if result.pipe_closed or result.output_error is not None:
         return
@@ -499,10 +548,12 @@ def reserve(path: Path | None) -> OutputFile | None:
 def deliver(result: RunResult, text: str | None, out: OutputFile | None) -> None:
     """Write the rendered output: stdout, or ``-o FILE`` (whole, or ``FILE.partial``).
 
-    ``text`` is ``None`` when the output was streamed. Records an output
-    failure in ``result.output_error``.
+    ``text`` is ``None`` when the output was streamed: then only its first
+    (``run``, if no port came) and last (``end``) lines are written here.
+    Records an output failure in ``result.output_error``.
     """
     if text is None:
+        _end_stream(result)
         return
     if result.pipe_closed:
         return
@@ -527,6 +578,34 @@ def deliver(result: RunResult, text: str | None, out: OutputFile | None) -> None
 def warn(line: str) -> None:
     """One line on stderr, ``xendiscover: `` first, every character printable."""
     _note(line)
+
+
+def _end_stream(result: RunResult) -> None:
+    if result.run is None or result.output_error is not None or result.pipe_closed:
+        return
+    try:
+        if not result.findings:
+            write_stdout(format_run_line(result.run))
+        write_stdout(format_end_line(result.run, len(result.findings)))
+    except PipeClosed:
+        result.pipe_closed = True
+    except OutputError as exc:
+        result.output_error = str(exc)
+
+
+def deliver_run_file(result: RunResult, out: OutputFile | None) -> None:
+    """Write ``FILE.run.json`` (the run metadata) beside a ``csv`` file ``-o`` wrote.
+
+    Beside ``FILE.partial`` when the run was cut short. Nothing without ``-o``.
+    """
+    if out is None or result.run is None or result.output_error is not None:
+        return
+    target = out.path if result.complete else out.partial_path
+    side = target.with_name(target.name + ".run.json")
+    try:
+        OutputFile(side).commit(format_run_json(result.run))
+    except OSError as exc:
+        result.output_error = f"cannot write {side}: {exc.strerror}"
 
 
 def _note(line: str) -> None:

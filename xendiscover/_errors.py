@@ -4,7 +4,8 @@
 
     XenDiscoverError            anything xendiscover raises on purpose
     ├── TargetError             a target, port, or option the scan cannot use
-    └── ScanLimitError          the sweep is larger than the size guard allows
+    │   └── ScanLimitError      the sweep is larger than the size guard allows
+    └── ResultError             a result file that cannot be read, merged or compared
 
 Connection outcomes ("refused", "unreachable", "timed out") are results of a
 probe, never exceptions; local resource errors (too many open files, no
@@ -14,7 +15,7 @@ reach the caller.
 
 from __future__ import annotations
 
-__all__ = ["ScanLimitError", "TargetError", "XenDiscoverError"]
+__all__ = ["ResultError", "ScanLimitError", "TargetError", "XenDiscoverError"]
 
 
 class XenDiscoverError(Exception):
@@ -30,3 +31,10 @@ class TargetError(XenDiscoverError, ValueError):
 
 class ScanLimitError(TargetError):
     """The sweep covers more addresses than the size guard allows."""
+
+
+class ResultError(XenDiscoverError, ValueError):
+    """A result that cannot be read, merged or compared (not this tool's, or not one plan's).
+
+    The message is one line, fit to show the user as it is.
+    """

@@ -20,6 +20,7 @@ import ifaddr
 __all__ = [
     "LocalNetwork",
     "explain_system_networks",
+    "interface_flags",
     "interface_is_up",
     "local_networks",
     "system_networks",
@@ -53,12 +54,10 @@ class LocalNetwork:
     own_addresses: frozenset[ipaddress.IPv4Address] = field(default_factory=frozenset)
 
 
-def interface_is_up(name: str) -> bool:
-    """Whether the interface ``name`` is administratively up (``IFF_UP``).
+def interface_flags(name: str) -> int:
+    """The interface's ``IFF_*`` flags (``SIOCGIFFLAGS``); 0 if the kernel does not know it.
 
-    ``ifaddr`` reports addresses of down interfaces too, so the sweep asks
-    the kernel with ``SIOCGIFFLAGS``. An alias such as ``eth0:1`` shares its
-    device's flags. An interface the kernel does not know is not up.
+    An alias such as ``eth0:1`` shares its device's flags.
     """
     device = name.split(":", 1)[0]
     request = struct.pack("16sH14x", device.encode()[:15], 0)
@@ -66,9 +65,19 @@ def interface_is_up(name: str) -> bool:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             reply = fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request)
     except OSError:
-        return False
+        return 0
     (flags,) = struct.unpack_from("H", reply, 16)
-    return bool(flags & _IFF_UP)
+    return int(flags)
+
+
+def interface_is_up(name: str) -> bool:
+    """Whether the interface ``name`` is administratively up (``IFF_UP``).
+
+    ``ifaddr`` reports addresses of down interfaces too, so the sweep asks
+    the kernel with ``SIOCGIFFLAGS``. An alias such as ``eth0:1`` shares its
+    device's flags. An interface the kernel does not know is not up.
+    """
+    return bool(interface_flags(name) & _IFF_UP)
 
 
 def local_networks(

@@ -13,7 +13,7 @@ Format     Lists                                                     Per
 text       one line per machine: its key (a confirmed name, else     machine
            its address), with any other name and its source
 list       the keys, as one Python list literal (the 2007 line)      machine
-json       machines with their services (JSON Schema v2)             machine
+json       the run, and machines with their services (JSON Schema)  machine
 ansible    a static inventory (``ansible-inventory -i FILE``)        machine
 jsonl      every open port, one JSON object per line, streamed       open port
 csv        every open port, with a header row                        open port
@@ -60,6 +60,7 @@ from xendiscover._model import (
     Service,
     group_findings,
 )
+from xendiscover._run import RunInfo
 
 __all__ = [
     "CSV_FIELDS",
@@ -73,14 +74,20 @@ __all__ = [
     "View",
     "ansible_inventory",
     "atomic_writer",
+    "diff_schema",
+    "document",
+    "document_schema",
     "finding_schema",
     "format_all",
     "format_ansible",
     "format_csv",
+    "format_end_line",
     "format_json",
     "format_jsonl",
     "format_jsonl_line",
     "format_list",
+    "format_run_json",
+    "format_run_line",
     "format_text",
     "host_schema",
     "listed",
@@ -88,6 +95,7 @@ __all__ = [
     "port_records",
     "printable",
     "render",
+    "run_schema",
     "write_atomically",
 ]
 
@@ -238,9 +246,21 @@ def format_all(hosts: Sequence[Host]) -> str:
     return "".join(out)
 
 
-def format_json(hosts: Sequence[Host]) -> str:
-    """Every machine as one JSON array (``Host.as_dict()``), indented."""
-    return json.dumps([h.as_dict() for h in hosts], indent=2) + "\n"
+def document(hosts: Sequence[Host], run: RunInfo | None = None) -> dict[str, object]:
+    """The ``json`` document: ``{"run": ..., "machines": [...]}`` (:func:`document_schema`).
+
+    ``run`` is ``None`` (JSON ``null``) when the caller has no run metadata
+    (a library call that formats machines it got elsewhere).
+    """
+    return {
+        "run": None if run is None else run.as_dict(),
+        "machines": [h.as_dict() for h in hosts],
+    }
+
+
+def format_json(hosts: Sequence[Host], run: RunInfo | None = None) -> str:
+    """The run and every machine as one JSON object (:func:`document`), indented."""
+    return json.dumps(document(hosts, run), indent=2) + "\n"
 
 
 def port_records(
@@ -278,15 +298,50 @@ def format_jsonl_line(finding: Finding | Mapping[str, object]) -> str:
     """One open port as one line of JSON Lines, ending in a newline.
 
     ``finding`` is a :class:`Finding` (its own ``as_dict()``) or a record
-    of :func:`port_records` (with its machine's facts).
+    of :func:`port_records` (with its machine's facts), written after
+    ``"record": "port"``. Meant for streaming: write each line as its
+    address is settled (and flush) so ``| jq`` sees it at once.
     """
     record = finding.as_dict() if isinstance(finding, Finding) else finding
+    return json.dumps({"record": "port", **record}) + "\n"
+
+
+def format_run_line(run: RunInfo) -> str:
+    """The first line of ``jsonl``: ``{"record": "run", ...}``, the run as it started.
+
+    Its ``ended``, ``completed`` and ``stopped`` are left for the ``end`` line
+    (:func:`format_end_line`): the same whether the lines were streamed or not.
+    """
+    started = {**run.as_dict(), "ended": None, "completed": False, "stopped": None}
+    return json.dumps({"record": "run", **started}) + "\n"
+
+
+def format_end_line(run: RunInfo, ports: int) -> str:
+    """The last line of ``jsonl``: how the run ended, and how many port lines it wrote."""
+    record = {
+        "record": "end",
+        "ended": run.ended,
+        "completed": run.completed,
+        "stopped": run.stopped,
+        "ports": ports,
+    }
     return json.dumps(record) + "\n"
 
 
-def format_jsonl(findings: Sequence[Finding]) -> str:
-    """Every open port as JSON Lines, sorted by address then port (:func:`port_records`)."""
-    return "".join(format_jsonl_line(r) for r in port_records(findings))
+def format_jsonl(findings: Sequence[Finding], run: RunInfo | None = None) -> str:
+    """Every open port as JSON Lines, sorted by address then port (:func:`port_records`).
+
+    With ``run``, the lines sit between a ``run`` record and an ``end`` record.
+    """
+    lines = "".join(format_jsonl_line(r) for r in port_records(findings))
+    if run is None:
+        return lines
+    return format_run_line(run) + lines + format_end_line(run, len(findings))
+
+
+def format_run_json(run: RunInfo) -> str:
+    """The ``FILE.run.json`` beside a ``csv`` file: ``{"run": ...}``, indented."""
+    return json.dumps({"run": run.as_dict()}, indent=2) + "\n"
 
 
 def _csv_cell(value: object) -> object:
@@ -400,24 +455,28 @@ def format_list(hosts: Sequence[Host]) -> str:
     return repr([h.key for h in hosts]) + "\n"
 
 
-def render(findings: Sequence[Finding], fmt: str, *, view: View = "xen") -> str:
+def render(
+    findings: Sequence[Finding], fmt: str, *, view: View = "xen", run: RunInfo | None = None
+) -> str:
     """Format a scan's findings in the named format (one of :data:`FORMATS`).
 
     Args:
         findings: The open ports found, in any order.
         fmt: The format's name.
         view: Which machines the per-machine formats list (see :data:`View`).
+        run: The run's metadata, for the formats that carry it (``json``,
+            ``jsonl``); ``csv`` carries it in a file beside (:func:`format_run_json`).
 
     Raises:
         ValueError: ``fmt`` is not a format.
     """
     per_port: dict[str, Callable[[Sequence[Finding]], str]] = {
-        "jsonl": format_jsonl,
+        "jsonl": lambda found: format_jsonl(found, run),
         "csv": format_csv,
     }
     per_machine: dict[str, Callable[[Sequence[Host]], str]] = {
         "text": format_all if view == "all" else format_text,
-        "json": format_json,
+        "json": lambda hosts: format_json(hosts, run),
         "ansible": format_ansible,
         "list": format_list,
     }
@@ -446,6 +505,24 @@ def host_schema() -> dict[str, Any]:
 def finding_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one open port: one line of ``jsonl``."""
     return _schema("finding")
+
+
+def run_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a run's metadata (``run`` of a document)."""
+    return _schema("run")
+
+
+def document_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the ``json`` document (and of ``merge``'s).
+
+    It refers to :func:`run_schema` and :func:`host_schema` by their ``$id``.
+    """
+    return _schema("document")
+
+
+def diff_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one line of ``diff --format jsonl``."""
+    return _schema("diff")
 
 
 def _create_temp(directory: Path, name: str) -> tuple[int, Path]:

@@ -29,8 +29,16 @@ from xendiscover._model import (
     group_findings,
 )
 from xendiscover._names import escape_name, is_dns_name, same_address
-from xendiscover._plan import ScanOptions, ScanPlan, Targets, _LocalNetworks, plan
+from xendiscover._plan import (
+    ScanOptions,
+    ScanPlan,
+    Targets,
+    _LocalNetworks,
+    discovery_of,
+    plan,
+)
 from xendiscover._resolve import DNSNameResolver, NameResolver
+from xendiscover._run import space_networks
 from xendiscover._sweep import ProbeResult, ScanStats, sweep
 from xendiscover._targets import host_name_of
 
@@ -247,7 +255,10 @@ async def scan(targets: Targets, **options: Unpack[ScanOptions]) -> AsyncGenerat
     Args:
         targets: Networks, addresses, ranges or host names (nmap syntax), or
             :data:`~xendiscover.LOCAL_NETWORKS` to sweep the IPv4 networks of
-            this machine's up interfaces. Nothing is swept by default.
+            this machine's up interfaces (combined with ``|``:
+            :data:`~xendiscover.ROUTED_NETWORKS` for networks behind gateways,
+            :data:`~xendiscover.IPV6_NEIGHBOURS` for IPv6 hosts on the links).
+            Nothing is swept by default.
         **options: See :class:`~xendiscover.ScanOptions`.
 
     Yields:
@@ -263,7 +274,12 @@ async def scan(targets: Targets, **options: Unpack[ScanOptions]) -> AsyncGenerat
     task that iterates it closes every socket the scan opened.
     """
     resolved = await _resolve_targets(targets, options)
-    checked = plan(targets, resolved=resolved, **options)
+    discovered = None
+    if isinstance(targets, _LocalNetworks):  # netlink and the ICMPv6 echo block: not on the loop
+        discovered = await asyncio.to_thread(discovery_of, targets, options)
+    checked = plan(targets, resolved=resolved, discovered=discovered, **options)
+    if (stats := options.get("stats")) is not None:
+        stats.networks, stats.ports = space_networks(checked.space), checked.ports
     findings = run_plan(
         checked,
         backend=options.get("backend"),

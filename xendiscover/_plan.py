@@ -5,14 +5,15 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypedDict, Unpack
 
 from xendiscover._errors import ScanLimitError, TargetError
 from xendiscover._fingerprint import WELL_KNOWN_PORTS
-from xendiscover._networks import explain_system_networks, system_networks
+from xendiscover._networks import why_no_networks
 from xendiscover._resolve import parse_nameserver
+from xendiscover._sources import Discovery, OSSystem, Parts, System, discover_sources
 from xendiscover._sweep import ScanStats, auto_workers, default_window
 from xendiscover._targets import (
     DEFAULT_MAX_HOSTS,
@@ -24,19 +25,49 @@ from xendiscover._targets import (
 
 
 class _LocalNetworks:
-    """The type of :data:`LOCAL_NETWORKS` (one instance)."""
+    """The type of :data:`LOCAL_NETWORKS` and its siblings: what an automatic run takes.
+
+    Combine them with ``|``: ``LOCAL_NETWORKS | ROUTED_NETWORKS``.
+    """
+
+    def __init__(self, parts: Parts, name: str) -> None:
+        self.parts = parts
+        self._name = name
+
+    def __or__(self, other: _LocalNetworks) -> _LocalNetworks:
+        mine, theirs = self.parts, other.parts
+        parts = Parts(
+            interfaces=mine.interfaces or theirs.interfaces,
+            routes=mine.routes or theirs.routes,
+            ipv6=mine.ipv6 or theirs.ipv6,
+        )
+        return _LocalNetworks(parts, f"{self._name} | {other._name}")
 
     def __repr__(self) -> str:
-        return "LOCAL_NETWORKS"
+        return self._name
 
 
 #: Pass as the targets to sweep the IPv4 networks of this machine's up
-#: interfaces (what the command does without targets). A library call never
-#: sweeps them unless asked this way.
-LOCAL_NETWORKS: Final = _LocalNetworks()
+#: interfaces (what the command does without targets), the hosts of its
+#: IPv4 neighbour table first. A library call never sweeps them unless asked
+#: this way.
+LOCAL_NETWORKS: Final = _LocalNetworks(Parts(interfaces=True), "LOCAL_NETWORKS")
 
-#: What a scan sweeps: target specs, or :data:`LOCAL_NETWORKS`.
+#: The IPv4 networks behind gateways of the main routing table (``--routes``;
+#: see the docs for the routes left out). Combine: ``LOCAL_NETWORKS | ROUTED_NETWORKS``.
+ROUTED_NETWORKS: Final = _LocalNetworks(Parts(interfaces=False, routes=True), "ROUTED_NETWORKS")
+
+#: The IPv6 hosts on this machine's links: answers to an ICMPv6 echo to
+#: ``ff02::1`` (sent from each global/ULA address) and the IPv6 neighbour
+#: table. Global and ULA addresses are swept; link-local ones are listed only.
+IPV6_NEIGHBOURS: Final = _LocalNetworks(Parts(interfaces=False, ipv6=True), "IPV6_NEIGHBOURS")
+
+#: What a scan sweeps: target specs, or :data:`LOCAL_NETWORKS` and its siblings.
 Targets = Iterable[str] | _LocalNetworks
+
+#: Where an automatic run reads the OS (tests replace it with data).
+system_state: Callable[[], System] = OSSystem
+
 
 if TYPE_CHECKING:
     from xendiscover._backend import Backend
@@ -48,11 +79,14 @@ __all__ = [
     "DEFAULT_PORTS",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
+    "IPV6_NEIGHBOURS",
     "LOCAL_NETWORKS",
     "MAX_TIMEOUT",
+    "ROUTED_NETWORKS",
     "ScanOptions",
     "ScanPlan",
     "Targets",
+    "discovery_of",
     "plan",
 ]
 
@@ -198,7 +232,55 @@ def _check_numbers(options: ScanOptions) -> None:
         raise TargetError(f"invalid rate {rate}: must be more than 0 per second")
 
 
-def _space(targets: Targets, options: ScanOptions, names: Mapping[str, str] | None) -> TargetSpace:
+def discovery_of(targets: _LocalNetworks, options: ScanOptions, *, send: bool = True) -> Discovery:
+    """Read the OS (:data:`system_state`) for what an automatic run of ``targets`` sweeps.
+
+    ``send=False`` sends no ICMPv6 echo (``--list-targets``).
+    """
+    return discover_sources(
+        system_state(),
+        targets.parts,
+        interfaces=options.get("interfaces"),
+        max_hosts=options.get("max_hosts", DEFAULT_MAX_HOSTS),
+        send=send,
+    )
+
+
+def _discovered_space(
+    targets: _LocalNetworks,
+    options: ScanOptions,
+    names: Mapping[str, str] | None,
+    discovered: Discovery | None,
+) -> TargetSpace:
+    found = discovered if discovered is not None else discovery_of(targets, options)
+    for note in found.notes:
+        _log.warning("%s", note)
+    for skip in found.skipped:
+        if skip.kind == "ipv6-host":
+            _log.info("IPv6 host %s on %s: %s", skip.target, skip.interface, skip.reason)
+    if not found.networks and not found.targets:
+        if targets.parts.interfaces:
+            system = system_state()
+            interfaces = options.get("interfaces")
+            up = lambda name: bool(system.flags(name) & 1)  # noqa: E731
+            raise TargetError(why_no_networks(system.adapters(), is_up=up, interfaces=interfaces))
+        raise TargetError(f"{targets!r} found nothing to sweep; name the targets")
+    first = found.first if options.get("shard") is None else ()  # shards must agree on order
+    return TargetSpace.from_networks(
+        found.networks,
+        exclude=list(options.get("exclude", ())),
+        extra=found.targets,
+        first=first,
+        **_resolver(names),
+    )
+
+
+def _space(
+    targets: Targets,
+    options: ScanOptions,
+    names: Mapping[str, str] | None,
+    discovered: Discovery | None = None,
+) -> TargetSpace:
     exclude = list(options.get("exclude", ()))
     if not isinstance(targets, _LocalNetworks):
         if targets is None:
@@ -212,10 +294,7 @@ def _space(targets: Targets, options: ScanOptions, names: Mapping[str, str] | No
             raise TargetError("--interface chooses networks to discover: give it without targets")
         space = TargetSpace.from_specs(specs, exclude=exclude, **_resolver(names))
     else:
-        networks = system_networks(options.get("interfaces"))
-        if not networks:
-            raise TargetError(explain_system_networks(options.get("interfaces")))
-        space = TargetSpace.from_networks(networks, exclude=exclude, **_resolver(names))
+        space = _discovered_space(targets, options, names, discovered)
     _warn_unusual(space)
     if (shard := options.get("shard")) is not None:
         space = space.sharded(*shard)
@@ -276,6 +355,7 @@ def plan(
     targets: Targets,
     *,
     resolved: Mapping[str, str] | None = None,
+    discovered: Discovery | None = None,
     **options: Unpack[ScanOptions],
 ) -> ScanPlan:
     """Check a scan's inputs and work out what it will sweep; send nothing.
@@ -288,7 +368,8 @@ def plan(
     Host-name targets are looked up in ``resolved`` (name → address), which
     :func:`~xendiscover.scan` fills beforehand without blocking, through the
     scan's own nameservers; called alone, ``plan`` asks the system's resolver
-    (a blocking call).
+    (a blocking call). Likewise an automatic run's sources come from
+    ``discovered`` when :func:`~xendiscover.scan` read them beforehand.
 
     Raises:
         TargetError: An input is invalid, or the sweep is too large.
@@ -296,7 +377,7 @@ def plan(
     _check_numbers(options)
     ports = _ports(options.get("port"))
     servers = tuple(parse_nameserver(n) for n in options.get("nameservers", ()))
-    space = _space(targets, options, resolved)
+    space = _space(targets, options, resolved, discovered)
     _check_probes(space.size, len(ports), options.get("max_probes", DEFAULT_MAX_PROBES))
     return ScanPlan(
         space=space,

@@ -313,10 +313,15 @@ class TargetSpace:
             integer intervals.
         shard: ``(i, n)``: this space is the i-th of n interleaved shards of
             the intervals (see :meth:`sharded`); ``(1, 1)`` is all of it.
+        first: Addresses of the space walked before the others, as
+            ``(version, integer)`` (hosts known to be alive). Only the order
+            changes: a shard holds the same addresses either way. Probe
+            processes walk their parts in the plain order.
     """
 
     intervals: tuple[tuple[int, tuple[_Interval, ...]], ...]
     shard: tuple[int, int] = (1, 1)
+    first: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def _build(
@@ -362,24 +367,43 @@ class TargetSpace:
         *,
         exclude: Iterable[str] = (),
         resolve: Resolver = _resolve_first,
+        extra: Iterable[str] = (),
+        first: Iterable[str] = (),
     ) -> TargetSpace:
         """The hosts of local networks, less their network, broadcast and own addresses.
 
-        A /31 has two hosts and no broadcast address (RFC 3021).
+        A /31 has two hosts and no broadcast address (RFC 3021). ``extra``
+        targets (routed networks, less their network and broadcast
+        addresses; IPv6 hosts) join them; addresses in ``first`` that are in
+        the space are walked before the others.
 
         Raises:
             TargetError: An exclusion is malformed or a name does not resolve.
         """
         include: list[tuple[int, _Interval]] = []
         holes = [span for s in exclude for span in parse_target_spans(s, resolve=resolve)]
-        for local in networks:
-            net = local.network
-            first, last = int(net.network_address), int(net.broadcast_address)
+        nets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, frozenset[IPAddress]]]
+        nets = [(n.network, frozenset(n.own_addresses)) for n in networks]
+        nets += [(ipaddress.ip_network(spec), frozenset()) for spec in extra]
+        for net, own in nets:
+            low, high = int(net.network_address), int(net.broadcast_address)
             if net.prefixlen < net.max_prefixlen - 1:
-                first, last = first + 1, last - 1
-            include.append((net.version, (first, last)))
-            holes.extend((net.version, (int(a), int(a))) for a in local.own_addresses)
-        return cls._build(include, holes)
+                low, high = low + 1, high - 1
+            include.append((net.version, (low, high)))
+            holes.extend((net.version, (int(a), int(a))) for a in own)
+        space = cls._build(include, holes)
+        return replace(space, first=space._inside(first))
+
+    def _inside(self, addresses: Iterable[str]) -> tuple[tuple[int, int], ...]:
+        """The addresses that are in the space, once each, in the order given."""
+        found: dict[tuple[int, int], None] = {}
+        spans = dict(self.intervals)
+        for text in addresses:
+            address = ipaddress.ip_address(text)
+            value = int(address)
+            if any(a <= value <= b for a, b in spans.get(address.version, ())):
+                found[(address.version, value)] = None
+        return tuple(found)
 
     def sharded(self, index: int, count: int) -> TargetSpace:
         """The ``index``-th of ``count`` shards (1-based), as zmap and masscan split.
@@ -412,9 +436,30 @@ class TargetSpace:
         first, step = self.shard[0] - 1, self.shard[1]
         return max(0, (total - first + step - 1) // step)
 
+    def _position(self, version: int, value: int) -> int:
+        """The address's number in the whole space's walking order, from 0."""
+        index = 0
+        for each, spans in self.intervals:
+            for start, end in spans:
+                if each == version and start <= value <= end:
+                    return index + value - start
+                index += end - start + 1
+        raise ValueError("not in the space")
+
     def __iter__(self) -> Iterator[tuple[socket.AddressFamily, str]]:
-        """Walk the addresses lazily as ``(family, address text)`` pairs."""
+        """Walk the addresses lazily as ``(family, address text)`` pairs.
+
+        The shard's addresses among :attr:`first` come first; then the rest.
+        """
         first, step = self.shard[0] - 1, self.shard[1]
+        early = {
+            (version, value)
+            for version, value in self.first
+            if self._position(version, value) % step == first
+        }
+        for version, value in self.first:
+            if (version, value) in early:
+                yield _FAMILY[version], _text(version, value)
         index = 0  # of the interval's first address, in the whole space
         for version, spans in self.intervals:
             family = _FAMILY[version]
@@ -423,6 +468,8 @@ class TargetSpace:
             for start, end in spans:
                 skip = (first - index) % step
                 for value in range(start + skip, end + 1, step):
+                    if early and (version, value) in early:
+                        continue
                     yield family, to_text(value.to_bytes(size, "big"))
                 index += end - start + 1
 
@@ -438,6 +485,11 @@ class TargetSpace:
                 f"refusing to sweep {size:,} addresses (limit {max_hosts:,}); "
                 "narrow the targets or raise the limit with --max-hosts"
             )
+
+
+def _text(version: int, value: int) -> str:
+    packed = value.to_bytes(_BYTES[version], "big")
+    return socket.inet_ntoa(packed) if version == 4 else _inet6_ntoa(packed)
 
 
 def _inet6_ntoa(packed: bytes) -> str:

@@ -23,6 +23,7 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 import netlab  # noqa: E402
+import netlab_routes  # noqa: E402
 
 
 def _required() -> bool:
@@ -50,6 +51,17 @@ def lab(lab_available: None) -> Iterator[netlab.Lab]:
     """The running lab, shared by the whole session."""
     netlab.cleanup_stale()
     the_lab = netlab.Lab(loss_percent=int(os.environ.get("XDL_LAB_LOSS", "5")))
+    try:
+        the_lab.up()
+        yield the_lab
+    finally:
+        the_lab.down()
+
+
+@pytest.fixture(scope="session")
+def route_lab(lab_available: None) -> Iterator[netlab_routes.RouteLab]:
+    """The routed-subnets and IPv6 lab of issue 24 (``tests/netlab_routes.py``)."""
+    the_lab = netlab_routes.RouteLab()
     try:
         the_lab.up()
         yield the_lab

@@ -30,7 +30,7 @@ def test_jsonl_typed_in_a_terminal_reaches_the_pipe(lab: netlab.Lab) -> None:
     t = lab.topo
     done = run_in_pty(["-p", str(t.port), "-f", "jsonl", t.lan_net], prefix=_prefix(lab))
     assert done.code == 0, done.terminal
-    records = [json.loads(line) for line in done.stdout.splitlines()]
+    records = [r for r in map(json.loads, done.stdout.splitlines()) if r["record"] == "port"]
     assert sorted(r["address"] for r in records) == sorted([*t.lan_xen, *t.lan_decoy])
     for record in records:
         name = t.hostname(str(record["address"]))
@@ -47,7 +47,8 @@ def test_nmap_octet_lists_and_comma_exclusions(lab: netlab.Lab) -> None:
     exclude = f"{t.lan_xen[1]},{t.lan_decoy[0]}"
     proc = _cli(lab, "-p", str(t.port), "-f", "jsonl", "-q", "--exclude", exclude, spec)
     assert proc.returncode == 0, proc.stderr
-    found = sorted(json.loads(line)["address"] for line in proc.stdout.splitlines())
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    found = sorted(r["address"] for r in records if r["record"] == "port")
     assert found == [t.lan_xen[0], t.lan_xen[2]]
 
 

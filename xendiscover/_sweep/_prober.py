@@ -124,6 +124,9 @@ class ScanStats:
         fingerprinting: The open ports being fingerprinted and named, by
             ``(address, port)``: when that started and the latest time it
             can end (the fingerprint's deadlines; a name lookup may add its own).
+        networks: The whole plan (before any shard) as CIDR networks, once
+            the targets are resolved; for the run metadata of the outputs.
+        ports: The ports the plan tries on each address, once known.
     """
 
     total: int = 0
@@ -135,6 +138,8 @@ class ScanStats:
     backoffs: int = 0
     waiting: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
     fingerprinting: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
+    networks: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """The counters as a JSON-ready dictionary (outcomes by name)."""
