@@ -23,7 +23,7 @@ TOPO = netlab.Topology()
 XEN_VERDICTS = frozenset({"confirmed", "likely"})
 RECORD_KEYS = {
     "address", "port", "hostname", "hostname_source", "host_uuid", "service", "verdict",
-    "evidence", "latency_ms",
+    "evidence", "latency_ms", "machine", "certificate_names",
 }  # fmt: skip
 SCAN_TIMEOUT = 180.0
 
