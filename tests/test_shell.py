@@ -478,3 +478,11 @@ def test_the_lowest_session_pins_every_floor_and_ci_runs_it() -> None:
     assert f"nox -s {sessions}" in (ROOT / ".ci" / "run").read_text()
     assert f"nox -s {sessions}" in (ROOT / "README.md").read_text()
     assert "lowest" in sessions
+
+
+def test_help_is_the_same_text_with_any_allowed_typer() -> None:
+    # Typer 0.15-0.19 escape "[" as rich markup even with markup off; nox -s lowest runs this.
+    proc = run("--help", env={"COLUMNS": "88"})
+    assert proc.returncode == 0
+    assert "[default: 65536; x>=1]" in proc.stdout
+    assert "\\[" not in proc.stdout

@@ -114,7 +114,8 @@ class _Command(TyperCommand):
             else:
                 group = getattr(param, "rich_help_panel", None) or "Options"
             if record is not None:
-                groups.setdefault(group, []).append(record)
+                # Older typers (0.15 to 0.19 at least) escape "[" for rich markup, even off.
+                groups.setdefault(group, []).append((record[0], record[1].replace("\\[", "[")))
         for group in _GROUPS:
             if group in groups:
                 with formatter.section(group):
