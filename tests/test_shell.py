@@ -475,7 +475,7 @@ def test_the_lowest_session_pins_every_floor_and_ci_runs_it() -> None:
     assert len(pins) == len(pyproject["project"]["dependencies"])
     assert "typer==0.15.4" in pins
     sessions = " ".join(noxfile.nox.options.sessions)  # type: ignore[attr-defined]
-    assert f"nox -s {sessions}" in (ROOT / ".ci" / "run").read_text()
+    assert f'exec "$venv/bin/nox" -s {sessions}\n' in (ROOT / ".ci" / "run").read_text()
     assert f"nox -s {sessions}" in (ROOT / "README.md").read_text()
     assert "lowest" in sessions
 

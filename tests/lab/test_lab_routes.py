@@ -32,6 +32,7 @@ class Run:
     @property
     def xen(self) -> set[str]:
         records = [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+        records = [r for r in records if r.get("record", "port") == "port"]  # not run, end
         return {r["address"] for r in records if r["verdict"] in ("confirmed", "likely")}
 
 
