@@ -239,7 +239,10 @@ def run_setup(commands: SetupCommands, checkout: Path, env: dict[str, str]) -> N
 
 def expected_sweep(topo: netlab.Topology) -> list[str]:
     """What the sweep must print in the lab's admin namespace: one name per Xen host."""
-    addresses = sorted(topo.auto_xen, key=ipaddress.ip_address)
+    # IPv4 first, as the output sorts machines (the lab's ULA host answers the echo).
+    addresses = sorted(
+        topo.auto_xen, key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a))
+    )
     return [topo.hostname(address) or address for address in addresses]
 
 

@@ -303,3 +303,49 @@ def test_no_ipv6_leaves_the_ipv6_hosts_out(monkeypatch: pytest.MonkeyPatch) -> N
     assert result.exit_code == 0, result.output
     assert "fd77:2::2" not in result.stdout
     assert result.stdout.splitlines()[-1] == "total\t1 address"
+
+
+class _Unreadable(StaticSystem):
+    """A system whose netlink is refused (a sandbox without AF_NETLINK)."""
+
+    def neighbours(self, family: int) -> list[nl.Neighbour]:
+        raise nl.NetlinkError("netlink: Operation not permitted", 1)
+
+    def routes(self, family: int) -> list[nl.Route]:
+        raise nl.NetlinkError("netlink: Operation not permitted", 1)
+
+
+def test_an_unreadable_neighbour_table_is_a_note_and_routes_an_error() -> None:
+    base = recorded_system()
+    system = _Unreadable(base.adapter_list, base.flag_table, base.index_names)
+    found = discover_sources(system, Parts(ipv6=True), max_hosts=65536, send=False)
+    assert [s.target for s in found.sources] == ["10.77.2.0/30"]
+    assert found.first == ()
+    assert sum("cannot read the neighbour table" in n for n in found.notes) == 2
+    with pytest.raises(xendiscover.TargetError, match="cannot read the routing table"):
+        discover_sources(system, Parts(routes=True), max_hosts=65536)
+
+
+def test_the_guard_refuses_an_echo_from_the_test_process(
+    guard_violations: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In this machine's namespace the echo to ff02::1 never leaves: the guard
+    # refuses its sendto (a new way out, covered by the loopback rule). A UDP
+    # socket stands in for the ping socket, which this user may not open.
+    from xendiscover._sources import system_echo
+
+    udp = lambda: (socket.socket(socket.AF_INET6, socket.SOCK_DGRAM), True)  # noqa: E731
+    monkeypatch.setattr("xendiscover._sources._echo_socket", udp)
+
+    with pytest.raises(Exception, match="only loopback"):
+        system_echo([("lo", "::1")])
+    assert any("ff02::1" in message for message in guard_violations)
+
+
+def test_an_echo_that_fails_on_one_interface_is_a_note() -> None:
+    from xendiscover._sources import system_echo
+
+    answers, note = system_echo([("xdl-nosuch0", "fd00::1")])  # no such interface: nothing sent
+    assert answers == []
+    assert note is not None
+    assert note.startswith("the ICMPv6 echo from fd00::1 on xdl-nosuch0 failed")

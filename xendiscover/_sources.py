@@ -22,7 +22,6 @@ The parts of an automatic run (:class:`Parts`):
 from __future__ import annotations
 
 import contextlib
-import errno
 import ipaddress
 import os
 import socket
@@ -36,6 +35,7 @@ from typing import Protocol
 import ifaddr
 
 from xendiscover import _netlink as nl
+from xendiscover._errors import TargetError
 from xendiscover._networks import LocalNetwork, interface_flags, local_networks
 
 __all__ = [
@@ -523,6 +523,70 @@ def _interface_sources(networks: Sequence[LocalNetwork]) -> list[Source]:
     ]
 
 
+@dataclass
+class _Gathered:
+    """What :func:`discover_sources` has found so far."""
+
+    system: System
+    adapters: list[ifaddr.Adapter]
+    wanted: list[str] | None
+    sources: list[Source] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def neighbours(self, family: int) -> list[nl.Neighbour]:
+        """A neighbour table; one that cannot be read is empty, with a note."""
+        try:
+            return self.system.neighbours(family)
+        except nl.NetlinkError as exc:
+            self.notes.append(f"cannot read the neighbour table ({exc}): no hosts from it")
+            return []
+
+    def routes(self, max_hosts: int) -> None:
+        """Add the networks behind gateways.
+
+        Raises:
+            TargetError: The routing table cannot be read.
+        """
+        try:
+            routes = self.system.routes(socket.AF_INET) + self.system.routes(socket.AF_INET6)
+            kept, left = routed_networks(
+                routes,
+                adapters=self.adapters,
+                flags=self.system.flags,
+                name_of=self.system.name_of,
+                lookup=self.system.lookup,
+                interfaces=self.wanted,
+                max_hosts=max_hosts,
+            )
+        except nl.NetlinkError as exc:
+            raise TargetError(f"cannot read the routing table: {exc}") from None
+        self.sources += kept
+        self.skipped += left
+
+    def ipv6(self, send: bool) -> None:
+        """Add the IPv6 hosts of the links: echo answers (if ``send``) and neighbours."""
+        pairs = echo_sources(self.adapters, flags=self.system.flags, interfaces=self.wanted)
+        answers: list[EchoAnswer] = []
+        if not send:
+            self.notes.append(
+                "no ICMPv6 echo is sent with --list-targets: IPv6 hosts from neighbours"
+            )
+        elif pairs:
+            answers, note = self.system.echo(pairs)
+            self.notes += [note] if note else []
+        own = [a for addresses in _v6_own(self.adapters).values() for a in addresses]
+        found, left = ipv6_hosts(
+            answers,
+            self.neighbours(socket.AF_INET6),
+            own=own,
+            name_of=self.system.name_of,
+            interfaces=self.wanted,
+        )
+        self.sources += found
+        self.skipped += left
+
+
 def discover_sources(
     system: System,
     parts: Parts,
@@ -534,52 +598,32 @@ def discover_sources(
     """Read the OS through ``system`` and decide what an automatic run sweeps.
 
     ``send=False`` (``--list-targets``) sends no ICMPv6 echo: the IPv6 hosts
-    then come from the neighbour table alone, and a note says so.
+    then come from the neighbour table alone, and a note says so. A
+    neighbour table that cannot be read gives a note, not an error.
+
+    Raises:
+        TargetError: ``parts.routes`` and the routing table cannot be read.
     """
     wanted = list(interfaces) if interfaces is not None else None
-    adapters = list(system.adapters())
+    got = _Gathered(system, list(system.adapters()), wanted)
     is_up = lambda name: bool(system.flags(name) & _IFF_UP)  # noqa: E731
-    networks = local_networks(adapters, is_up=is_up, interfaces=wanted)
-    sources = _interface_sources(networks) if parts.interfaces else []
-    skipped = interface_skips(adapters, flags=system.flags, interfaces=wanted)
-    notes: list[str] = []
-    first = alive_neighbours(system.neighbours(socket.AF_INET), networks) if networks else []
+    networks = local_networks(got.adapters, is_up=is_up, interfaces=wanted)
+    got.skipped += interface_skips(got.adapters, flags=system.flags, interfaces=wanted)
+    first: list[str] = []
+    if parts.interfaces:
+        got.sources += _interface_sources(networks)
+        if networks:
+            first = alive_neighbours(got.neighbours(socket.AF_INET), networks)
     if parts.routes:
-        kept, left = routed_networks(
-            system.routes(socket.AF_INET) + system.routes(socket.AF_INET6),
-            adapters=adapters,
-            flags=system.flags,
-            name_of=system.name_of,
-            lookup=system.lookup,
-            interfaces=wanted,
-            max_hosts=max_hosts,
-        )
-        sources += kept
-        skipped += left
+        got.routes(max_hosts)
     if parts.ipv6:
-        pairs = echo_sources(adapters, flags=system.flags, interfaces=wanted)
-        answers: list[EchoAnswer] = []
-        if not send:
-            notes.append("no ICMPv6 echo is sent with --list-targets: IPv6 hosts from neighbours")
-        elif pairs:
-            answers, note = system.echo(pairs)
-            notes += [note] if note else []
-        own = [a for addresses in _v6_own(adapters).values() for a in addresses]
-        found, left = ipv6_hosts(
-            answers,
-            system.neighbours(socket.AF_INET6),
-            own=own,
-            name_of=system.name_of,
-            interfaces=wanted,
-        )
-        sources += found
-        skipped += left
+        got.ipv6(send)
     return Discovery(
         networks=tuple(networks) if parts.interfaces else (),
-        sources=tuple(sources),
-        skipped=tuple(skipped),
-        first=tuple(first) if parts.interfaces else (),
-        notes=tuple(notes),
+        sources=tuple(got.sources),
+        skipped=tuple(got.skipped),
+        first=tuple(first),
+        notes=tuple(got.notes),
     )
 
 
@@ -651,6 +695,7 @@ def system_echo(sources: Sequence[tuple[str, str]]) -> tuple[list[EchoAnswer], s
     echo is sent and the note says so once.
     """
     answers: list[EchoAnswer] = []
+    failed: list[str] = []
     ident = os.getpid() & 0xFFFF
     for interface, source in sources:
         try:
@@ -660,10 +705,9 @@ def system_echo(sources: Sequence[tuple[str, str]]) -> tuple[list[EchoAnswer], s
                 "ICMPv6 ping sockets are not allowed for this group (net.ipv4.ping_group_range "
                 f"is {_ping_range()}): IPv6 hosts come from the neighbour table alone"
             )
-        except OSError as exc:
-            if exc.errno not in (errno.EADDRNOTAVAIL, errno.ENODEV, errno.ENETUNREACH):
-                raise
-    return answers, None
+        except OSError as exc:  # the interface went away, lost its address, ...
+            failed.append(f"the ICMPv6 echo from {source} on {interface} failed: {exc.strerror}")
+    return answers, "; ".join(failed) or None
 
 
 class OSSystem:

@@ -31,8 +31,9 @@ class Run:
 
     @property
     def xen(self) -> set[str]:
-        records = [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-        return {r["address"] for r in records if r["verdict"] in ("confirmed", "likely")}
+        lines = [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+        ports = [line for line in lines if line.get("record") == "port"]  # not run/end
+        return {r["address"] for r in ports if r["verdict"] in ("confirmed", "likely")}
 
 
 def run(lab: netlab_routes.RouteLab, *args: str, prefix: tuple[str, ...] = ()) -> Run:
@@ -60,6 +61,14 @@ def test_routes_finds_the_xen_fakes_of_both_routed_subnets_and_nothing_ignored(
     assert routed == set(T.routed_xen)
     assert _v4(result.xen) == {*T.routed_xen, T.local_xen}
     assert not set(T.trap_xen) & result.xen  # behind the default route only
+
+
+def test_routes_adds_exactly_the_two_routed_prefixes(route_lab: netlab_routes.RouteLab) -> None:
+    # up0's /24 (253) + rt0's /30 (the router) + the /24 (254) + the /20 (4,094): the
+    # default, split default, VPN, blackhole and host routes add nothing.
+    result = run(route_lab, "--routes", "--no-ipv6", "-f", "jsonl", "-v")
+    summary = json.loads(result.stderr.strip().splitlines()[-1])["summary"]
+    assert summary["total"] == 253 + 1 + 254 + 4094
 
 
 def test_without_routes_no_routed_subnet_is_swept(route_lab: netlab_routes.RouteLab) -> None:
