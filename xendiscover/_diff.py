@@ -203,20 +203,31 @@ def _service_changes(old: Host, new: Host, make: Callable[..., Change]) -> list[
     return changes
 
 
-def _machine_changes(old: Host, new: Host, matched_by: MatchedBy) -> list[Change]:
+def _machine_changes(
+    old: Host, new: Host, matched_by: MatchedBy, *, certificates: bool
+) -> list[Change]:
     def make(event: ChangeEvent, **values: object) -> Change:
         return Change(event, new.key, matched_by, new.addresses, **values)  # type: ignore[arg-type]
 
     changes = []
     if set(old.addresses) != set(new.addresses):
         changes.append(make("moved", old=old.addresses, new=new.addresses))
-    if (old.hostname, old.hostname_source) != (new.hostname, new.hostname_source):
-        changes.append(make("name-changed", old=_named(old), new=_named(new)))
+    was, now = _named(old, certificates), _named(new, certificates)
+    if was != now:
+        changes.append(make("name-changed", old=was, new=now))
     return changes + _service_changes(old, new, make)
 
 
-def _named(host: Host) -> str | None:
-    return None if host.hostname is None else f"{host.hostname} ({host.hostname_source})"
+def _named(host: Host, certificates: bool) -> str | None:
+    """A machine's name as ``name-changed`` compares it: with its source.
+
+    A ``jsonl`` result carries no certificate names (a port record has only
+    its address's PTR name): when one side is one, certificate names are
+    left out of the comparison rather than reported as a change.
+    """
+    if host.hostname is None or (host.hostname_source == "certificate" and not certificates):
+        return None
+    return f"{host.hostname} ({host.hostname_source})"
 
 
 # -- the whole diff --------------------------------------------------------------------
@@ -250,9 +261,11 @@ def diff(old: ScanResult, new: ScanResult) -> list[Change]:
         olds = [h for h in olds if h.verdict in XEN_VERDICTS]
         news = [h for h in news if h.verdict in XEN_VERDICTS]
     pairs, gone, came = _match(olds, news)
+    certificates = old.findings is None and new.findings is None
     keyed: list[tuple[tuple[int, int], list[Change]]] = []
     for was, now, matched_by in pairs:
-        keyed.append((now.sort_key, _machine_changes(was, now, matched_by)))
+        changes = _machine_changes(was, now, matched_by, certificates=certificates)
+        keyed.append((now.sort_key, changes))
     for host in came:
         change = Change("added", host.key, None, host.addresses, new=host.verdict)
         keyed.append((host.sort_key, [change]))
