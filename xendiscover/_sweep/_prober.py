@@ -89,6 +89,11 @@ _GONE = frozenset(
 )  # fmt: skip
 
 
+#: How many ports of an address must get a third party's "host unreachable"
+#: before it is believed for every port.
+_THIRD_PARTY_VOTES = 2
+
+
 def _icmp_verdict(address: str, icmp: tuple[int, int, str] | None) -> bool | None:
     """What an ICMP error says about ``address``.
 
@@ -359,9 +364,12 @@ class Prober:
       retries again.
     - An address whose connect the local kernel refused at once (no route:
       ``ENETUNREACH``, ``EHOSTUNREACH`` from inside ``connect()``), or whose
-      connect later failed with ICMP "host unreachable" (a failed ARP on
-      this machine or at a router) is unreachable on every port: its other
-      ports end with the same outcome, without a syscall once not started.
+      connect later failed with ICMP "host unreachable" sent by this
+      machine (its failed ARP or neighbour discovery) is unreachable on
+      every port: its other ports end with the same outcome, without a
+      syscall once not started. The same from a third party (a router) is
+      believed for every port only once a second port of the address got
+      it too (RFC 1122 calls it a soft error: a per-port filter says it).
     - An ICMP error sent by the address itself (a host firewall that rejects
       with ``icmp-host-prohibited``, as XenServer's and RHEL's default
       firewalls do) says the host is there: it counts as an answer. Any
@@ -558,10 +566,26 @@ class Prober:
             if result.outcome is Outcome.UNREACHABLE:
                 verdict = _icmp_verdict(item[1], result.icmp)
                 if verdict is False:
-                    host.unreachable = result  # the kernel, or a router, found nobody there
+                    self._nobody(host, result)
                 elif verdict:
                     host.heard(result.latency)  # the host itself rejected this port
             self._settle(item, attempts, resource_errors, host, result)
+
+    @staticmethod
+    def _nobody(host: _Address, result: ConnectResult) -> None:
+        """Someone else said nobody is at ``host``: believe it for every port, or not yet.
+
+        This machine's own failed ARP or neighbour discovery is true of every
+        port. A third party's "host unreachable" (a router's per-port filter
+        says the same) is a soft error (RFC 1122): it ends only its own
+        probe, unless a second port of the address gets the same.
+        """
+        if result.local:
+            host.unreachable = result
+            return
+        host.third_party += 1
+        if host.third_party >= _THIRD_PARTY_VOTES:
+            host.unreachable = result
 
     def _settle(
         self,
