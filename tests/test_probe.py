@@ -294,8 +294,8 @@ async def test_an_answering_host_retries_at_its_own_pace_not_the_full_timeout() 
 
 def test_a_slow_answering_host_keeps_a_long_enough_deadline() -> None:
     prober = Prober(FakeBackend(), timeout=3.0, retries=3, window=1, ports=7)
-    prober.rtt.sample(0.001)
-    host = _Address()
+    prober.rtt.sample("10.0.0.0", 0.001)
+    host = _Address("10.0.0.9")
     host.heard(0.9)  # this host answered, but slowly
     assert prober._deadline(1, host) == pytest.approx(1.8)
     host.heard(2.5)
