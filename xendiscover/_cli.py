@@ -38,6 +38,7 @@ from xendiscover._plan import (
     ROUTED_NETWORKS,
     ScanOptions,
     Targets,
+    _LocalNetworks,
 )
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sweep import raise_open_file_limit
@@ -428,11 +429,7 @@ def scan_command(
     streaming = fmt == "jsonl" and output is None
     live = sys.stderr.isatty() and not quiet
     specs = [*(targets or []), *_read_files(targets_file)]
-    auto = LOCAL_NETWORKS if no_ipv6 else LOCAL_NETWORKS | IPV6_NEIGHBOURS
-    if routes:
-        if specs:
-            raise _UsageError("--routes chooses networks to discover: give it without targets")
-        auto |= ROUTED_NETWORKS
+    auto = _automatic(specs, routes=routes, no_ipv6=no_ipv6)
     if list_targets:
         _list_targets(specs or auto, options, as_json=fmt in ("json", "jsonl"))
     try:
@@ -458,6 +455,15 @@ def scan_command(
     summary = _console.summary(result, as_json=fmt in ("json", "jsonl"))
     _console.report(result, summary_line=summary if live or verbose else None)
     raise typer.Exit(_console.exit_code(result, view))
+
+
+def _automatic(specs: list[str], *, routes: bool, no_ipv6: bool) -> _LocalNetworks:
+    """What a run without targets sweeps; ``--routes``/``--no-ipv6`` with targets are refused."""
+    for given, flag in ((routes, "--routes"), (no_ipv6, "--no-ipv6")):
+        if given and specs:
+            raise _UsageError(f"{flag} chooses what to discover: give it without targets")
+    auto = LOCAL_NETWORKS if no_ipv6 else LOCAL_NETWORKS | IPV6_NEIGHBOURS
+    return auto | ROUTED_NETWORKS if routes else auto
 
 
 def _list_targets(targets: Targets, options: ScanOptions, *, as_json: bool) -> None:
