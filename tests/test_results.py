@@ -423,3 +423,24 @@ def test_the_api_example_of_the_docs_runs_as_written(
     assert out[0] == "name-changed 10.0.0.5 polar.example (ptr) None"
     assert out[1] == "service-removed 10.0.0.5 xend-relocation None"
     assert out[-1] == repr([h.key for h in group_findings(FOUND)])
+
+
+def test_a_product_one_sweep_could_not_tell_is_no_change_another_one_is() -> None:
+    from xendiscover._model import Product
+
+    def sweep(product: Product | None) -> ScanResult:
+        found = [_xend("10.0.0.5", product=product)]
+        return ScanResult(tuple(group_findings(found)), _run())
+
+    xcp82, xcp83 = Product("XCP-ng", "8.2"), Product("XCP-ng", "8.3")
+    assert xendiscover.diff(sweep(xcp82), sweep(None)) == []  # less knowledge
+    assert xendiscover.diff(sweep(xcp82), sweep(Product("XCP-ng"))) == []  # no version now
+    (change,) = xendiscover.diff(sweep(xcp82), sweep(xcp83))
+    assert (change.event, change.port, change.old, change.new) == (
+        "product-changed",
+        8002,
+        "xend-relocation XCP-ng 8.2",
+        "xend-relocation XCP-ng 8.3",
+    )
+    (change,) = xendiscover.diff(sweep(xcp82), sweep(Product("XenServer", "8.2")))
+    assert change.event == "product-changed"

@@ -108,11 +108,11 @@ class Change:
 
 
 def _fingerprints(host: Host) -> list[str]:
-    return [str(k) for k in getattr(host, "key_fingerprints", ()) or ()]
+    return list(host.key_fingerprints)
 
 
 def _uuid(host: Host) -> list[str]:
-    if not host.host_uuid or getattr(host, "uuid_conflict", False):
+    if not host.host_uuid or host.uuid_conflict:
         return []
     return [host.host_uuid.lower()]
 
@@ -175,13 +175,26 @@ def _by_port(host: Host) -> dict[int, PortFinding]:
 
 
 def _product(service: PortFinding) -> str:
-    """What a service is, as ``product-changed`` compares it: service, product, version."""
-    parts: list[str] = [service.service or "-"]
-    for name in ("product", "version"):
-        value = getattr(service, name, None)
-        if value:
-            parts.append(str(value))
-    return " ".join(parts)
+    """What a service is, as the events show it: service, then product and version if known."""
+    product = service.product
+    parts = (service.service or "-", *((product.name, product.version) if product else ()))
+    return " ".join(part for part in parts if part)
+
+
+def _product_changed(was: PortFinding, now: PortFinding) -> bool:
+    """Another service, or another product or version where both sweeps could tell.
+
+    A product one sweep could not tell (a xend outside hosts-allow says
+    nothing) is less knowledge, not a change: its verdict says the rest.
+    """
+    if was.service != now.service:
+        return True
+    before, after = was.product, now.product
+    if before is None or after is None:
+        return False
+    if before.name != after.name:
+        return True
+    return None not in (before.version, after.version) and before.version != after.version
 
 
 def _service_changes(old: Host, new: Host, make: Callable[..., Change]) -> list[Change]:
@@ -194,7 +207,7 @@ def _service_changes(old: Host, new: Host, make: Callable[..., Change]) -> list[
         elif now is None and was is not None:
             changes.append(make("service-removed", port=port, old=_product(was)))
         elif was is not None and now is not None:
-            if _product(was) != _product(now):
+            if _product_changed(was, now):
                 changes.append(
                     make("product-changed", port=port, old=_product(was), new=_product(now))
                 )
