@@ -44,19 +44,43 @@ def _example(fmt: str) -> str:
     from dataclasses import replace
 
     from xendiscover import Finding, RunInfo
+    from xendiscover._model import Product
     from xendiscover._output import format_run_json, render
 
     polar = {"hostname": "polar.inf.ufsm.br", "hostname_source": "ptr"}
     uuid = "5b0e3a52-6d1c-4f0e-9a77-2c1e8f3b9d40"
+    xend = Product(
+        "xend",
+        ">= 3.3",
+        "firm",
+        "cpe:/o:xen:xen",
+        "Xen 3.3-4.4",
+        "relocation (help): (ok (help quit receive sslreceive))",
+    )
+    xcp = Product(
+        "XCP-ng",
+        "8.3",
+        "firm",
+        None,
+        "xapi >= 25.2.0",
+        "XO Lite page (XCP-ng 8.3); listMethods lists Host_driver.select",
+    )
+    keys = (
+        "3c9f0e8d7b6a5f4e3d2c1b0a99887766554433221100ffeeddccbbaa00112233",
+        "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
+    )
     findings = [
         Finding("10.0.0.11", 8002, "xend-relocation", "confirmed",
-                "xend relocation: (ok (help quit receive sslreceive))", 0.412, **polar),
+                "xend relocation: (ok (help quit receive sslreceive))", 0.412, **polar,
+                product=xend),
         Finding("10.0.0.11", 8000, "xend-http", "confirmed", "application/sxp: (ls )", 0.388,
                 **polar),
         Finding("10.0.0.12", 443, "xapi", "confirmed", f"isAlive echoed: {uuid}", 0.731,
-                "carbono12.inf.ufsm.br", "ptr", host_uuid="0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"),
+                "carbono12.inf.ufsm.br", "ptr", host_uuid="0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d",
+                key_fingerprints=keys, product=xcp),
         Finding("10.1.0.12", 443, "xapi", "confirmed", f"isAlive echoed: {uuid}", 0.690,
-                host_uuid="0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"),
+                host_uuid="0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d", key_fingerprints=keys,
+                product=xcp),
         Finding("10.0.0.20", 8002, "xend-relocation", "likely",
                 "accepted and closed without a reply (xend hosts-allow)", 0.402,
                 "xen-old.example.org", "ptr-unconfirmed"),

@@ -16,7 +16,6 @@ files`` and ``/etc/resolv.conf`` names 127.0.0.1, so a lookup ends in
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import os
 import shutil
 import socket
@@ -25,6 +24,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from xendiscover.testing import fake_certificate_pem
 
 #: How long a server may take to accept on its ports.
 START_TIMEOUT = 15.0
@@ -62,12 +63,12 @@ def _accepts(host: str, port: int) -> bool:
 
 
 def tls_files(directory: Path) -> tuple[Path, Path, Path]:
-    """The packaged self-signed test certificate and key, copied: (cert, key, both)."""
-    package = importlib.resources.files("xendiscover.testing")
+    """The self-signed test certificate and key, written out: (cert, key, both)."""
+    cert_pem, key_pem = fake_certificate_pem()
     cert = directory / "cert.pem"
     key = directory / "key.pem"
-    cert.write_bytes((package / "fake-xapi-cert.pem").read_bytes())
-    key.write_bytes((package / "fake-xapi-key.pem").read_bytes())
+    cert.write_bytes(cert_pem)
+    key.write_bytes(key_pem)
     key.chmod(0o600)
     both = directory / "both.pem"
     both.write_bytes(cert.read_bytes() + key.read_bytes())

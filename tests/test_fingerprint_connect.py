@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from xendiscover import ConnectFailed, Outcome, SocketBackend, Stream
+from xendiscover import ConnectFailed, Connection, Outcome, SocketBackend, Stream
 from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, probe_port
 from xendiscover._fingerprint._driver import CONNECT_ATTEMPTS
 from xendiscover.testing import (
@@ -31,14 +31,16 @@ class FlakyBackend(SocketBackend):
         self.failures = failures
         self.calls: list[str] = []
 
-    async def open_stream(self, address: str, port: int, *, timeout: float) -> Stream:
+    async def open_stream(
+        self, address: str, port: int, *, timeout: float, connection: Connection | None = None
+    ) -> Stream:
         self.calls.append(address)
         failure = self.failures.pop(0) if self.failures else None
         if isinstance(failure, TimeoutError):
             await asyncio.sleep(timeout)  # a SYN that gets no answer
         if failure is not None:
             raise failure
-        return await super().open_stream(address, port, timeout=timeout)
+        return await super().open_stream(address, port, timeout=timeout, connection=connection)
 
 
 def emfile() -> ConnectFailed:

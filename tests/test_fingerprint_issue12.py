@@ -130,7 +130,10 @@ async def test_5_xapi_in_emergency_mode_is_confirmed_over_jsonrpc() -> None:
 async def test_5_xo_lite_page_is_likely_xapi() -> None:
     async with FakeXapi(address(), tls=True, xo_lite=True) as xapi:
         result = await run_probe(probe("xapi-page-tls"), xapi.host, xapi.port, timeout=DEADLINE)
-    assert result.fingerprint == Fingerprint("xapi", "likely", "xapi page: <title>XO Lite</title>")
+    found = result.fingerprint
+    assert (found.service, found.verdict) == ("xapi", "likely")
+    assert found.product is not None
+    assert (found.product.name, found.product.version) == ("XCP-ng", "8.3")
 
 
 # --- 6. the fakes are byte-faithful --------------------------------------------------

@@ -179,7 +179,8 @@ CASES: list[Case] = [
     (parse_http, XEND_SXP.replace(b"(ls )", b"(xend)"), True, "xend-http", "likely"),
     (parse_http, RELOCATION_ERR, False, "xend-relocation", "confirmed"),
     (parse_http, NGINX_404, False, None, "not-xen"),
-    (parse_http, b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n", False, None, "not-xen"),
+    # A bare 403 is not positive evidence of another server: not recognised, unknown.
+    (parse_http, b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n", False, None, "unknown"),
     (parse_http, XEND_SXP[:30], True, None, "not-xen"),
     (parse_http, b"", True, None, "unknown"),
     (parse_http, b"220 smtp.example ESMTP\r\n", False, None, "not-xen"),
@@ -191,7 +192,7 @@ CASES: list[Case] = [
     (parse_xmlrpc, OTHER_XMLRPC_LIST, False, None, "not-xen"),
     (parse_xmlrpc, XMLRPC_FAULT, True, None, "not-xen"),
     (parse_xmlrpc, NGINX_405, False, None, "not-xen"),
-    (parse_xmlrpc, BILLION_LAUGHS, False, None, "not-xen"),
+    (parse_xmlrpc, BILLION_LAUGHS, False, None, "unknown"),  # refused unread: no evidence
     (parse_xmlrpc, XEND_LIST[:-20], True, "xend-xmlrpc", "confirmed"),  # prefix decides
     (parse_xmlrpc, OTHER_XMLRPC_LIST[:-20], True, None, "not-xen"),
     # xapi XML-RPC, reply to system.isAlive:<uuid>
@@ -207,7 +208,7 @@ CASES: list[Case] = [
     (parse_isalive_xmlrpc, XEND_UNKNOWN, False, "xend-xmlrpc", "confirmed"),
     (parse_isalive_xmlrpc, NGINX_405, False, None, "not-xen"),
     (parse_isalive_xmlrpc, XMLRPC_FAULT, True, None, "not-xen"),
-    (parse_isalive_xmlrpc, BILLION_LAUGHS, False, None, "not-xen"),
+    (parse_isalive_xmlrpc, BILLION_LAUGHS, False, None, "unknown"),
     (parse_isalive_xmlrpc, RELOCATION_ERR, False, "xend-relocation", "confirmed"),
     (
         parse_isalive_xmlrpc,
@@ -234,7 +235,7 @@ CASES: list[Case] = [
     (parse_isalive_jsonrpc, JSON_UNKNOWN, True, "xapi", "confirmed"),
     (parse_isalive_jsonrpc, JSON_OTHER_ERROR, True, None, "not-xen"),
     (parse_isalive_jsonrpc, NGINX_404, False, None, "not-xen"),
-    (parse_isalive_jsonrpc, http("HTTP/1.1 200 OK", [], b"[" * 3000), True, None, "not-xen"),
+    (parse_isalive_jsonrpc, http("HTTP/1.1 200 OK", [], b"[" * 3000), True, None, "unknown"),
     (parse_isalive_jsonrpc, http("HTTP/1.1 200 OK", [], b'"just a string"'), True, None, "not-xen"),
     # libvirt, reply to AUTH_LIST
     (parse_auth_list, LIBVIRT_REPLY, False, "libvirt", "unknown"),

@@ -123,6 +123,7 @@ def test_names_dnsmasq_serves_are_escaped_and_never_keys(
     text = _run("--nameserver", server, f"{xend_hosts[0]}-12")
     assert text.stdout.splitlines()[0] == (
         f"{xend_hosts[0]} (ptr-unconfirmed: \\x3dcmd\\x7ccalc.a\\x5bx\\x5dy.example)"
+        "  xend >= 3.3 (Xen 3.3-4.4)"  # the product its relocation port's (help) shows
     )
 
 

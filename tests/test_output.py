@@ -169,12 +169,16 @@ def line_validator() -> jsonschema.protocols.Validator:
 
 def test_text_names_each_xen_machine_once_sorted_by_address(scan: Scan) -> None:
     lines = render(scan.findings, "text").splitlines()
-    assert lines == [NAMES[POLAR], NAMES[CARBONO], XMLRPC, LIKELY]  # POLAR: 2 ports, 1 line
+    keys = [line.split("  ")[0] for line in lines]  # each key, then its product
+    assert keys == [NAMES[POLAR], NAMES[CARBONO], XMLRPC, LIKELY]  # POLAR: 2 ports, 1 line
+    assert lines[1] == f"{NAMES[CARBONO]}  xapi >= 25.2.0"  # what its listMethods shows
     assert render(list(reversed(scan.findings)), "text") == render(scan.findings, "text")
 
 
 def test_text_of_the_open_view_names_every_machine(scan: Scan) -> None:
-    lines = render(scan.findings, "text", view="open").splitlines()
+    lines = [
+        line.split("  ")[0] for line in render(scan.findings, "text", view="open").splitlines()
+    ]
     expected = [NAMES.get(a, a) for a in (POLAR, CARBONO, XMLRPC, LIBVIRT, DECOY, SILENT, LIKELY)]
     assert lines == expected
 
@@ -255,6 +259,7 @@ def _csv_record(row: dict[str, str]) -> dict[str, Any]:
         "port": int(row["port"]),
         "evidence": row["evidence"],
         "latency_ms": float(row["latency_ms"]),
+        "key_fingerprints": row["key_fingerprints"].split(),
         "certificate_names": row["certificate_names"].split(),
     }
 
@@ -331,7 +336,8 @@ def test_the_real_ansible_inventory_reads_the_file(scan: Scan, tmp_path: Path) -
 def test_list_is_the_2007_python_list_line(scan: Scan) -> None:
     line = render(scan.findings, "list")
     assert line == f"['{NAMES[POLAR]}', '{NAMES[CARBONO]}', '{XMLRPC}', '{LIKELY}']\n"
-    assert ast.literal_eval(line) == render(scan.findings, "text").splitlines()
+    keys = [text.split("  ")[0] for text in render(scan.findings, "text").splitlines()]
+    assert ast.literal_eval(line) == keys
 
 
 def test_render_dispatches_every_format(scan: Scan) -> None:
@@ -434,28 +440,31 @@ def test_an_untrusted_name_is_shown_but_never_a_key(source: str) -> None:
 # --------------------------------------------------------------------------- grouping
 
 
-def test_findings_group_by_address_and_by_host_uuid() -> None:
+def test_findings_group_by_address_and_by_proven_key() -> None:
     uuid = "4f3c6a1e-0b7d-4a52-9c1e-2d8f6b7a9e10"
     other = "8d2e4b6a-1c3f-4e5d-9a7b-0c1d2e3f4a5b"
+    key, key2 = "a" * 64, "b" * 64
     hosts = group_findings(
         [
-            _xapi("10.0.1.5", host_uuid=uuid),  # found first: the machine's address
-            _xapi("10.0.0.5", "xen5.example", host_uuid=uuid.upper()),  # same host, other NIC
+            _xapi("10.0.1.5", host_uuid=uuid, key_fingerprints=(key,)),
+            _xapi("10.0.0.5", "xen5.example", host_uuid=uuid, key_fingerprints=(key,)),
             Finding("10.0.0.5", 80, "xapi", "likely"),  # same address as the one above
-            _xapi("10.0.0.6", host_uuid=other),  # another host
+            _xapi("10.0.0.6", host_uuid=other, key_fingerprints=(key2,)),  # another host
             Finding("10.0.0.7", 8002, None, "not-xen"),
         ]
     )
     assert [(h.address, h.addresses, h.host_uuid) for h in hosts] == [
+        ("10.0.0.5", ("10.0.0.5", "10.0.1.5"), uuid),
         ("10.0.0.6", ("10.0.0.6",), other),
         ("10.0.0.7", ("10.0.0.7",), None),
-        ("10.0.1.5", ("10.0.0.5", "10.0.1.5"), uuid),
     ]
-    multi = hosts[2]
+    multi = hosts[0]
     assert multi.hostname == "xen5.example"
     assert multi.key == "xen5.example"
+    assert multi.key_fingerprints == (key,)
     assert len(multi.services) == 3
     assert multi.verdict == "confirmed"
+    assert not any(h.uuid_conflict for h in hosts)
 
 
 @pytest.mark.parametrize(
@@ -479,11 +488,11 @@ def test_a_confirmed_name_beats_an_unconfirmed_one_beats_a_certificate() -> None
     uuid = "4f3c6a1e-0b7d-4a52-9c1e-2d8f6b7a9e10"
     (host,) = group_findings(
         [
-            _xapi("10.0.0.1", certificate_names=("cert.example",), host_uuid=uuid),
+            _xapi("10.0.0.1", certificate_names=("cert.example",), key_fingerprints=(uuid,)),
             Finding("10.0.0.2", 443, "xapi", "confirmed", hostname="spoof.example",
-                    hostname_source="ptr-unconfirmed", host_uuid=uuid),
+                    hostname_source="ptr-unconfirmed", key_fingerprints=(uuid,)),
             Finding("10.0.0.3", 443, "xapi", "confirmed", hostname="real.example",
-                    hostname_source="ptr", host_uuid=uuid),
+                    hostname_source="ptr", key_fingerprints=(uuid,)),
         ]
     )  # fmt: skip
     assert (host.hostname, host.hostname_source, host.key) == (

@@ -8,6 +8,7 @@ hostile or foreign files must end in one line and exit status 2.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import subprocess
@@ -51,7 +52,12 @@ def _xend(address: str, verdict: str = "confirmed", **kwargs: Any) -> Finding:
 
 
 def _xapi(address: str, uuid: str = UUID, **kwargs: Any) -> Finding:
-    return Finding(address, 443, "xapi", "confirmed", "isAlive", 0.7, host_uuid=uuid, **kwargs)
+    """A XAPI host's port: its pool certificate's UUID claim, and the key that proves it."""
+    key = hashlib.sha256(uuid.encode()).hexdigest()
+    return Finding(
+        address, 443, "xapi", "confirmed", "isAlive", 0.7, host_uuid=uuid,
+        key_fingerprints=(key,), **kwargs,
+    )  # fmt: skip
 
 
 FOUND = [
@@ -76,7 +82,7 @@ def test_a_result_reads_back_as_the_machines_and_run_written(fmt: str) -> None:
     result = _result(FOUND, fmt)
     assert result.run == _run()
     assert list(result.machines) == group_findings(FOUND)
-    assert result.machines[1].addresses == ("10.0.0.12", "10.0.0.201")  # by its UUID
+    assert result.machines[1].addresses == ("10.0.0.12", "10.0.0.201")  # by its key
     if fmt == "jsonl":
         assert result.findings == tuple(sorted(FOUND, key=lambda f: f.sort_key))
 
@@ -259,13 +265,6 @@ def test_the_same_shard_twice_or_no_run_metadata_is_refused() -> None:
 # --------------------------------------------------------------------------- diff
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _KeyedHost(Host):
-    """A machine with the certificate-key identity (issue 20's field), for the matcher."""
-
-    key_fingerprints: tuple[str, ...] = ()
-
-
 def _events(changes: list[Change]) -> list[tuple[str, str]]:
     return [(c.event, c.machine) for c in changes]
 
@@ -286,7 +285,7 @@ def test_a_renumbered_host_has_moved_and_each_change_is_one_event() -> None:
     assert [(c.event, c.machine, c.matched_by, c.port) for c in changes] == [
         ("service-removed", "polar.example", "name", 443),
         ("verdict-changed", "10.0.0.20", "address", 8002),
-        ("moved", "carbono.example", "host_uuid", None),
+        ("moved", "carbono.example", "key_fingerprint", None),
         ("added", "10.0.0.90", None, None),
     ]
     moved = changes[2]
@@ -306,11 +305,11 @@ def test_the_certificate_key_outranks_the_uuid_and_the_address() -> None:
     (two,) = group_findings([_xapi("10.0.0.2", uuid="u-2")])
     fields = {f.name: getattr(one, f.name) for f in dataclasses.fields(Host)}
     fields2 = {f.name: getattr(two, f.name) for f in dataclasses.fields(Host)}
-    old = ScanResult((_KeyedHost(**fields, key_fingerprints=(key_a,)),
-                      _KeyedHost(**fields2, key_fingerprints=(key_b,))), _run())  # fmt: skip
+    old = ScanResult((Host(**{**fields, "key_fingerprints": (key_a,)}),
+                      Host(**{**fields2, "key_fingerprints": (key_b,)})), _run())  # fmt: skip
     # The two hosts swapped addresses (and a UUID claim): the keys say who is who.
-    swapped_one = _KeyedHost(**{**fields2, "host_uuid": "u-1"}, key_fingerprints=(key_a,))
-    swapped_two = _KeyedHost(**{**fields, "host_uuid": "u-2"}, key_fingerprints=(key_b,))
+    swapped_one = Host(**{**fields2, "host_uuid": "u-1", "key_fingerprints": (key_a,)})
+    swapped_two = Host(**{**fields, "host_uuid": "u-2", "key_fingerprints": (key_b,)})
     changes = xendiscover.diff(old, ScanResult((swapped_two, swapped_one), _run()))
     assert [(c.event, c.matched_by, c.old, c.new) for c in changes] == [
         ("moved", "key_fingerprint", ("10.0.0.2",), ("10.0.0.1",)),
@@ -425,3 +424,24 @@ def test_the_api_example_of_the_docs_runs_as_written(
     assert out[0] == "name-changed 10.0.0.5 polar.example (ptr) None"
     assert out[1] == "service-removed 10.0.0.5 xend-relocation None"
     assert out[-1] == repr([h.key for h in group_findings(FOUND)])
+
+
+def test_a_product_one_sweep_could_not_tell_is_no_change_another_one_is() -> None:
+    from xendiscover._model import Product
+
+    def sweep(product: Product | None) -> ScanResult:
+        found = [_xend("10.0.0.5", product=product)]
+        return ScanResult(tuple(group_findings(found)), _run())
+
+    xcp82, xcp83 = Product("XCP-ng", "8.2"), Product("XCP-ng", "8.3")
+    assert xendiscover.diff(sweep(xcp82), sweep(None)) == []  # less knowledge
+    assert xendiscover.diff(sweep(xcp82), sweep(Product("XCP-ng"))) == []  # no version now
+    (change,) = xendiscover.diff(sweep(xcp82), sweep(xcp83))
+    assert (change.event, change.port, change.old, change.new) == (
+        "product-changed",
+        8002,
+        "xend-relocation XCP-ng 8.2",
+        "xend-relocation XCP-ng 8.3",
+    )
+    (change,) = xendiscover.diff(sweep(xcp82), sweep(Product("XenServer", "8.2")))
+    assert change.event == "product-changed"

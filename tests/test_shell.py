@@ -7,6 +7,8 @@ machine, the hints. Every scan here runs on loopback, with ``-n``.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -338,8 +340,8 @@ def _stats(
     total: int, done: int, **pending: dict[tuple[str, int], tuple[float, float]]
 ) -> ScanStats:
     stats = ScanStats(total=total, done=done, open=2)
-    stats.waiting.update(pending.get("waiting", {}))
-    stats.fingerprinting.update(pending.get("fingerprinting", {}))
+    stats.pending_connects.update(pending.get("waiting", {}))
+    stats.pending_fingerprints.update(pending.get("fingerprinting", {}))
     return stats
 
 
@@ -403,10 +405,14 @@ def test_every_port_line_carries_its_machine() -> None:
     # Streamed: a line written after its machine's other port still joins it.
     (late,) = port_records([_xapi_host()[0]], known=[_xapi_host()[1]])
     assert late["host_uuid"] == UUID
-    rows = format_csv(_xapi_host()).split("\n")
-    assert rows[0].endswith("machine,certificate_names")
-    assert "\r" not in format_csv(_xapi_host())
-    assert rows[1].endswith(f"{UUID},10.0.0.12,polar.lab.test xapi.lab.test")
+    text = format_csv(_xapi_host())
+    assert "\r" not in text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["port"], r["host_uuid"], r["machine"]) for r in rows] == [
+        ("80", UUID, "10.0.0.12"),
+        ("443", UUID, "10.0.0.12"),
+    ]
+    assert rows[0]["certificate_names"] == "polar.lab.test xapi.lab.test"
 
 
 def test_all_puts_the_key_first_and_other_names_later() -> None:

@@ -10,7 +10,7 @@ import pytest
 from support import Listen, hosts_of, open_ports
 
 import xendiscover
-from xendiscover import TargetSpace, WorkerError, WorkerProcess
+from xendiscover import Connection, TargetSpace, WorkerError, WorkerProcess
 from xendiscover._sweep._codec import WIRE_VERSION, Failed, Hello, OpenPort, encode
 from xendiscover._sweep._sizing import MAX_WORKERS, WORKER_THRESHOLD, auto_workers
 from xendiscover.testing import FakeBackend
@@ -101,6 +101,9 @@ class ScriptedProcess:
     def kill(self) -> None:
         self.killed = True
 
+    def connection(self, address: str, port: int) -> Connection | None:
+        return None
+
 
 class ScriptedBackend(FakeBackend):
     """A fake network whose probe processes say what the test wants."""
@@ -110,7 +113,7 @@ class ScriptedBackend(FakeBackend):
         self.chunks, self.code = chunks, code
         self.spawned: list[ScriptedProcess] = []
 
-    async def spawn_worker(self, job: bytes) -> WorkerProcess:
+    async def spawn_worker(self, job: bytes, *, connections: bool = False) -> WorkerProcess:
         self.spawned.append(ScriptedProcess(self.chunks, self.code))
         return self.spawned[-1]
 

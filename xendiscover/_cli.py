@@ -36,6 +36,7 @@ from xendiscover._plan import (
     ROUTED_NETWORKS,
     ScanOptions,
     Targets,
+    _LocalNetworks,
 )
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sweep import raise_open_file_limit
@@ -576,11 +577,7 @@ def scan_command(
     # Streamed records on a terminal are the progress: no bar between them.
     live = sys.stderr.isatty() and not quiet and not (streaming and sys.stdout.isatty())
     specs = [*(targets or []), *_file_targets(targets_file, nameserver or [])]
-    auto = LOCAL_NETWORKS if no_ipv6 else LOCAL_NETWORKS | IPV6_NEIGHBOURS
-    if routes:
-        if specs:
-            raise _UsageError("--routes chooses networks to discover: give it without targets")
-        auto |= ROUTED_NETWORKS
+    auto = _automatic(specs, routes=routes, no_ipv6=no_ipv6)
     if list_targets:
         _list_targets(specs or auto, options, as_json=fmt in ("json", "jsonl"))
     raise_open_file_limit()  # the process is ours: allow the widest window
@@ -610,6 +607,15 @@ def scan_command(
     )
     _RAN.append(result)  # its interruption, if any, is reported: by the run, once
     raise typer.Exit(_console.exit_code(result, view))
+
+
+def _automatic(specs: list[str], *, routes: bool, no_ipv6: bool) -> _LocalNetworks:
+    """What a run without targets sweeps; ``--routes``/``--no-ipv6`` with targets are refused."""
+    for given, flag in ((routes, "--routes"), (no_ipv6, "--no-ipv6")):
+        if given and specs:
+            raise _UsageError(f"{flag} chooses what to discover: give it without targets")
+    auto = LOCAL_NETWORKS if no_ipv6 else LOCAL_NETWORKS | IPV6_NEIGHBOURS
+    return auto | ROUTED_NETWORKS if routes else auto
 
 
 def _list_targets(targets: Targets, options: ScanOptions, *, as_json: bool) -> None:

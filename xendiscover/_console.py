@@ -240,7 +240,8 @@ class _Display:
             # burst of retries after a timeout does not make them jump.
             rate = 0.9 * rate + 0.1 * (stats.done / elapsed) if rate else stats.done / elapsed
             left = max(0, stats.total - stats.done)
-            sweeping = left > len(stats.waiting) or not stats.waiting
+            pending = stats.pending_connects
+            sweeping = left > len(pending) or not pending
             bar.update(
                 task,
                 completed=stats.done,
@@ -274,13 +275,15 @@ def describe(stats: ScanStats, now: float) -> str:
     """
     left = stats.total - stats.done
     if left > 0:
-        if left <= len(stats.waiting) and (line := _silent(stats.waiting, now)):
+        pending = stats.pending_connects
+        if left <= len(pending) and (line := _silent(pending, now)):
             return line
         return f"sweeping, {_plural(stats.open, 'open port')}"
-    if stats.fingerprinting:
-        if line := _silent(stats.fingerprinting, now):
+    busy = stats.pending_fingerprints
+    if busy or stats.waiting:
+        if not stats.waiting and (line := _silent(busy, now)):
             return line
-        return f"fingerprinting {_plural(len(stats.fingerprinting), 'port')}"
+        return f"fingerprinting {_plural(len(busy) + stats.waiting, 'port')}"
     return f"swept, {_plural(stats.open, 'open port')}"
 
 
@@ -363,7 +366,7 @@ class _PortStream:
     def flush(self, *, final: bool) -> None:
         if not final and self._stats.done < self._stats.total:
             return
-        busy = {address for address, _ in self._stats.fingerprinting}
+        busy = {address for address, _ in self._stats.pending_fingerprints}
         ready = [a for a in self._held if final or a not in busy]
         findings = [f for a in ready for f in self._held.pop(a)]
         if not findings:

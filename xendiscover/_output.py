@@ -11,7 +11,9 @@ finding so a caller can stream JSON Lines as ports are found.
 Format     Lists                                                     Per
 =========  ========================================================  ===========
 text       one line per machine: its key (a confirmed name, else     machine
-           its address), with any other name and its source
+           its address), any other name and its source, then
+           product and version where known, and a warning when
+           two machines claim one UUID
 list       the keys, as one Python list literal (the 2007 line)      machine
 json       the run, and machines with their services (JSON Schema)  machine
 ansible    a static inventory (``ansible-inventory -i FILE``)        machine
@@ -122,13 +124,20 @@ CSV_FIELDS: Final[tuple[str, ...]] = (
     "hostname",
     "hostname_source",
     "host_uuid",
+    "key_fingerprints",
+    "product",
+    "version",
+    "confidence",
+    "cpe",
+    "product_info",
+    "product_evidence",
     "machine",
     "certificate_names",
 )
 
 #: What a per-port record takes from its machine, where the machine has it:
 #: every port of one machine carries the same facts, whichever port showed them.
-MACHINE_FACTS: Final[tuple[str, ...]] = ("host_uuid", "key_fingerprints", "uuid_conflict")
+MACHINE_FACTS: Final[tuple[str, ...]] = ("host_uuid",)
 
 #: The Ansible group of each service: one group per service family.
 SERVICE_GROUPS: Final[Mapping[Service, str]] = {
@@ -140,7 +149,7 @@ SERVICE_GROUPS: Final[Mapping[Service, str]] = {
 }
 
 #: The ``$id`` of the JSON Schema of one machine (see :func:`host_schema`).
-SCHEMA_ID: Final = "https://xendiscover.invalid/schema/host/2.json"
+SCHEMA_ID: Final = "https://xendiscover.invalid/schema/host/3.json"
 
 _GROUPS = ("xapi", "xend", "libvirt")
 
@@ -187,14 +196,24 @@ def listed(findings: Iterable[Finding], view: View) -> list[Host]:
 
 
 def _line(host: Host) -> str:
-    """A machine's text line: its key, then any other name with its source."""
-    if host.hostname is None or host.key == host.hostname:
-        return host.key
-    return f"{host.key} ({host.hostname_source}: {host.hostname})"
+    """A machine's text line: its key, any other name, its product, a UUID conflict."""
+    line = host.key
+    if host.hostname is not None and host.key != host.hostname:
+        line = f"{line} ({host.hostname_source}: {host.hostname})"
+    product = host.product
+    if product is not None:
+        line = f"{line}  {product.describe()}"
+    if host.uuid_conflict:
+        line = f"{line}  WARNING: another machine claims host UUID {host.host_uuid}"
+    return line
 
 
 def format_text(hosts: Sequence[Host]) -> str:
-    """One line per machine: its key (a confirmed name, else its address)."""
+    """One line per machine: its key (a confirmed name, else its address), then its product.
+
+    ``xcp-a.example  XCP-ng 8.3 (xapi >= 24.17.0)``. A machine whose host
+    UUID another machine claims too ends in a warning: one of them copied it.
+    """
     return "".join(f"{printable(_line(h))}\n" for h in hosts)
 
 
@@ -345,6 +364,7 @@ def format_run_json(run: RunInfo) -> str:
 
 
 def _csv_cell(value: object) -> object:
+    """A CSV cell: ``None`` empty, a list space-separated, formulas neutralised."""
     if value is None:
         return ""
     if isinstance(value, list):
@@ -399,6 +419,7 @@ def _inventory_service(host: Host) -> PortFinding | None:
 
 
 def _hostvars(host: Host, best: PortFinding) -> dict[str, object]:
+    product = host.product
     return {
         "ansible_host": host.address,
         "xen_addresses": list(host.addresses),
@@ -409,6 +430,10 @@ def _hostvars(host: Host, best: PortFinding) -> dict[str, object]:
         "xen_hostname": host.hostname,
         "xen_hostname_source": host.hostname_source,
         "xen_host_uuid": host.host_uuid,
+        "xen_key_fingerprints": list(host.key_fingerprints),
+        "xen_uuid_conflict": host.uuid_conflict,
+        "xen_product": product.name if product is not None else None,
+        "xen_version": product.version if product is not None else None,
     }
 
 
@@ -422,7 +447,8 @@ def ansible_inventory(hosts: Sequence[Host]) -> dict[str, Any]:
     name, else its address, never a name whoever controls a reverse zone or
     a certificate chose. Its variables: ``ansible_host`` (its address), and
     ``xen_*`` facts (service, port and verdict of its surest service, all
-    its ports, its addresses, name, name source and UUID).
+    its ports, its addresses, name, name source, UUID, key fingerprints,
+    UUID conflict, and ``xen_product`` / ``xen_version``).
     """
     groups: dict[str, dict[str, dict[str, object]]] = {group: {} for group in _GROUPS}
     used: set[str] = set()
@@ -496,7 +522,7 @@ def _schema(name: str) -> dict[str, Any]:
 def host_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one machine: one element of the ``json`` array.
 
-    Its ``$id`` is :data:`SCHEMA_ID`; its ``x-schema-version`` (2) grows when
+    Its ``$id`` is :data:`SCHEMA_ID`; its ``x-schema-version`` (3) grows when
     the record changes.
     """
     return _schema("host")

@@ -29,11 +29,14 @@ from typing import Any, Final, TypeVar, get_args
 
 from xendiscover._errors import ResultError
 from xendiscover._model import (
+    CONFIDENCE_RANK,
     VERDICT_RANK,
+    Confidence,
     Finding,
     Host,
     HostnameSource,
     PortFinding,
+    Product,
     Service,
 )
 from xendiscover._output import listed
@@ -176,6 +179,27 @@ _FIELDS: Final[Mapping[str, Callable[[object], object]]] = {
 }
 
 
+def _product(record: dict[str, object], what: str) -> Product | None:
+    """A service's product fields (``product``, ``version``, ...) as one value, or ``None``."""
+    if record.get("product") is None:
+        return None
+    confidence = record.get("confidence")
+    if confidence not in CONFIDENCE_RANK:
+        raise ResultError(f"{what}: invalid 'confidence'")
+    sure: Confidence = confidence  # type: ignore[assignment]
+    try:
+        return Product(
+            _text(record["product"]),
+            _optional_text(record.get("version")),
+            sure,
+            _optional_text(record.get("cpe")),
+            _optional_text(record.get("product_info")),
+            _text(record.get("product_evidence") or ""),
+        )
+    except (ValueError, TypeError) as exc:
+        raise ResultError(f"{what}: invalid product: {exc}") from None
+
+
 def _build(cls: type[_T], record: object, what: str) -> _T:
     """One model value from a record: each field of ``cls`` the record holds, checked."""
     if not isinstance(record, dict):
@@ -183,6 +207,9 @@ def _build(cls: type[_T], record: object, what: str) -> _T:
     values: dict[str, object] = {}
     for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
         if spec.name not in record:
+            continue
+        if spec.name == "product":
+            values["product"] = _product(record, what)
             continue
         check = _FIELDS.get(spec.name, _any_simple)
         try:

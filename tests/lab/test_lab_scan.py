@@ -23,7 +23,8 @@ TOPO = netlab.Topology()
 XEN_VERDICTS = frozenset({"confirmed", "likely"})
 RECORD_KEYS = {
     "address", "port", "hostname", "hostname_source", "host_uuid", "service", "verdict",
-    "evidence", "latency_ms", "machine", "certificate_names",
+    "evidence", "latency_ms", "key_fingerprints", "product", "version", "confidence", "cpe",
+    "product_info", "product_evidence", "machine", "certificate_names",
 }  # fmt: skip
 SCAN_TIMEOUT = 180.0
 

@@ -13,20 +13,29 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 
-from xendiscover._backend import Backend, SocketBackend
+from xendiscover._backend import Backend, Connection, SocketBackend
 from xendiscover._fingerprint._common import Continue, ParseResult
-from xendiscover._fingerprint._driver import READ_CAP, Exchange, exchange
+from xendiscover._fingerprint._driver import (
+    READ_CAP,
+    SILENT_REPLY,
+    Exchange,
+    exchange,
+    stretched,
+)
 from xendiscover._fingerprint._probes import (
     FORBIDDEN,
     PROBES,
     RELOCATION_PORTS,
     TLS_HELLO,
+    XAPI_LIST_METHODS,
+    XAPI_PAGE,
     XAPI_POOL_CERT,
     Probe,
     check_request,
     probe_plan,
 )
-from xendiscover._fingerprint._tls import host_names
+from xendiscover._fingerprint._product import POOL_CERTIFICATE, combine_xapi
+from xendiscover._fingerprint._tls import xapi_identity
 from xendiscover._fingerprint._xend import HOSTS_ALLOW_EVIDENCE
 from xendiscover._model import Fingerprint
 
@@ -39,10 +48,13 @@ __all__ = [
     "Probe",
     "bind_parser",
     "fingerprint_port",
+    "is_silent",
     "probe_plan",
     "probe_port",
     "run_probe",
 ]
+
+_PAGE_TLS = next(probe for probe in PROBES if probe.name == "xapi-page-tls")
 
 #: The Xen management ports a scan covers by default.
 WELL_KNOWN_PORTS: tuple[int, ...] = (443, 80, 8002, 8000, 8006, 9363, 16509)
@@ -79,6 +91,8 @@ async def run_probe(
     nonce: str | None = None,
     backend: Backend | None = None,
     connect_timeout: float | None = None,
+    rtt: float = 0.0,
+    connection: Connection | None = None,
 ) -> Exchange:
     """Run one probe: one connection, its requests, capped, deadlined reads.
 
@@ -91,6 +105,10 @@ async def run_probe(
         backend: Where the connection is opened (a :class:`SocketBackend` if ``None``).
         connect_timeout: The deadline the connect attempts share (``timeout``
             by default; shorter for a probe that waits long for its reply).
+        rtt: The address's measured round-trip time, in seconds (see
+            :func:`~xendiscover._fingerprint._driver.connect_share`).
+        connection: A connection the sweep kept, to run on instead of
+            connecting (the probe closes it).
     """
     token = nonce if nonce is not None else str(uuid.uuid4())
     request = check_request(probe.build(host=address, nonce=token))
@@ -105,16 +123,32 @@ async def run_probe(
         server_hostname=probe.server_hostname,
         on_handshake=probe.on_handshake,
         connect_timeout=connect_timeout,
+        cap=probe.cap if probe.cap is not None else READ_CAP,
+        rtt=rtt,
+        connection=connection,
     )
 
 
+def is_silent(found: Fingerprint) -> bool:
+    """Whether the peer accepted and then sent nothing at all before the deadline."""
+    return found.service is None and found.evidence.startswith(SILENT_REPLY)
+
+
 def _rank(found: Fingerprint) -> int:
-    """Which of two unrecognised verdicts to keep: an answer beats silence."""
+    """Which of two unrecognised verdicts to keep: a named product beats an answer beats silence."""
+    if found.product is not None:
+        return 2
     return 1 if found.verdict == "not-xen" else 0
 
 
 async def fingerprint_port(
-    address: str, port: int, *, timeout: float = 2.0, backend: Backend | None = None
+    address: str,
+    port: int,
+    *,
+    timeout: float = 2.0,
+    backend: Backend | None = None,
+    rtt: float = 0.0,
+    connection: Connection | None = None,
 ) -> Fingerprint:
     """Probe one open port and say which Xen management service, if any, is on it.
 
@@ -130,20 +164,32 @@ async def fingerprint_port(
             costs at most :data:`MAX_DEADLINES_PER_PORT` of them (and on 8002
             the relocation probe's own longer wait).
         backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
+        rtt: The address's round-trip time as the sweep measured it, in
+            seconds: every deadline (connect, TLS handshake, reply) is
+            stretched to a multiple of it, ``timeout`` being the floor, so a
+            far site (a VPN, a satellite link) is fingerprinted like a LAN.
+        connection: The connection the sweep opened to the port and kept:
+            the first probe runs on it, so the peer sees one handshake
+            fewer, and a service that accepts one connection at a time
+            (xend's accept thread, stalled by its reverse lookup of the
+            scanner) makes the scanner wait once, not twice. Closed here.
 
     Returns:
         The fingerprint. Never raises for anything the network or peer does.
     """
-    return await probe_port(address, port, timeout=timeout, backend=backend)
+    return await probe_port(
+        address, port, timeout=timeout, backend=backend, rtt=rtt, connection=connection
+    )
 
 
 class _Budget:
     """The time one port may cost: a number of deadlines, plus any probe's own longer wait."""
 
-    def __init__(self, backend: Backend, timeout: float) -> None:
+    def __init__(self, backend: Backend, timeout: float, rtt: float = 0.0) -> None:
         self._backend = backend
-        self.timeout = timeout
-        self.end = backend.time() + timeout * MAX_DEADLINES_PER_PORT
+        self.rtt = rtt
+        self.timeout = stretched(timeout, rtt)
+        self.end = backend.time() + self.timeout * MAX_DEADLINES_PER_PORT
 
     def left(self) -> float:
         return self.end - self._backend.time()
@@ -185,29 +231,83 @@ async def _silent_close(
     deadline = budget.deadline(TLS_HELLO)
     if deadline is None:
         return found
-    tls = await run_probe(TLS_HELLO, address, port, timeout=deadline, backend=backend)
+    tls = await run_probe(
+        TLS_HELLO, address, port, timeout=deadline, backend=backend, rtt=budget.rtt
+    )
     return tls.fingerprint if tls.fingerprint.verdict == "not-xen" else found
 
 
 async def _xapi_identity(
     found: Fingerprint, result: Exchange, address: str, port: int, budget: _Budget, backend: Backend
 ) -> Fingerprint:
-    """Add what xapi's certificates say to a TLS-confirmed xapi: names, and the host UUID.
+    """Add what xapi's certificates say and prove to a TLS-confirmed xapi.
 
     The names come from the certificate of the handshake that confirmed it;
-    the UUID from one more handshake, with SNI ``xapi:pool``. Names and UUID
-    are never proof (an admin may install any certificate): they only name
-    the machine and group its addresses.
+    the pool certificate from one more handshake, with SNI ``pool``. Names
+    and the UUID are claims; the keys of the self-signed certificates (the
+    handshakes proved them) are what groups the machine's addresses. A pool
+    certificate also says xapi >= 1.291.
     """
-    if found.service != "xapi" or result.certificate is None:
+    if result.certificate is None:
         return found
-    names = host_names(result.certificate)
     deadline = budget.deadline(XAPI_POOL_CERT)
     pool = None
     if deadline is not None:
-        pool = await run_probe(XAPI_POOL_CERT, address, port, timeout=deadline, backend=backend)
-    host_uuid = pool.fingerprint.host_uuid if pool is not None else None
-    return dataclasses.replace(found, names=names, host_uuid=host_uuid)
+        pool = await run_probe(
+            XAPI_POOL_CERT, address, port, timeout=deadline, backend=backend, rtt=budget.rtt
+        )
+    facts = xapi_identity(result.certificate, pool.certificate if pool is not None else None)
+    product = found.product
+    if facts.pool_certificate:
+        product = combine_xapi((product, POOL_CERTIFICATE))
+    return dataclasses.replace(
+        found,
+        names=facts.names,
+        host_uuid=facts.host_uuid,
+        key_fingerprints=facts.key_fingerprints,
+        product=product,
+    )
+
+
+async def _xapi_product(
+    found: Fingerprint, probe: Probe, address: str, port: int, budget: _Budget, backend: Backend
+) -> Fingerprint:
+    """Ask a confirmed xapi for what its version shows, with no session and no login.
+
+    ``system.listMethods`` (a version floor from its messages) over the
+    transport that confirmed it, and its landing page (brand and version,
+    tentative) unless that was the confirming probe. Each clue is
+    weighed by :func:`~xendiscover._fingerprint._product.combine_xapi`.
+    """
+    follow = [XAPI_LIST_METHODS[probe.tls], _PAGE_TLS if probe.tls else XAPI_PAGE]
+    clues = [found.product]
+    for extra in follow:
+        deadline = budget.deadline(extra)
+        if extra.name == probe.name or deadline is None:
+            continue
+        result = await run_probe(
+            extra, address, port, timeout=deadline, backend=backend, rtt=budget.rtt
+        )
+        if result.fingerprint.service == "xapi":
+            clues.append(result.fingerprint.product)
+    return dataclasses.replace(found, product=combine_xapi(clues))
+
+
+async def _recognised(
+    found: Fingerprint,
+    probe: Probe,
+    result: Exchange,
+    address: str,
+    port: int,
+    budget: _Budget,
+    backend: Backend,
+) -> Fingerprint:
+    """Complete a recognised service's fingerprint: xapi's identity and product."""
+    if found.service != "xapi":
+        return found
+    if probe.tls:
+        found = await _xapi_identity(found, result, address, port, budget, backend)
+    return await _xapi_product(found, probe, address, port, budget, backend)
 
 
 async def probe_port(
@@ -217,8 +317,14 @@ async def probe_port(
     timeout: float = 2.0,
     plan_port: int | None = None,
     backend: Backend | None = None,
+    rtt: float = 0.0,
+    connection: Connection | None = None,
 ) -> Fingerprint:
     """Run :func:`fingerprint_port` with its inputs exposed, for tests and tools.
+
+    The first probe that confirms a service ends it. A reply shape that is
+    only *likely* xapi (a page, a 403, a 301) lets xapi's own probes still
+    run, to confirm it with an echo.
 
     Args:
         address: The IP address, as text.
@@ -227,23 +333,58 @@ async def probe_port(
         plan_port: Choose the probes as if the service sat on this port (a
             fake on an ephemeral port standing in for 8002, say).
         backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
+        rtt: The address's measured round-trip time (see :func:`fingerprint_port`).
+        connection: The sweep's connection, for the first probe (see
+            :func:`fingerprint_port`).
     """
-    io = backend if backend is not None else SocketBackend()
+    try:
+        return await _probe_port(
+            address, port, timeout, plan_port, backend or SocketBackend(), rtt, connection
+        )
+    finally:
+        if connection is not None:
+            connection.close()  # unused (no probe ran), or already closed: idempotent
+
+
+async def _probe_port(
+    address: str,
+    port: int,
+    timeout: float,
+    plan_port: int | None,
+    io: Backend,
+    rtt: float,
+    connection: Connection | None,
+) -> Fingerprint:
     known_port = port if plan_port is None else plan_port
-    budget = _Budget(io, timeout)
+    budget = _Budget(io, timeout, rtt)
     best: Fingerprint | None = None
+    likely: tuple[Fingerprint, Probe, Exchange] | None = None
     for probe in probe_plan(known_port):
         deadline = budget.deadline(probe)
         if deadline is None:
             break
+        if likely is not None and probe.service != "xapi":
+            continue  # a likely xapi: only xapi's own probes may still confirm it
+        kept, connection = connection, None  # the first probe runs on it, the rest connect
         result = await run_probe(
-            probe, address, port, timeout=deadline, backend=io, connect_timeout=timeout
+            probe,
+            address,
+            port,
+            timeout=deadline,
+            backend=io,
+            connect_timeout=budget.timeout,
+            rtt=rtt,
+            connection=kept,
         )
         found = await _silent_close(result.fingerprint, known_port, address, port, budget, io)
-        if found.service is not None:
-            return await _xapi_identity(found, result, address, port, budget, io)
-        if best is None or _rank(found) > _rank(best):
+        if likely is None and found.service == "xapi" and found.verdict == "likely":
+            likely = (found, probe, result)
+        elif found.service is not None and (likely is None or found.verdict == "confirmed"):
+            return await _recognised(found, probe, result, address, port, budget, io)
+        elif best is None or _rank(found) > _rank(best):
             best = found
         if result.ending in ("deadline", "cap", "refused"):
             break
+    if likely is not None:
+        return await _recognised(*likely, address, port, budget, io)
     return best if best is not None else Fingerprint(None, "unknown", "not probed")

@@ -25,11 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import h11
+
 from xendiscover._errors import XenDiscoverError
 from xendiscover._model import Fingerprint, Service
 
 __all__ = [
     "EVIDENCE_LIMIT",
+    "MAX_HEAD",
     "Continue",
     "HttpHead",
     "NeedMoreData",
@@ -44,11 +47,11 @@ __all__ = [
     "excerpt",
     "first_line",
     "http_body",
+    "http_body_so_far",
     "http_host",
     "http_post",
     "looks_like_http",
     "parse_http_head",
-    "xapi_page",
     "xenapi_failure",
     "xenapi_failure_fingerprint",
     "xmlrpc_shape",
@@ -177,6 +180,8 @@ class HttpHead:
         reason: The reason phrase.
         headers: ``(name, value)`` pairs in order, names as sent.
         body_start: The offset of the first body byte in the reply.
+        raw: The head's bytes as sent (status line and headers), for rules
+            that read its layout (xapi's eras).
     """
 
     version: str
@@ -184,6 +189,7 @@ class HttpHead:
     reason: str
     headers: tuple[tuple[str, str], ...]
     body_start: int
+    raw: bytes = b""
 
     def get(self, name: str) -> str | None:
         """Return the first header called ``name`` (any case), or ``None``."""
@@ -207,8 +213,8 @@ class HttpHead:
         return f"{self.version} {self.status} {self.reason}".rstrip()
 
 
-_STATUS_LINE = re.compile(rb"(HTTP/1\.[01]) ([0-9]{3})(?: ([^\r\n]*))?\r?\Z")
-_HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*?)[ \t]*\r?\Z")
+#: The longest response head read, in bytes (h11's limit on an incomplete event).
+MAX_HEAD = 16 * 1024
 
 
 def looks_like_http(data: bytes) -> bool | None:
@@ -218,8 +224,65 @@ def looks_like_http(data: bytes) -> bool | None:
     return data.startswith(b"HTTP/")
 
 
+@dataclass(frozen=True, slots=True)
+class _Framed:
+    head: HttpHead | None
+    body: bytes
+    complete: bool
+
+
+def _head_end(data: bytes) -> int:
+    """The offset just past the blank line that ends the head (CRLF or bare LF)."""
+    ends = [i + n for i, n in ((data.find(b"\r\n\r\n"), 4), (data.find(b"\n\n"), 2)) if i != -1]
+    return min(ends) if ends else len(data)
+
+
+def _head(event: h11.Response, data: bytes) -> HttpHead:
+    end = _head_end(data)
+    return HttpHead(
+        version=f"HTTP/{event.http_version.decode('ascii')}",
+        status=event.status_code,
+        reason=event.reason.decode("latin-1"),
+        headers=tuple(
+            (name.decode("ascii", "replace"), value.decode("latin-1"))
+            for name, value in event.headers.raw_items()
+        ),
+        body_start=end,
+        raw=data[:end],
+    )
+
+
+def _frame(data: bytes, closed: bool) -> _Framed:
+    """Run the reply through h11: its head, the body bytes so far, and whether it ended.
+
+    h11 does the framing (status line, headers, ``Content-Length``, chunked
+    bodies, HTTP/1.0 bodies that end at the close); the request it is told
+    about is never sent (the probes write their own bytes).
+    """
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+    conn.send(h11.Request(method="POST", target="/", headers=[("Host", "xendiscover")]))
+    head: HttpHead | None = None
+    body = bytearray()
+    try:
+        conn.receive_data(data)
+        if closed:
+            conn.receive_data(b"")
+        while True:
+            event = conn.next_event()
+            if isinstance(event, h11.Response):
+                head = _head(event, data)
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                return _Framed(head, bytes(body), True)
+            elif not isinstance(event, h11.InformationalResponse):
+                return _Framed(head, bytes(body), False)  # NEED_DATA, PAUSED, closed
+    except h11.RemoteProtocolError:
+        return _Framed(head, bytes(body), False)
+
+
 def parse_http_head(data: bytes, *, closed: bool) -> HttpHead | None:
-    """Parse the head of an HTTP/1.x response.
+    """Parse the head of an HTTP/1.x response (framed by h11).
 
     Args:
         data: The reply so far.
@@ -232,52 +295,36 @@ def parse_http_head(data: bytes, *, closed: bool) -> HttpHead | None:
     Raises:
         NeedMoreData: The head is not complete yet and the peer is still open.
     """
-    end = data.find(b"\r\n\r\n")
-    sep = 4
-    lf_end = data.find(b"\n\n")
-    if lf_end != -1 and (end == -1 or lf_end < end):
-        end, sep = lf_end, 2
-    if end == -1:
-        if looks_like_http(data) is False:
-            return None
-        if closed:
-            return None
-        raise NeedMoreData("HTTP head incomplete")
-    lines = data[:end].split(b"\n")
-    match = _STATUS_LINE.match(lines[0])
-    if match is None:
+    if looks_like_http(data) is False:
         return None
-    headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        header = _HEADER.match(line)
-        if header is None:
-            return None
-        headers.append((header[1].decode("ascii"), header[2].decode("latin-1")))
-    return HttpHead(
-        version=match[1].decode("ascii"),
-        status=int(match[2]),
-        reason=(match[3] or b"").decode("latin-1"),
-        headers=tuple(headers),
-        body_start=end + sep,
-    )
+    framed = _frame(data, closed)
+    if framed.head is not None:
+        return framed.head
+    complete_head = _head_end(data) < len(data) or data.endswith((b"\r\n\r\n", b"\n\n"))
+    if closed or complete_head or len(data) > MAX_HEAD:
+        return None
+    raise NeedMoreData("HTTP head incomplete")
 
 
 def http_body(data: bytes, head: HttpHead, *, closed: bool) -> bytes:
-    """Return the body of an HTTP response, once it is complete.
+    """Return the body of an HTTP response, once it is complete (framed by h11).
 
-    The body is complete when ``Content-Length`` bytes arrived, or when the
-    peer closed (a body without ``Content-Length`` ends at the close).
+    The body is complete when ``Content-Length`` bytes arrived, the last
+    chunk of a chunked body did, or the peer closed (a body without either
+    ends at the close; one cut short by the close is returned as it is).
 
     Raises:
         NeedMoreData: The body is not complete yet and the peer is still open.
     """
-    body = data[head.body_start :]
-    length = head.content_length
-    if length is not None and len(body) >= length:
-        return body[:length]
-    if closed:
-        return body
+    framed = _frame(data, closed)
+    if framed.complete or closed:
+        return framed.body
     raise NeedMoreData("HTTP body incomplete")
+
+
+def http_body_so_far(data: bytes) -> bytes:
+    """The body bytes received so far (de-chunked), complete or not."""
+    return _frame(data, False).body
 
 
 #: Who wrote an XML-RPC document, from its surface: ``ocaml`` (ocaml-rpc, as
@@ -469,17 +516,3 @@ def http_post(path: str, host: str, content_type: str, body: bytes, *, http10: b
         "\r\n"
     )
     return head.encode("ascii") + body
-
-
-#: Pages only xapi serves: its 404 page's signature (``http_svr.ml`` /
-#: ``fileserver.ml``, ``<address>Xapi Server</address>``) and XCP-ng 8.3's
-#: web UI, served on ``GET /`` over HTTPS (``<title>XO Lite</title>``).
-XAPI_PAGES: tuple[bytes, ...] = (b"<address>Xapi Server</address>", b"<title>XO Lite</title>")
-
-
-def xapi_page(body: bytes) -> Fingerprint | None:
-    """Return a *likely* xapi fingerprint if ``body`` is a page only xapi serves."""
-    for marker in XAPI_PAGES:
-        if marker in body:
-            return Fingerprint("xapi", "likely", evidence("xapi page", marker))
-    return None

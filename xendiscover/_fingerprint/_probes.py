@@ -17,6 +17,7 @@ from typing import Protocol
 
 from xendiscover._fingerprint import _libvirt, _tls, _xapi, _xend
 from xendiscover._fingerprint._common import ReplyParser
+from xendiscover._fingerprint._product import LIST_METHODS_CAP
 from xendiscover._model import Fingerprint, Service
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "RELOCATION_PORTS",
     "RELOCATION_WAIT",
     "TLS_HELLO",
+    "XAPI_LIST_METHODS",
+    "XAPI_PAGE",
     "XAPI_POOL_CERT",
     "HandshakeHook",
     "Probe",
@@ -67,6 +70,8 @@ class Probe:
             :func:`probe_plan`); ``None``: the caller's.
         server_hostname: The TLS SNI name to send (``None``: no SNI).
         on_handshake: See :data:`HandshakeHook` (TLS probes only).
+        cap: The most bytes this probe reads (``None``: the driver's
+            ``READ_CAP``); only xapi's method list has its own.
     """
 
     name: str
@@ -77,18 +82,22 @@ class Probe:
     timeout: float | None = None
     server_hostname: str | None = None
     on_handshake: HandshakeHook | None = None
+    cap: int | None = None
 
 
 #: How long the relocation probe on 8002 waits for xend's answer, in seconds.
 #: A default xend (hosts-allow ``^localhost$ ...``, every xend-config.sxp
 #: from 3.0.3 to 4.4) accepts a scanner, then closes without a byte -- but
 #: only after ``web/tcp.py`` ``hostAllowed`` has run ``socket.getfqdn`` on
-#: the scanner's address in its one accept thread. With no PTR for the
-#: scanner and a dom0 resolver that does not answer, that takes glibc's
-#: resolver timeout, 5 s per try (``options timeout:5``), and more with
-#: ``attempts``. 10 s covers one full timeout and a second try started; the
+#: the scanner's address, in its one accept thread, before it accepts the
+#: next connection. With no PTR for the scanner and a dom0 resolver that
+#: does not answer, that takes glibc's default resolver stall: ``timeout:5``
+#: times ``attempts:2`` with one nameserver, 10 s. 12 s covers it with a
+#: margin for a loaded dom0. It is counted from the probe's start, which is
+#: never before the connect it runs on (the sweep's own connection, see the
+#: pipeline's hand-off, so the accept thread stalls once, not twice); the
 #: wait costs only this port's slot, never the sweep.
-RELOCATION_WAIT = 10.0
+RELOCATION_WAIT = 12.0
 
 
 PROBES: tuple[Probe, ...] = (
@@ -143,18 +152,40 @@ TLS_HELLO = Probe(
     on_handshake=_tls.tls_server_fingerprint,
 )
 
-#: XAPI's pool certificate: a ClientHello with SNI ``xapi:pool``, nothing sent
-#: after the handshake; the certificate's CN is the host UUID. Only ever run
-#: after a TLS probe confirmed xapi on the port.
+#: XAPI's pool certificate: a ClientHello with SNI ``pool`` (what xapi's own
+#: client sends, ``ocaml/libs/stunnel/stunnel.ml``), nothing sent after the
+#: handshake; the certificate is weighed by ``_tls.xapi_identity``. Only ever
+#: run after a TLS probe confirmed xapi on the port.
 XAPI_POOL_CERT = Probe(
     "xapi-pool-certificate",
     "xapi",
     True,
     _xend.build_nothing,
     _xend.parse_tls_hello,
-    server_hostname="xapi:pool",
-    on_handshake=_tls.xapi_pool_fingerprint,
+    server_hostname=_tls.POOL_SNI,
+    on_handshake=_tls.xapi_pool_handshake,
 )
+
+#: xapi's method list, for a version floor: ``system.listMethods`` (no session,
+#: no side effect) read up to ``LIST_METHODS_CAP`` -- the one probe allowed
+#: more than the 4 KiB read cap, since the list is 100-250 KB. Only ever run
+#: after another probe confirmed xapi on the port, over the same transport.
+XAPI_LIST_METHODS: dict[bool, Probe] = {
+    tls: Probe(
+        "xapi-listmethods" + ("-tls" if tls else ""),
+        "xapi",
+        tls,
+        _xapi.build_list_methods,
+        _xapi.parse_list_methods,
+        cap=LIST_METHODS_CAP,
+    )
+    for tls in (False, True)
+}
+
+#: xapi's landing page in the clear (``GET /`` on 80): the page on old
+#: releases, a 403 or a 301 to https on current ones. A follow-up only, like
+#: :data:`XAPI_LIST_METHODS`; over TLS the ``xapi-page-tls`` probe does it.
+XAPI_PAGE = Probe("xapi-page", "xapi", False, _xend.build_http_get, _xapi.parse_page)
 
 _BY_NAME = {probe.name: probe for probe in PROBES}
 

@@ -17,7 +17,6 @@ xapi the array ``[code, params...]``, not a ``{code, message}`` object).
 from __future__ import annotations
 
 import json
-import re
 
 from xendiscover._fingerprint._common import (
     HttpHead,
@@ -25,9 +24,13 @@ from xendiscover._fingerprint._common import (
     evidence,
     http_body,
     http_post,
-    xapi_page,
-    xenapi_failure,
-    xenapi_failure_fingerprint,
+)
+from xendiscover._fingerprint._shapes import (
+    XAPI_ERROR_CODES,
+    http_verdict,
+    jsonrpc_error_verdict,
+    with_xapi_product,
+    xapi_xmlrpc,
 )
 from xendiscover._fingerprint._xend import read_http_head
 from xendiscover._model import Fingerprint
@@ -36,38 +39,13 @@ __all__ = [
     "XAPI_ERROR_CODES",
     "build_isalive_jsonrpc",
     "build_isalive_xmlrpc",
+    "build_list_methods",
     "jsonrpc_error_verdict",
     "parse_isalive_jsonrpc",
     "parse_isalive_xmlrpc",
+    "parse_list_methods",
     "parse_page",
 ]
-
-#: Error codes xapi answers a session-less call with (``api_errors.ml``):
-#: the method or session is unknown, or the host cannot serve the API yet --
-#: still booting, a pool member (``HOST_IS_SLAVE`` names the master), or in
-#: emergency mode for one of the reasons xapi stashes in
-#: ``Xapi_globs.emergency_mode_error``. Each names xapi and nothing else.
-XAPI_ERROR_CODES = frozenset(
-    {
-        "MESSAGE_METHOD_UNKNOWN",
-        "MESSAGE_PARAMETER_COUNT_MISMATCH",
-        "SESSION_INVALID",
-        "SESSION_AUTHENTICATION_FAILED",
-        "HOST_STILL_BOOTING",
-        "HOST_IS_SLAVE",
-        "HOST_ITS_OWN_SLAVE",
-        "HOST_IN_EMERGENCY_MODE",
-        "HOST_HAS_NO_MANAGEMENT_IP",
-        "HOST_MASTER_CANNOT_TALK_BACK",
-        "HOST_UNKNOWN_TO_MASTER",
-        "HOST_BROKEN",
-        "HOST_CANNOT_ATTACH_NETWORK",
-        "NOT_SUPPORTED_DURING_UPGRADE",
-    }
-)
-
-# A code in xapi's style: upper case words joined by underscores.
-_XAPI_STYLE_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 
 
 def build_isalive_xmlrpc(*, host: str, nonce: str) -> bytes:
@@ -93,12 +71,6 @@ def build_isalive_jsonrpc(*, host: str, nonce: str) -> bytes:
     return http_post("/jsonrpc", host, "application/json", body, http10=False)
 
 
-def _http_summary(head: HttpHead) -> bytes:
-    server = head.get("server")
-    text = head.status_line if server is None else f"{head.status_line} (Server: {server})"
-    return text.encode("latin-1", "backslashreplace")
-
-
 def _read_http(data: bytes, closed: bool) -> tuple[HttpHead, bytes] | Fingerprint:
     """Return the head and complete body of an HTTP reply, or a verdict if none."""
     head = read_http_head(data, closed=closed)
@@ -107,24 +79,19 @@ def _read_http(data: bytes, closed: bool) -> tuple[HttpHead, bytes] | Fingerprin
     return head, http_body(data, head, closed=closed)
 
 
-def _page_verdict(head: HttpHead, body: bytes, what: str) -> Fingerprint:
-    page = xapi_page(body)
-    if page is not None:
-        return page
-    return Fingerprint(None, "not-xen", evidence(f"HTTP, not {what}", _http_summary(head)))
-
-
 def parse_page(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
-    """Read a reply to ``GET /`` over TLS (443): XCP-ng's XO Lite page, or xapi's 404 page.
+    """Read a reply to ``GET /`` (443 over TLS, or 80): any xapi page or reply shape.
 
-    Either page is *likely* xapi (a page can be copied; an echoed nonce
-    cannot). Any other HTTP reply is *not-xen*.
+    A landing page of any era, the 404 page, a 403 or a 301 to https are
+    *likely* xapi with their product clues (a page can be copied; an echoed
+    nonce cannot); Xen Orchestra is an appliance; see
+    :func:`~xendiscover._fingerprint._shapes.http_verdict` for the rest.
     """
     read = _read_http(data, closed)
     if isinstance(read, Fingerprint):
         return read
     head, body = read
-    return _page_verdict(head, body, "a xapi page")
+    return http_verdict(head, body, "a xapi page")
 
 
 def parse_isalive_xmlrpc(data: bytes, *, closed: bool, nonce: str) -> Fingerprint:
@@ -138,53 +105,20 @@ def parse_isalive_xmlrpc(data: bytes, *, closed: bool, nonce: str) -> Fingerprin
     if isinstance(read, Fingerprint):
         return read
     head, body = read
+    return with_xapi_product(_isalive_xmlrpc_verdict(head, body, nonce), head, body)
+
+
+def _isalive_xmlrpc_verdict(head: HttpHead, body: bytes, nonce: str) -> Fingerprint:
     reply = decode_xmlrpc(body)
     if reply is None:
-        return _page_verdict(head, body, "XML-RPC")
+        return http_verdict(head, body, "XML-RPC")
     if reply.fault is not None:
         fault = reply.fault.encode("latin-1", "backslashreplace")
         return Fingerprint(None, "not-xen", evidence("XML-RPC fault", fault))
-    value = reply.value
-    if isinstance(value, dict) and value.get("Status") == "Success":
-        echoed = value.get("Value")
-        if nonce and echoed == nonce:
-            return Fingerprint("xapi", "confirmed", evidence("isAlive echoed", nonce.encode()))
-        shown = str(echoed).encode("latin-1", "backslashreplace")
-        return Fingerprint("xapi", "likely", evidence("Xen-API Success, no echo", shown))
-    failure = xenapi_failure(value)
-    if failure is not None:
-        return xenapi_failure_fingerprint(failure, reply.shape)
+    found = xapi_xmlrpc(head, body, reply, nonce)
+    if found is not None:
+        return found
     return Fingerprint(None, "not-xen", evidence("XML-RPC, not Xen-API"))
-
-
-def jsonrpc_error_verdict(error: object) -> Fingerprint | None:
-    """Tell whether a JSON-RPC ``error`` member is xapi's.
-
-    xapi (through ocaml-rpc) writes the Xen-API failure itself:
-    ``"error": ["HOST_STILL_BOOTING"]``, ``["HOST_IS_SLAVE", "<master>"]``.
-    A known code (:data:`XAPI_ERROR_CODES`) confirms xapi; another code in
-    xapi's style is *likely*; a JSON-RPC 2.0 error object
-    (``{"code": -32601, ...}``) is another server's, unless its message is a
-    known xapi code (*likely*).
-
-    Returns:
-        The verdict, or ``None`` if the error says nothing of xapi.
-    """
-    if isinstance(error, dict):
-        message = error.get("message")
-        if isinstance(message, str) and message in XAPI_ERROR_CODES:
-            shown = message.encode("ascii", "backslashreplace")
-            return Fingerprint("xapi", "likely", evidence("JSON-RPC error object", shown))
-        return None
-    if not isinstance(error, list) or not error or not isinstance(error[0], str):
-        return None
-    code = error[0]
-    shown = code.encode("ascii", "backslashreplace")
-    if code in XAPI_ERROR_CODES:
-        return Fingerprint("xapi", "confirmed", evidence("Xen-API JSON-RPC error", shown))
-    if _XAPI_STYLE_CODE.fullmatch(code) and all(isinstance(item, str) for item in error):
-        return Fingerprint("xapi", "likely", evidence("Xen-API-style JSON-RPC error", shown))
-    return None
 
 
 def parse_isalive_jsonrpc(data: bytes, *, closed: bool, nonce: str) -> Fingerprint:
@@ -198,10 +132,14 @@ def parse_isalive_jsonrpc(data: bytes, *, closed: bool, nonce: str) -> Fingerpri
     if isinstance(read, Fingerprint):
         return read
     head, body = read
+    return with_xapi_product(_isalive_jsonrpc_verdict(head, body, nonce), head, body)
+
+
+def _isalive_jsonrpc_verdict(head: HttpHead, body: bytes, nonce: str) -> Fingerprint:
     try:
         message = json.loads(body)
     except (ValueError, RecursionError):
-        return _page_verdict(head, body, "JSON-RPC")
+        return http_verdict(head, body, "JSON-RPC")
     if not isinstance(message, dict) or ("result" not in message and "error" not in message):
         return Fingerprint(None, "not-xen", evidence("JSON, not JSON-RPC", body))
     if nonce and message.get("result") == nonce:
@@ -210,3 +148,32 @@ def parse_isalive_jsonrpc(data: bytes, *, closed: bool, nonce: str) -> Fingerpri
     if found is not None:
         return found
     return Fingerprint(None, "not-xen", evidence("JSON-RPC, not xapi", body))
+
+
+# system.listMethods, as XML-RPC on POST / (HTTP/1.1, Connection: close).
+_LIST_METHODS = (
+    b'<?xml version="1.0"?><methodCall><methodName>system.listMethods</methodName>'
+    b"<params></params></methodCall>"
+)
+
+
+def build_list_methods(*, host: str, nonce: str) -> bytes:
+    """``system.listMethods`` as XML-RPC, ``POST /``: no session, lists every message.
+
+    Read with its own cap (``LIST_METHODS_CAP``): the reply is 100-250 KB.
+    """
+    return http_post("/", host, "text/xml", _LIST_METHODS, http10=False)
+
+
+def parse_list_methods(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
+    """Read xapi's ``system.listMethods`` reply: xapi, and a version floor from its messages.
+
+    The message names are weighed against ``XAPI_MESSAGE_FLOORS`` (from
+    ``datamodel_lifecycle.ml``); any other reply is read as any HTTP reply
+    (:func:`~xendiscover._fingerprint._shapes.http_verdict`).
+    """
+    read = _read_http(data, closed)
+    if isinstance(read, Fingerprint):
+        return read
+    head, body = read
+    return http_verdict(head, body, "XML-RPC")

@@ -18,6 +18,7 @@ Upstream, xen-project/xen at RELEASE-4.4.0 (the last release with xend):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from xendiscover._fingerprint._common import (
@@ -33,10 +34,11 @@ from xendiscover._fingerprint._common import (
     http_post,
     looks_like_http,
     parse_http_head,
-    xapi_page,
     xenapi_failure,
     xenapi_failure_fingerprint,
 )
+from xendiscover._fingerprint._product import xend_help_product, xend_python_product
+from xendiscover._fingerprint._shapes import http_verdict, xapi_xmlrpc
 from xendiscover._model import Fingerprint
 
 __all__ = [
@@ -133,10 +135,20 @@ def match_relocation_reply(data: bytes, *, closed: bool) -> Fingerprint | None:
     line = first_line(data)
     complete = closed or b"\n" in data
     if data.startswith(_OK_HELP):
-        return Fingerprint("xend-relocation", "confirmed", evidence("xend relocation", line))
+        return Fingerprint(
+            "xend-relocation",
+            "confirmed",
+            evidence("xend relocation", line),
+            product=xend_help_product(line) if complete else None,
+        )
     if data.startswith(_ERR_TYPE):
         if b"XendError" in line:
-            return Fingerprint("xend-relocation", "confirmed", evidence("xend relocation", line))
+            return Fingerprint(
+                "xend-relocation",
+                "confirmed",
+                evidence("xend relocation", line),
+                product=xend_python_product(error_line=line),
+            )
         if not complete:
             raise NeedMoreData("relocation error line incomplete")
         return None
@@ -195,11 +207,6 @@ def parse_relocation(data: bytes, *, closed: bool, nonce: str = "") -> Fingerpri
     return _not_http_not_sxp(data)
 
 
-def _http_summary(head_line: str, server: str | None) -> bytes:
-    text = head_line if server is None else f"{head_line} (Server: {server})"
-    return text.encode("latin-1", "backslashreplace")
-
-
 def parse_http(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
     """Read a reply to ``GET / HTTP/1.0`` (no ``User-Agent``), e.g. on port 8000.
 
@@ -220,11 +227,7 @@ def parse_http(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
         if not complete and b"(ls ".startswith(body):
             raise NeedMoreData("SXP body incomplete")
         return Fingerprint("xend-http", "likely", evidence("application/sxp", body))
-    page = xapi_page(http_body(data, head, closed=closed))
-    if page is not None:
-        return page
-    summary = _http_summary(head.status_line, head.get("server"))
-    return Fingerprint(None, "not-xen", evidence("HTTP, not SXP", summary))
+    return http_verdict(head, http_body(data, head, closed=closed), "SXP")
 
 
 _XENAPI_CLASSES = ("session.", "VM.", "host.", "SR.", "VDI.", "network.", "pool.")
@@ -308,14 +311,14 @@ def _xmlrpc_verdict(head: HttpHead, body: bytes) -> Fingerprint:
     """The verdict on a complete XML-RPC reply body (listMethods or isAlive)."""
     reply = decode_xmlrpc(body)
     if reply is None:
-        page = xapi_page(body)
-        if page is not None:
-            return page
-        summary = _http_summary(head.status_line, head.get("server"))
-        return Fingerprint(None, "not-xen", evidence("HTTP, not XML-RPC", summary))
+        return http_verdict(head, body, "XML-RPC")
     if reply.fault is not None:
         fault = reply.fault.encode("latin-1", "backslashreplace")
         return Fingerprint(None, "not-xen", evidence("XML-RPC fault", fault))
+    if reply.shape == "ocaml":  # xapi's XML: its listing, a Failure, a Success
+        found = xapi_xmlrpc(head, body, reply)
+        if found is not None:
+            return found
     value = reply.value
     if isinstance(value, list):
         names = [name for name in value if isinstance(name, str)]
@@ -340,8 +343,16 @@ def parse_xmlrpc(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:
         return head
     body = _xmlrpc_body(data, head, closed)
     if isinstance(body, Fingerprint):
-        return body
-    return _xmlrpc_verdict(head, body)
+        return _with_python(body, head)
+    return _with_python(_xmlrpc_verdict(head, body), head)
+
+
+def _with_python(found: Fingerprint, head: HttpHead) -> Fingerprint:
+    """Give a xend XML-RPC fingerprint the dom0 Python its ``Server:`` header names."""
+    if found.service != "xend-xmlrpc" or found.product is not None:
+        return found
+    product = xend_python_product(server=head.get("server"))
+    return dataclasses.replace(found, product=product) if product is not None else found
 
 
 def parse_isalive(data: bytes, *, closed: bool, nonce: str = "") -> Fingerprint:

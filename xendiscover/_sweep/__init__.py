@@ -51,9 +51,13 @@ def _items(space: TargetSpace, ports: Sequence[int]) -> Iterator[Item]:
 
 
 async def sweep(
-    plan: ScanPlan, backend: Backend, stats: ScanStats
+    plan: ScanPlan, backend: Backend, stats: ScanStats, *, keep: bool = False
 ) -> AsyncGenerator[ProbeResult, None]:
     """Sweep the plan's addresses and ports; yield each open port as it is found.
+
+    With ``keep``, each open port comes with the connection the sweep opened
+    (``ProbeResult.connection``, from probe processes too), for the
+    fingerprint's first probe; the consumer owns it.
 
     Raises:
         WorkerError: A probe process failed (its part is not done).
@@ -70,11 +74,12 @@ async def sweep(
         rate=rate,
         stats=stats,
         ports=len(plan.ports),
+        keep=keep,
     )
     sources = [prober.run(_items(parts[0], plan.ports))]
     for part in parts[1:]:
         job = Job(part, plan.ports, plan.timeout, plan.retries, window, rate)
-        sources.append(run_worker(backend, job, stats))
+        sources.append(run_worker(backend, job, stats, keep=keep))
     results = sources[0] if len(sources) == 1 else _merge(sources)
     async with contextlib.aclosing(results):
         async for result in results:

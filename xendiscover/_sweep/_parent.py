@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-from xendiscover._backend import Backend, Outcome
+from xendiscover._backend import Backend, Outcome, WorkerProcess
 from xendiscover._errors import XenDiscoverError
 from xendiscover._sweep._codec import (
     Counters,
@@ -55,11 +55,20 @@ class _CounterMerge:
         self._before = now
 
 
-def _take(message: Message, merge: _CounterMerge) -> ProbeResult | None:
-    """Act on one message: an open port to yield, counters to add, or a failure."""
+def _take(message: Message, merge: _CounterMerge, proc: WorkerProcess | None) -> ProbeResult | None:
+    """Act on one message: an open port to yield, counters to add, or a failure.
+
+    With ``proc``, an open port comes with the connection it handed over.
+    """
     if isinstance(message, OpenPort):
+        kept = proc.connection(message.address, message.port) if proc is not None else None
         return ProbeResult(
-            message.address, message.port, Outcome.OPEN, message.latency, message.attempts
+            message.address,
+            message.port,
+            Outcome.OPEN,
+            message.latency,
+            message.attempts,
+            connection=kept,
         )
     if isinstance(message, Progress | Finished):
         merge.take(message.counters)
@@ -69,19 +78,21 @@ def _take(message: Message, merge: _CounterMerge) -> ProbeResult | None:
 
 
 async def run_worker(
-    backend: Backend, job: Job, stats: ScanStats
+    backend: Backend, job: Job, stats: ScanStats, *, keep: bool = False
 ) -> AsyncGenerator[ProbeResult, None]:
     """Sweep ``job`` in a probe process, yielding its open ports as they come.
 
     Its counters are added into ``stats`` as they arrive. Closing the
-    iterator (or cancelling its consumer) kills the process.
+    iterator (or cancelling its consumer) kills the process. With ``keep``,
+    each open port comes with the connection the process opened (or
+    ``None`` where it could not be handed over).
 
     Raises:
         WorkerError: The process could not start, sent something that is not
             the wire format, or ended without finishing its part.
     """
     try:
-        proc = await backend.spawn_worker(encode_job(job))
+        proc = await backend.spawn_worker(encode_job(job), connections=keep)
     except XenDiscoverError as exc:
         raise WorkerError(str(exc)) from None
     reader = MessageReader()
@@ -90,7 +101,7 @@ async def run_worker(
     try:
         while chunk := await proc.read():
             for message in reader.feed(chunk):
-                if (found := _take(message, merge)) is not None:
+                if (found := _take(message, merge, proc if keep else None)) is not None:
                     yield found
         code = await proc.wait()
         ended = True

@@ -7,7 +7,7 @@
   decoys that are not), on any address and port you bind them to.
 """
 
-from xendiscover.testing._certs import XapiIdentity
+from xendiscover.testing._certs import XapiIdentity, fake_certificate_pem
 from xendiscover.testing._fakes import Behaviour, FakeBackend, FakeResolver, FakeService
 from xendiscover.testing._servers import (
     DEFAULT_XEND_METHODS,
@@ -43,5 +43,6 @@ __all__ = [
     "FakeXendRelocation",
     "FakeXendXmlRpc",
     "XapiIdentity",
+    "fake_certificate_pem",
     "fake_tls_context",
 ]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import importlib.resources
+import functools
 import json
 import re
 import socket
@@ -47,10 +47,10 @@ import xmlrpc.client
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 from xml.sax.saxutils import escape
 
-from xendiscover.testing._certs import XapiIdentity
+from xendiscover.testing._certs import XapiIdentity, fake_tls_context
 
 __all__ = [
     "DEFAULT_XEND_METHODS",
@@ -72,23 +72,6 @@ __all__ = [
 _RECORD_CAP = 64 * 1024
 #: The longest request head or body a fake accepts.
 _HTTP_CAP = 1024 * 1024
-
-
-def fake_tls_context() -> ssl.SSLContext:
-    """Return a server TLS context with the self-signed test certificate.
-
-    The certificate and key ship inside :mod:`xendiscover.testing` (CN
-    ``xendiscover-fake-xapi``); they protect nothing and must never be
-    trusted by anything.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    package = importlib.resources.files("xendiscover.testing")
-    with (
-        importlib.resources.as_file(package / "fake-xapi-cert.pem") as cert,
-        importlib.resources.as_file(package / "fake-xapi-key.pem") as key,
-    ):
-        context.load_cert_chain(cert, key)
-    return context
 
 
 class _Conn:
@@ -881,6 +864,142 @@ def _ocaml_response(value: object) -> bytes:
     ).encode()
 
 
+# The head of XCP-ng 8.3's XO Lite page, served on GET / over HTTPS (derived).
+_XO_LITE_PAGE = (
+    b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="UTF-8" />\n'
+    b'<link rel="icon" href="/favicon.ico" />\n'
+    b'<meta name="viewport" content="width=device-width, initial-scale=1.0" />\n'
+    b'<title>XO Lite</title>\n</head>\n<body>\n<div id="root"></div>\n</body>\n</html>\n'
+)
+
+
+#: How a xapi release lays out its reply heads (xen-api ``ocaml/libs/http-lib/
+#: http.ml`` ``Response.to_header_list``): ``capitalised`` (until mid-2011:
+#: ``Connection: keep-alive``, ``Content-Length`` last), ``compact`` (late 2011
+#: to xapi 23.30: ``connection:keep-alive``, a space only after
+#: ``content-length``), ``spaced`` (xapi >= 23.31: ``connection: keep-alive``).
+XapiLayout = Literal["capitalised", "compact", "spaced"]
+
+
+@dataclass(frozen=True)
+class XapiRelease:
+    """One xapi release, as :class:`FakeXapi` reproduces what it sends with no session.
+
+    Attributes:
+        name: The product and version (``"XCP-ng 8.3"``).
+        xapi_version: xapi's own version (``"1.249.0"``, ``"25.6.0"``): which
+            messages of ``XAPI_MESSAGE_FLOORS`` its ``system.listMethods`` lists.
+        layout: Its reply heads' layout (see :data:`XapiLayout`).
+        page: Its landing page (``/opt/xensource/www/index.html``), served
+            on ``GET /`` over HTTPS, and over HTTP when ``plain_get`` is
+            ``"page"``.
+        plain_get: What ``GET /`` in the clear gets: ``"403"`` (https-only,
+            XenServer 8 / Citrix Hypervisor 8.2 CU1+), ``"301"`` to https
+            (XCP-ng), or the ``"page"`` (old releases).
+        isalive: Whether it echoes ``system.isAlive:<uuid>`` (xapi since
+            2012) and speaks JSON-RPC; older ones answer
+            ``MESSAGE_METHOD_UNKNOWN``.
+    """
+
+    name: str
+    xapi_version: str
+    layout: XapiLayout
+    page: bytes
+    plain_get: Literal["403", "301", "page"]
+    isalive: bool = True
+
+
+def _landing(title: str, heading: str = "") -> bytes:
+    return (
+        f"<html><head><title>{title}</title></head><body>{heading}"
+        "<p>Download the management tools.</p></body></html>"
+    ).encode()
+
+
+#: The releases the fakes reproduce, by key. The pages: XenServer 6.0.2 and
+#: XCP 1.1 as nmap-service-probes recorded them from real hosts (their
+#: ``<title>``); XenServer 7.1 (``Welcome to Citrix XenServer 7.1.2``) and
+#: XCP-ng 8.2 (``<h2 class="title">Welcome to XCP-ng 8.2.1</h2>``) from the
+#: xenserver/xcp-ng ``www`` sources; XCP-ng 8.3's XO Lite; XenServer 8's
+#: template (``Welcome to XenServer 8``, not confirmed on a real host). The
+#: modern xapi version is a 2025 update of each (xapi 25.x).
+XAPI_RELEASES: Mapping[str, XapiRelease] = {
+    "xenserver-6.0": XapiRelease(
+        "XenServer 6.0.2", "1.3.2", "capitalised", _landing("XenServer 6.0.2"), "page", False
+    ),
+    "xcp-1.1": XapiRelease("XCP 1.1", "1.4.1", "capitalised", _landing("XCP 1.1"), "page", False),
+    "xenserver-7.1": XapiRelease(
+        "XenServer 7.1.2",
+        "1.60.0",
+        "compact",
+        _landing("XenServer", "<h1>Welcome to Citrix XenServer 7.1.2</h1>"),
+        "page",
+    ),
+    "xcp-ng-8.2": XapiRelease(
+        "XCP-ng 8.2.1",
+        "1.249.0",
+        "compact",
+        _landing("XCP-ng", '<h2 class="title">Welcome to XCP-ng 8.2.1</h2>'),
+        "301",
+    ),
+    "xcp-ng-8.3": XapiRelease("XCP-ng 8.3", "25.6.0", "spaced", _XO_LITE_PAGE, "301"),
+    "xenserver-8": XapiRelease(
+        "XenServer 8",
+        "25.6.0",
+        "spaced",
+        _landing("XenServer", "<h1>Welcome to XenServer 8</h1>"),
+        "403",
+    ),
+}
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+# A xapi's message list: classes and messages of its data model (datamodel.ml),
+# about 2,300 names (the real 8.x lists are 2,000-3,000, 100-250 KB).
+_XAPI_CLASSES = (
+    "session", "auth", "subject", "role", "task", "event", "pool", "pool_patch", "pool_update",
+    "VM", "VM_metrics", "VM_guest_metrics", "VMPP", "VMSS", "VM_appliance", "DR_task", "host",
+    "host_crashdump", "host_patch", "host_metrics", "host_cpu", "network", "VIF", "VIF_metrics",
+    "PIF", "PIF_metrics", "Bond", "VLAN", "SM", "SR", "LVHD", "VDI", "VBD", "VBD_metrics", "PBD",
+    "crashdump", "VTPM", "console", "user", "data_source", "blob", "message", "secret", "tunnel",
+    "PCI", "PGPU", "GPU_group", "VGPU", "VGPU_type", "PVS_site", "Feature", "SDN_controller",
+    "Certificate", "Cluster", "Cluster_host", "Repository",
+)  # fmt: skip
+_XAPI_MESSAGES = (
+    "get_all", "get_all_records", "get_record", "get_by_uuid", "get_uuid", "get_by_name_label",
+    "get_name_label", "set_name_label", "get_name_description", "set_name_description",
+    "get_other_config", "set_other_config", "add_to_other_config", "remove_from_other_config",
+    "get_tags", "set_tags", "add_tags", "remove_tags", "create", "destroy",
+    "get_allowed_operations", "get_current_operations", "get_blobs", "create_new_blob",
+    "get_data_sources",
+    "record_data_source", "query_data_source", "forget_data_source_archives", "get_all_where",
+    "get_status", "get_type", "get_host", "get_VM", "get_network", "get_SR", "get_VDI",
+    "get_metrics", "set_metrics",
+)  # fmt: skip
+
+
+@functools.cache
+def xapi_messages(xapi_version: str) -> tuple[str, ...]:
+    """What ``system.listMethods`` lists on this xapi version (the fakes' data model).
+
+    Every class's common messages, ``session.get_this_host``, and each
+    message of ``XAPI_MESSAGE_FLOORS`` (``datamodel_lifecycle.ml``) whose
+    first version is at most ``xapi_version``.
+    """
+    from xendiscover._fingerprint._product import XAPI_MESSAGE_FLOORS
+
+    newer = {message for message, _, _ in XAPI_MESSAGE_FLOORS}
+    names = [f"{cls}.{msg}" for cls in _XAPI_CLASSES for msg in _XAPI_MESSAGES]
+    names = [name for name in names if name not in newer]
+    names += ["session.get_this_host", "system.listMethods", "system.isAlive"]
+    mine = _version_key(xapi_version)
+    names += [m for m, first, _ in XAPI_MESSAGE_FLOORS if _version_key(first) <= mine]
+    return tuple(dict.fromkeys(names))
+
+
 class FakeXapi(FakeServer):
     """xapi, the XenServer / XCP-ng management API (80 in the clear, 443 TLS).
 
@@ -908,9 +1027,18 @@ class FakeXapi(FakeServer):
       ``Xapi_globs.emergency_mode_error``) or a pool member
       (``("HOST_IS_SLAVE", "<master address>")``).
 
+    - ``system.listMethods`` lists :func:`xapi_messages` of its release
+      (no session needed, as on xapi);
+    - ``OPTIONS`` gets ``http_svr.ml``'s ``respond_to_options`` (CORS
+      headers allowing ``PUT``).
+
     ``GET`` is ``http_svr.ml``'s ``response_forbidden`` (403, HTML) -- except
     with ``xo_lite=True`` (XCP-ng 8.3), where ``GET /`` is the XO Lite page
     and other paths xapi's 404 page (``<address>Xapi Server</address>``).
+    With a ``release`` (:data:`XAPI_RELEASES`), the fake answers as that
+    release: its header layout, its landing page over TLS, its answer to
+    ``GET /`` in the clear (403, a 301 to https, or the page), its method
+    list, and the 404 page on other paths.
 
     Args:
         host: The address to bind.
@@ -923,8 +1051,11 @@ class FakeXapi(FakeServer):
         xo_lite: Serve XCP-ng's web pages on ``GET``.
         identity: With ``tls``, serve certificates made as xapi makes its
             own: the host's (CN and SAN: its name and addresses) and, for SNI
-            ``xapi:pool``, the pool certificate (CN: its UUID). Two fakes
+            ``pool``, the pool certificate (CN: its UUID). Two fakes
             with one identity are one multi-homed host.
+        release: Answer as this release (a key of :data:`XAPI_RELEASES`, or
+            a :class:`XapiRelease`); ``None``: a current xapi (layout
+            ``spaced``, 403 on ``GET``).
 
     Attributes:
         calls: Every method name called (XML-RPC and JSON-RPC), in order.
@@ -946,18 +1077,21 @@ class FakeXapi(FakeServer):
         error: Sequence[str] | None = None,
         xo_lite: bool = False,
         identity: XapiIdentity | None = None,
+        release: XapiRelease | str | None = None,
     ) -> None:
         if ssl_context is None and tls:
             ssl_context = identity.tls_context() if identity is not None else fake_tls_context()
         context = ssl_context
         super().__init__(host, port, ssl_context=context)
-        self.legacy = legacy
+        self.release = XAPI_RELEASES[release] if isinstance(release, str) else release
+        self.legacy = legacy or (self.release is not None and not self.release.isalive)
         self.users = dict(users or {})
         self.error = tuple(error) if error is not None else None
         self.xo_lite = xo_lite
         self.calls: list[str] = []
         self.sessions: set[str] = set()
-        self.description = ("older xapi" if legacy else "xapi") + (" over TLS" if self.tls else "")
+        name = self.release.name if self.release else ("older xapi" if legacy else "xapi")
+        self.description = name + (" over TLS" if self.tls else "")
 
     def call(self, method: str, params: list[Any]) -> tuple[bool, Any]:
         """Answer one Xen-API call: ``(True, value)`` or ``(False, error_description)``.
@@ -971,6 +1105,10 @@ class FakeXapi(FakeServer):
             return False, list(self.error)
         if method.startswith("system.isAlive:") and not self.legacy:
             return True, params[0] if params else ""
+        if method == "system.listMethods":
+            return True, list(
+                xapi_messages(self.release.xapi_version if self.release else "25.6.0")
+            )
         if method == "session.login_with_password":
             return self._login(params)
         if method.startswith(("system.", "session.login")) or "." not in method:
@@ -992,11 +1130,16 @@ class FakeXapi(FakeServer):
             return True, ref
         return False, ["SESSION_AUTHENTICATION_FAILED", user, "Authentication failure"]
 
-    @staticmethod
-    def _wire(request: _Request, status: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
-        """``Http.Response.to_wire_string``: status, ``content-length``, then the headers."""
+    def _wire(
+        self, request: _Request, status: str, headers: list[tuple[str, str]], body: bytes
+    ) -> bytes:
+        """``Http.Response.to_wire_string``: status, ``content-length``, then the headers.
+
+        Laid out as the release does (see :data:`XapiLayout`).
+        """
         version = "HTTP/1.0" if request.version == "HTTP/1.0" else "HTTP/1.1"
-        return _response(status, headers, body, version=version, length_header="content-length")
+        layout = self.release.layout if self.release else "spaced"
+        return _xapi_wire(layout, version, status, headers, body)
 
     def _api(self, request: _Request, content_type: str, body: bytes) -> bytes:
         connection = "keep-alive" if request.keep_alive else "close"
@@ -1009,9 +1152,19 @@ class FakeXapi(FakeServer):
         return self._wire(request, "200 OK", headers, body)
 
     def _page(self, request: _Request) -> bytes:
-        if self.xo_lite and request.path == "/":
+        if request.method == "OPTIONS":
+            return self._wire(request, "200 OK", _XAPI_OPTIONS_HEADERS, b"")
+        root = request.path == "/"
+        if self.release is not None and root and (self.tls or self.release.plain_get == "page"):
+            return self._wire(request, "200 OK", _XAPI_PAGE_HEADERS, self.release.page)
+        if self.release is not None and root and self.release.plain_get == "301":
+            host = request.headers.get("host", "localhost")
+            return self._wire(
+                request, "301 Moved Permanently", [("location", f"https://{host}/")], b""
+            )
+        if self.xo_lite and root:
             return self._wire(request, "200 OK", [("content-type", "text/html")], _XO_LITE_PAGE)
-        if self.xo_lite:
+        if (self.xo_lite or self.release is not None) and not root:
             page = _XAPI_404.format(path=escape(request.path)).encode()
             return self._wire(request, "404 Not Found", _XAPI_ERROR_HEADERS[1:], page)
         return self._wire(request, "403 Forbidden", _XAPI_ERROR_HEADERS, _XAPI_403)
@@ -1062,6 +1215,35 @@ class FakeXapi(FakeServer):
                 return
 
 
+def _xapi_wire(
+    layout: XapiLayout, version: str, status: str, headers: list[tuple[str, str]], body: bytes
+) -> bytes:
+    """An HTTP reply laid out as one xapi era writes it (see :data:`XapiLayout`)."""
+    length = len(body)
+    if layout == "capitalised":
+        named = [("-".join(p.capitalize() for p in n.split("-")), v) for n, v in headers]
+        lines = [f"{n}: {v}" for n, v in named] + [f"Content-Length: {length}"]
+    elif layout == "compact":
+        lines = [f"content-length: {length}"] + [
+            f"{n}:{v}" if n.islower() else f"{n}: {v}" for n, v in headers
+        ]
+    else:
+        lines = [f"content-length: {length}"] + [f"{n}: {v}" for n, v in headers]
+    head = "\r\n".join([f"{version} {status}", *lines]) + "\r\n\r\n"
+    return head.encode("latin-1") + body
+
+
+# respond_to_options (http_svr.ml): a 200 with CORS headers allowing PUT.
+_XAPI_OPTIONS_HEADERS = [
+    ("connection", "close"),
+    ("cache-control", "no-cache, no-store"),
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Headers", "X-Requested-With"),
+    ("Access-Control-Allow-Methods", "PUT"),
+]
+# fileserver.ml sends a page with keep-alive and its MIME type.
+_XAPI_PAGE_HEADERS = [("connection", "keep-alive"), ("content-type", "text/html")]
+
 # http_svr.ml's error replies: content-type, connection: close, cache-control.
 _XAPI_ERROR_HEADERS = [
     ("content-type", "text/html"),
@@ -1084,15 +1266,6 @@ _XAPI_404 = (
     "<html><body><h1>HTTP 404 Not Found</h1>The requested URL {path} was not found "
     "on this server.<hr><address>Xapi Server</address></body></html>"
 )
-# The head of XCP-ng 8.3's XO Lite page, served on GET / over HTTPS (derived).
-_XO_LITE_PAGE = (
-    b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="UTF-8" />\n'
-    b'<link rel="icon" href="/favicon.ico" />\n'
-    b'<meta name="viewport" content="width=device-width, initial-scale=1.0" />\n'
-    b'<title>XO Lite</title>\n</head>\n<body>\n<div id="root"></div>\n</body>\n</html>\n'
-)
-
-
 # --------------------------------------------------------------------------- libvirt
 
 _LIBVIRT_HEADER = struct.Struct(">IIIIIII")
