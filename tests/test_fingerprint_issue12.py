@@ -249,7 +249,7 @@ async def test_7_libvirt_auth_none_by_converse(hv_type: str, verdict: str) -> No
 
 
 @pytest.mark.parametrize(("hv_type", "verdict"), [("Xen", "confirmed"), ("QEMU", "not-xen")])
-async def test_7_libvirt_auth_none_through_probe_port(hv_type: str, verdict: str) -> None:
+async def test_7_libvirt_auth_none_through_fingerprint_port(hv_type: str, verdict: str) -> None:
     async with FakeLibvirt(address(), auth_types=(0,), hv_type=hv_type) as libvirt:
         found = await fingerprint_port(
             libvirt.host, libvirt.port, timeout=DEADLINE, plan_port=16509

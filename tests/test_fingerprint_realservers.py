@@ -206,7 +206,7 @@ async def test_libvirtd_with_auth_none_is_reported_by_its_real_type(
     assert data.endswith(b"\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00\x00\x05\x00\x00\x00\x00")
 
 
-async def test_libvirtd_with_auth_none_through_probe_port(libvirtd_none: Running) -> None:
+async def test_libvirtd_with_auth_none_through_fingerprint_port(libvirtd_none: Running) -> None:
     host, port = libvirtd_none.host, libvirtd_none.ports["tcp"]
     found = await fingerprint_port(host, port, timeout=DEADLINE)
     assert (found.service, found.verdict) == ("libvirt", "not-xen"), found

@@ -12,8 +12,8 @@ traceback.
 termination: a probe process ignores SIGINT (it runs in its own process
 group anyway), exits at once and silently on SIGTERM, and dies with its
 parent: Linux sends it SIGTERM when the parent goes, and a parent that was
-gone before that was asked for is caught by comparing ``getppid()`` with the
-PID it was given.
+gone before that was asked for (or, on other systems, any time) is caught by
+comparing ``getppid()`` with the PID it was given.
 """
 
 from __future__ import annotations
@@ -26,12 +26,15 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
+from xendiscover import _platform
+
 __all__ = [
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
     "Terminated",
     "command",
     "during_loop",
+    "exit_if_orphaned",
     "probe_process",
     "stop",
 ]
@@ -83,13 +86,23 @@ def stop(code: int) -> NoReturn:
 
 
 def probe_process(parent: int | None) -> None:
-    """A probe process's policy; ``parent`` is the scanning process's PID, if given."""
+    """A probe process's policy; ``parent`` is the scanning process's PID, if given.
+
+    Without ``PR_SET_PDEATHSIG`` (see :mod:`xendiscover._platform`), the
+    probe process's progress reports call :func:`exit_if_orphaned`.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(EXIT_SIGTERM))
     if parent is None:
         return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
+    if _platform.FEATURES.pdeathsig:
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    exit_if_orphaned(parent)  # the parent may have died before prctl took effect
+
+
+def exit_if_orphaned(parent: int | None) -> None:
+    """In a probe process: exit at once, silently, if ``parent`` is no longer its parent."""
+    if parent is not None and os.getppid() != parent:
         os._exit(EXIT_SIGTERM)

@@ -122,21 +122,46 @@ def test_as_root_a_raw_socket_stands_in_for_a_refused_ping_socket(
     assert {T.v6_global, T.v6_ula} <= result.xen
 
 
-def _rx_packets(lab: netlab_routes.RouteLab) -> int:
-    out = lab.run(lab.ns["rtr"], ["ip", "-s", "-j", "link", "show", "eth0"]).stdout
-    return int(json.loads(out)[0]["stats64"]["rx"]["packets"])
+_COUNT = """table inet xdlcount {
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    meta l4proto tcp counter
+    meta l4proto ipv6-icmp icmpv6 type echo-request counter
+  }
+}
+"""
+
+
+def _probes_seen(lab: netlab_routes.RouteLab) -> int:
+    """TCP segments and ICMPv6 echo requests that reached the router or the global host.
+
+    Counted by nft in their prerouting hook; ARP, neighbour discovery and MLD,
+    which the kernel sends on its own, are not probes and are not counted.
+    """
+    total = 0
+    for ns in (lab.ns["rtr"], lab.ns["hg"]):
+        listed = lab.run(ns, ["nft", "-j", "list", "table", "inet", "xdlcount"])
+        if listed.returncode != 0:
+            lab._nft(ns, _COUNT)
+            listed = lab.run(ns, ["nft", "-j", "list", "table", "inet", "xdlcount"])
+        for item in json.loads(listed.stdout)["nftables"]:
+            for expr in item.get("rule", {}).get("expr", []):
+                total += expr.get("counter", {}).get("packets", 0)
+    return total
 
 
 def test_list_targets_shows_each_source_and_exclusion_and_sends_nothing(
     route_lab: netlab_routes.RouteLab,
 ) -> None:
     route_lab.flush_neighbours()
+    start = _probes_seen(route_lab)
     assert route_lab.probe(T.local_xen, T.port, ns=route_lab.scanner).result == "open"
     assert route_lab.probe(T.v6_global, T.port, ns=route_lab.scanner).result == "open"
-    before = _rx_packets(route_lab)
+    before = _probes_seen(route_lab)
+    assert before > start  # the counters see a probe
     result = run(route_lab, "--list-targets", "--routes")
     assert result.code == 0, result.stderr
-    assert _rx_packets(route_lab) == before  # not one packet towards the router
+    assert _probes_seen(route_lab) == before  # not one probe, not one echo
     rows = {
         tuple(line.split("\t")[:3]): line.split("\t")[3:] for line in result.stdout.splitlines()
     }

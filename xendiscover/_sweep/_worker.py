@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 
 from xendiscover._backend import Backend, SocketBackend
-from xendiscover._signals import probe_process
+from xendiscover._signals import exit_if_orphaned, probe_process
 from xendiscover._sweep._prober import ScanStats
 from xendiscover._sweep._protocol import (
     MAX_JOB,
@@ -45,20 +45,27 @@ REPORT_EVERY = 0.1
 
 
 async def run_job(
-    job: Job, backend: Backend, write: Callable[[bytes], None], *, keep: bool = False
+    job: Job,
+    backend: Backend,
+    write: Callable[[bytes], None],
+    *,
+    keep: bool = False,
+    parent: int | None = None,
 ) -> None:
     """Sweep ``job`` through ``backend``, writing protocol lines with ``write``.
 
     With ``keep``, the connection of each open port is handed over
     (:meth:`~xendiscover._backend.Backend.hand_over`) before its ``open``
     line is written, so the scanning process finds it there when it reads
-    the line.
+    the line. With ``parent``, the process exits once that is no longer its
+    parent (checked at each progress report).
     """
     stats = ScanStats()
 
     async def report() -> None:
         while True:
             await asyncio.sleep(REPORT_EVERY)
+            exit_if_orphaned(parent)  # where no PR_SET_PDEATHSIG did it already
             write(encode(Progress(stats)))
 
     reporter = asyncio.ensure_future(report())
@@ -78,7 +85,12 @@ async def run_job(
 
 
 async def run_encoded_job(
-    job: bytes, backend: Backend, write: Callable[[bytes], None], *, keep: bool = False
+    job: bytes,
+    backend: Backend,
+    write: Callable[[bytes], None],
+    *,
+    keep: bool = False,
+    parent: int | None = None,
 ) -> None:
     """Decode ``job`` and run it; a job that does not decode is answered ``failed``."""
     try:
@@ -86,7 +98,7 @@ async def run_encoded_job(
     except WireError as exc:
         write(encode(Failed.of(f"bad job: {exc}")))
         return
-    await run_job(decoded, backend, write, keep=keep)
+    await run_job(decoded, backend, write, keep=keep, parent=parent)
 
 
 class _Pipe(asyncio.Protocol):
@@ -100,12 +112,13 @@ class _Pipe(asyncio.Protocol):
             self.gone.set_result(None)
 
 
-async def _main(job: bytes, channel: socket.socket | None) -> None:
+async def _main(job: bytes, channel: socket.socket | None, parent: int | None) -> None:
     loop = asyncio.get_running_loop()
     transport, pipe = await loop.connect_write_pipe(_Pipe, sys.stdout.buffer)
     backend = SocketBackend(channel)
     try:
-        await run_encoded_job(job, backend, transport.write, keep=channel is not None)
+        keep = channel is not None
+        await run_encoded_job(job, backend, transport.write, keep=keep, parent=parent)
     finally:
         backend.close()
         transport.close()  # flushes what is buffered, then closes
@@ -115,14 +128,15 @@ async def _main(job: bytes, channel: socket.socket | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run one job from stdin to the end (see the module docstring)."""
     args = sys.argv[1:] if argv is None else argv
-    probe_process(int(args[0]) if args and args[0].isdigit() else None)
+    parent = int(args[0]) if args and args[0].isdigit() else None
+    probe_process(parent)
     # The second argument, if any: the descriptor of the Unix socket over
     # which open connections go to the scanning process.
     channel = None
     if len(args) > 1 and args[1].isdigit():
         channel = socket.socket(fileno=int(args[1]))
         channel.setblocking(False)
-    asyncio.run(_main(sys.stdin.buffer.readline(MAX_JOB + 1), channel))
+    asyncio.run(_main(sys.stdin.buffer.readline(MAX_JOB + 1), channel, parent))
 
 
 if __name__ == "__main__":
