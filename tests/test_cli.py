@@ -413,14 +413,15 @@ def test_help_reads_like_a_unix_tool_at_80_columns() -> None:
     for python_type in ("<bool>", "list[", "<int", "<float>", "<str>", "<path>"):
         assert python_type not in text
     for option in (
-        "--port PORT",
+        "--port PORTS",
         "--timeout SECONDS",
         "--nameserver IP[:PORT]",
         "-o, --output FILE",
     ):
         assert option in text
-    assert text.index("Examples:") > text.index("Options:")  # examples last
-    assert lines[-2].strip() == "xendiscover demo"
+    assert text.index("Examples:") > text.index("Options:")  # examples, then exit statuses
+    assert text.index("Exit status:") > text.index("Examples:")
+    assert lines[lines.index("Exit status:") - 3].strip() == "xendiscover demo"
 
 
 @pytest.mark.parametrize(

@@ -372,3 +372,27 @@ def test_what_an_icmp_error_says_about_the_address(
     icmp: tuple[int, int, str] | None, verdict: bool | None
 ) -> None:
     assert _icmp_verdict("10.0.0.1", icmp) is verdict
+
+
+async def test_a_third_partys_host_unreachable_ends_only_its_own_probe() -> None:
+    # A router's "host unreachable" for one port (a per-port filter says the
+    # same): RFC 1122's soft error. The address's other ports go on.
+    connector = FakeBackend({("10.0.0.1", 443): "routed", "10.0.0.1": "closed"}, pending=True)
+    prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY, ports=7)
+    results = await run_items(prober, per_address(["10.0.0.1"]))
+    outcomes = {p: r.outcome for (_, p), r in results.items()}
+    assert outcomes.pop(443) is Outcome.UNREACHABLE
+    assert set(outcomes.values()) == {Outcome.CLOSED}
+
+
+async def test_a_second_port_with_a_third_partys_host_unreachable_ends_the_address() -> None:
+    # Two ports of the address got a router's "host unreachable": now it is
+    # believed for every port, and the silent ones stop retrying.
+    connector = FakeBackend(
+        {("10.0.0.1", 443): "routed", ("10.0.0.1", 80): "routed", "10.0.0.1": "dark"},
+        pending=True,
+    )
+    prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY, ports=7)
+    results = await run_items(prober, per_address(["10.0.0.1"]))
+    assert {r.outcome for r in results.values()} == {Outcome.UNREACHABLE}
+    assert [a for a, _ in connector.attempts].count("10.0.0.1") == 7  # no retry at all

@@ -26,7 +26,16 @@ from hypothesis import strategies as st
 from xendiscover import Finding
 from xendiscover._model import HostnameSource, Service, Verdict, group_findings
 from xendiscover._names import MAX_NAME, escape_name, is_dns_name
-from xendiscover._output import CSV_FIELDS, FORMATS, VIEWS, View, listed, printable, render
+from xendiscover._output import (
+    CSV_FIELDS,
+    FORMATS,
+    VIEWS,
+    View,
+    listed,
+    port_records,
+    printable,
+    render,
+)
 
 #: Characters that steer a terminal, break a line or a cell, or hide text.
 NASTY = (
@@ -126,9 +135,16 @@ def test_json_formats_are_ascii_and_parse_back(found: list[Finding], view: View)
     document = json.loads(render(found, "json", view=view))
     assert document == {"run": None, "machines": [h.as_dict() for h in hosts]}
     lines = render(found, "jsonl", view=view).splitlines()
-    ordered = sorted(found, key=lambda f: f.sort_key)
     assert [json.loads(line) for line in lines] == [
-        {"record": "port", **f.as_dict()} for f in ordered
+        {"record": "port", **r} for r in port_records(found)
+    ]
+    ordered = sorted(found, key=lambda f: f.sort_key)
+    own = [
+        {key: json.loads(line)[key] for key in f.as_dict()}
+        for line, f in zip(lines, ordered, strict=True)
+    ]
+    assert [{**r, "host_uuid": None} for r in own] == [
+        {**f.as_dict(), "host_uuid": None} for f in ordered
     ]
 
 

@@ -1,4 +1,10 @@
-"""The real backend: non-blocking sockets and subprocesses on the running loop."""
+"""The real backend: non-blocking sockets and subprocesses on the running loop.
+
+Portable: the connect reactor runs on :mod:`selectors` (epoll on Linux,
+kqueue on macOS and the BSDs) and ``setblocking(False)``; what Linux adds
+(``IP_RECVERR``, ``SOCK_NONBLOCK``, reconnecting a refused socket) is used
+where :data:`xendiscover._platform.FEATURES` says it exists.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,14 @@ import heapq
 import itertools
 import math
 import os
-import select
+import selectors
 import socket
 import ssl
 import struct
 import sys
 import time
 
+from xendiscover import _platform
 from xendiscover._backend._base import (
     ConnectFailed,
     Connection,
@@ -34,7 +41,10 @@ __all__ = ["SocketBackend"]
 
 # SO_LINGER {on, 0 s}: close() sends a reset and leaves no TIME_WAIT behind.
 _LINGER_ZERO = struct.pack("ii", 1, 0)
-_SOCK_FLAGS = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+#: Linux makes a socket non-blocking and close-on-exec in one call.
+_SOCK_FLAGS = (
+    socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
+)
 _EINPROGRESS, _EALREADY = errno.EINPROGRESS, errno.EALREADY
 _ECONNREFUSED = errno.ECONNREFUSED
 #: A second connect() saying the socket is connected (0, EISCONN) or pending.
@@ -66,6 +76,28 @@ _perf_counter = time.perf_counter
 WORKER_MODULE = "xendiscover._sweep._worker"
 #: The most bytes one read of a probe process's output returns.
 _WORKER_READ = 65536
+
+
+#: The most ICMP senders remembered as this machine's own, or not.
+_OURS_KEPT = 1024
+_ours: dict[str, bool] = {}
+
+
+def _is_ours(address: str) -> bool:
+    """Whether ``address`` is one of this machine's (it can be bound to)."""
+    known = _ours.get(address)
+    if known is None:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.bind((address, 0))
+            known = True
+        except OSError:
+            known = False
+        if len(_ours) >= _OURS_KEPT:
+            _ours.clear()
+        _ours[address] = known
+    return known
 
 
 def _ask_for_icmp(sock: socket.socket) -> None:
@@ -141,7 +173,7 @@ class _PendingConnect:
         if sock is None:
             return
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        icmp = _icmp_of(sock) if code in _ICMP_ERRNOS else None
+        icmp = _icmp_of(sock) if code in _ICMP_ERRNOS and self._owner.recverr else None
         latency = _perf_counter() - self._start
         if code == 0 and self._keep:  # the caller takes the open connection
             self._owner.release(self, close=False)
@@ -150,7 +182,8 @@ class _PendingConnect:
             else:
                 sock.close()
             return
-        self._settle(ConnectResult(outcome_of_errno(code), latency, code, icmp))
+        local = icmp is not None and _is_ours(icmp[2])
+        self._settle(ConnectResult(outcome_of_errno(code), latency, code, icmp, local=local))
 
     def expired(self) -> None:
         if self.sock is not None:
@@ -161,26 +194,40 @@ class _PendingConnect:
 
 
 class _Connects:
-    """Every sweep connect in progress on one loop: one epoll set, one timer.
+    """Every sweep connect in progress on one loop: one selector, one timer.
 
     asyncio's ``add_writer`` and ``call_later`` cost a handle, a selector
     key, a transport check and a Python-level heap comparison per call,
     which a sweep of tens of thousands of pending connects pays for every
-    attempt. Here a pending connect costs one ``epoll_ctl`` and one entry in
-    a heap of tuples (compared in C); the loop watches this epoll set's own
-    descriptor and one timer, for the earliest deadline.
+    attempt. Here a pending connect costs one registration in a selector of
+    our own (epoll on Linux, kqueue on macOS and the BSDs) and one entry in
+    a heap of tuples (compared in C); the loop watches that selector's own
+    descriptor and one timer, for the earliest deadline. A selector with no
+    descriptor of its own (``poll``, ``select``) is watched through the
+    loop's ``add_writer``, one socket at a time.
+
+    Args:
+        loop: The running loop.
+        recverr: Ask failed connects for the ICMP error behind them.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, recverr: bool = False) -> None:
         self.loop = loop
-        self._epoll = select.epoll(flags=select.EPOLL_CLOEXEC)
+        self.recverr = recverr
+        self._selector: selectors.BaseSelector | None = selectors.DefaultSelector()
+        fileno = getattr(self._selector, "fileno", None)
+        fd = fileno() if fileno is not None else -1
+        if fd < 0:  # poll or select: no descriptor to watch
+            self._selector.close()
+            self._selector = None
         self._watched: dict[int, _PendingConnect] = {}
         # (deadline, tie-breaker, connect); settled entries are dropped lazily.
         self._deadlines: list[tuple[float, int, _PendingConnect]] = []
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
-        loop.add_reader(self._epoll.fileno(), self._ready)
+        if self._selector is not None:
+            loop.add_reader(fd, self._ready)
 
     def watch(
         self, sock: socket.socket, start: float, timeout: float, keep: bool = False
@@ -188,7 +235,10 @@ class _Connects:
         """Watch ``sock``'s pending connect until it settles or ``timeout`` passes."""
         future = self.loop.create_future()
         pending = _PendingConnect(self, sock, start, timeout, future, keep)
-        self._epoll.register(pending.fd, select.EPOLLOUT)
+        if self._selector is not None:
+            self._selector.register(pending.fd, selectors.EVENT_WRITE)
+        else:
+            self.loop.add_writer(pending.fd, pending.writable)
         self._watched[pending.fd] = pending
         deadline = self.loop.time() + timeout
         heapq.heappush(self._deadlines, (deadline, next(self._order), pending))
@@ -202,8 +252,11 @@ class _Connects:
         if sock is None:
             return
         if self._watched.pop(pending.fd, None) is pending:
-            with contextlib.suppress(OSError, ValueError):
-                self._epoll.unregister(pending.fd)
+            if self._selector is not None:
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    self._selector.unregister(pending.fd)
+            elif not self.loop.is_closed():
+                self.loop.remove_writer(pending.fd)
         if close:
             sock.close()
         if not self._watched and self._deadlines:
@@ -211,9 +264,10 @@ class _Connects:
             self._disarm()
 
     def _ready(self) -> None:
+        assert self._selector is not None
         watched = self._watched
-        for fd, _ in self._epoll.poll(0):
-            pending = watched.get(fd)
+        for key, _ in self._selector.select(0):
+            pending = watched.get(key.fd)
             if pending is not None:
                 pending.writable()
 
@@ -244,9 +298,11 @@ class _Connects:
             self.release(pending)
             if not self.loop.is_closed():
                 pending.future.cancel()
-        if not self.loop.is_closed():
-            self.loop.remove_reader(self._epoll.fileno())
-        self._epoll.close()
+        if self._selector is not None:
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self._selector.fileno())  # type: ignore[attr-defined,unused-ignore]
+            self._selector.close()
+            self._selector = None
 
 
 #: The most bytes one read from the socket takes (a TLS record is at most 16 KiB).
@@ -481,6 +537,11 @@ class SocketBackend:
         self._spare: dict[int, socket.socket] = {}
         self._connects: _Connects | None = None
         self._channel = channel
+        features = _platform.FEATURES
+        self._recverr = features.recverr
+        self._sock_flags = _SOCK_FLAGS if features.sock_nonblock else socket.SOCK_STREAM
+        self._set_nonblocking = not features.sock_nonblock
+        self._reusable = _REUSABLE if features.reuse_failed_socket else frozenset()
 
     def _watcher(self) -> _Connects:
         loop = asyncio.get_running_loop()
@@ -488,7 +549,7 @@ class SocketBackend:
         if connects is None or connects.loop is not loop:
             if connects is not None:
                 connects.close()
-            connects = self._connects = _Connects(loop)
+            connects = self._connects = _Connects(loop, self._recverr)
         return connects
 
     def connect(
@@ -501,13 +562,9 @@ class SocketBackend:
     ) -> Started:
         """Start a sweep connect; see :meth:`Backend.connect`."""
         start = _perf_counter()
-        sock = self._spare.pop(family, None)
-        if sock is None:
-            try:
-                sock = socket.socket(family, _SOCK_FLAGS)
-            except OSError as exc:
-                return ConnectResult(outcome_of_errno(exc.errno or 0), 0.0, exc.errno or 0)
-            _ask_for_icmp(sock)
+        sock = self._spare.pop(family, None) or self._new_socket(family)
+        if isinstance(sock, ConnectResult):
+            return sock
         target = (address, port)
         try:
             code = sock.connect_ex(target)
@@ -520,7 +577,7 @@ class SocketBackend:
         except OSError as exc:  # e.g. an IPv6 address on a host without IPv6
             sock.close()
             return ConnectResult(outcome_of_errno(exc.errno or 0), 0.0, exc.errno or 0)
-        if code in _REUSABLE:
+        if code in self._reusable:
             self._spare[family] = sock
             if code == _ECONNREFUSED:
                 return _REFUSED  # the common case: no allocation, no clock
@@ -535,6 +592,18 @@ class SocketBackend:
             code = 0
         sock.close()
         return ConnectResult(outcome_of_errno(code), _perf_counter() - start, code)
+
+    def _new_socket(self, family: socket.AddressFamily) -> socket.socket | ConnectResult:
+        """A fresh non-blocking socket for a sweep connect, or why there is none."""
+        try:
+            sock = socket.socket(family, self._sock_flags)
+            if self._set_nonblocking:
+                sock.setblocking(False)  # the portable way: one call more
+        except OSError as exc:
+            return ConnectResult(outcome_of_errno(exc.errno or 0), 0.0, exc.errno or 0)
+        if self._recverr:
+            _ask_for_icmp(sock)
+        return sock
 
     async def open_stream(
         self, address: str, port: int, *, timeout: float, connection: Connection | None = None

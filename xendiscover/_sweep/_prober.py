@@ -89,6 +89,11 @@ _GONE = frozenset(
 )  # fmt: skip
 
 
+#: How many ports of an address must get a third party's "host unreachable"
+#: before it is believed for every port.
+_THIRD_PARTY_VOTES = 2
+
+
 def _icmp_verdict(address: str, icmp: tuple[int, int, str] | None) -> bool | None:
     """What an ICMP error says about ``address``.
 
@@ -123,6 +128,13 @@ class ScanStats:
         waiting: Open ports waiting for a fingerprint (the hand-off's queue).
         fingerprinting: Open ports being fingerprinted and named right now.
         silent_hosts: Addresses reported once as accepting every port silently.
+        pending_connects: The connect attempts pending in this process, by
+            ``(address, port)``: when the attempt started and the latest
+            time (the backend's clock) its probe can end, retries included.
+            Probe processes keep their own (it is not sent to the parent).
+        pending_fingerprints: The open ports being fingerprinted and named,
+            by ``(address, port)``: when that started and the latest time it
+            can end (the fingerprint's deadlines; a name lookup may add its own).
         networks: The whole plan (before any shard) as CIDR networks, once
             the targets are resolved; for the run metadata of the outputs.
         ports: The ports the plan tries on each address, once known.
@@ -138,6 +150,8 @@ class ScanStats:
     waiting: int = 0
     fingerprinting: int = 0
     silent_hosts: int = 0
+    pending_connects: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
+    pending_fingerprints: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
     networks: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
 
@@ -359,9 +373,12 @@ class Prober:
       retries again.
     - An address whose connect the local kernel refused at once (no route:
       ``ENETUNREACH``, ``EHOSTUNREACH`` from inside ``connect()``), or whose
-      connect later failed with ICMP "host unreachable" (a failed ARP on
-      this machine or at a router) is unreachable on every port: its other
-      ports end with the same outcome, without a syscall once not started.
+      connect later failed with ICMP "host unreachable" sent by this
+      machine (its failed ARP or neighbour discovery) is unreachable on
+      every port: its other ports end with the same outcome, without a
+      syscall once not started. The same from a third party (a router) is
+      believed for every port only once a second port of the address got
+      it too (RFC 1122 calls it a soft error: a per-port filter says it).
     - An ICMP error sent by the address itself (a host firewall that rejects
       with ``icmp-host-prohibited``, as XenServer's and RHEL's default
       firewalls do) says the host is there: it counts as an answer. Any
@@ -504,6 +521,7 @@ class Prober:
             return True
         self.stats.attempts += 1
         deadline = self._deadline(attempts, host)
+        now = self._backend.time()
         started = self._backend.connect(item[0], item[1], item[2], deadline, self._keep)
         if isinstance(started, ConnectResult):
             if started.outcome is Outcome.UNREACHABLE and started.errno in _NO_ROUTE:
@@ -512,6 +530,8 @@ class Prober:
             return True
         self._in_flight += 1
         self._pending.add(started)
+        later = max(0, self._allowed(host) - attempts) * self.rtt.ceiling
+        self.stats.pending_connects[item[1], item[2]] = (now, now + deadline + later)
         started.add_done_callback(
             functools.partial(self._done, item, attempts + 1, resource_errors, host)
         )
@@ -521,6 +541,7 @@ class Prober:
         """Cancel every pending connect (their sockets close) and forget them."""
         pending, self._pending = self._pending, set()
         self._in_flight -= len(pending)
+        self.stats.pending_connects.clear()
         for future in pending:
             future.cancel()
         if pending:
@@ -552,16 +573,33 @@ class Prober:
             return  # abandoned by run()'s clean-up, which already counted it
         self._pending.discard(future)
         self._in_flight -= 1
+        self.stats.pending_connects.pop((item[1], item[2]), None)
         self._wake.set()
         if not future.cancelled():
             result = future.result()
             if result.outcome is Outcome.UNREACHABLE:
                 verdict = _icmp_verdict(item[1], result.icmp)
                 if verdict is False:
-                    host.unreachable = result  # the kernel, or a router, found nobody there
+                    self._nobody(host, result)
                 elif verdict:
                     host.heard(result.latency)  # the host itself rejected this port
             self._settle(item, attempts, resource_errors, host, result)
+
+    @staticmethod
+    def _nobody(host: _Address, result: ConnectResult) -> None:
+        """Someone else said nobody is at ``host``: believe it for every port, or not yet.
+
+        This machine's own failed ARP or neighbour discovery is true of every
+        port. A third party's "host unreachable" (a router's per-port filter
+        says the same) is a soft error (RFC 1122): it ends only its own
+        probe, unless a second port of the address gets the same.
+        """
+        if result.local:
+            host.unreachable = result
+            return
+        host.third_party += 1
+        if host.third_party >= _THIRD_PARTY_VOTES:
+            host.unreachable = result
 
     def _settle(
         self,

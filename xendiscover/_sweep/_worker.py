@@ -28,6 +28,7 @@ import socket
 import sys
 from collections.abc import Callable
 
+from xendiscover import _platform
 from xendiscover._backend import Backend, SocketBackend
 from xendiscover._sweep._codec import (
     WIRE_VERSION,
@@ -68,14 +69,20 @@ def counters_of(stats: ScanStats) -> Counters:
 
 
 async def run_job(
-    job: Job, backend: Backend, write: Callable[[bytes], None], *, keep: bool = False
+    job: Job,
+    backend: Backend,
+    write: Callable[[bytes], None],
+    *,
+    keep: bool = False,
+    parent: int | None = None,
 ) -> None:
     """Sweep ``job`` through ``backend``, writing wire messages with ``write``.
 
     With ``keep``, the connection of each open port is handed over
     (:meth:`~xendiscover._backend.Backend.hand_over`) before its ``OpenPort``
     line is written, so the scanning process finds it there when it reads
-    the line.
+    the line. With ``parent``, the process exits once that is no longer its
+    parent (checked at each progress report).
     """
     stats = ScanStats()
     prober = Prober(
@@ -92,6 +99,7 @@ async def run_job(
     async def report() -> None:
         while True:
             await asyncio.sleep(REPORT_EVERY)
+            _exit_if_orphaned(parent)  # where no PR_SET_PDEATHSIG did it already
             write(encode(Progress(counters_of(stats))))
 
     write(encode(Hello(WIRE_VERSION)))
@@ -111,7 +119,12 @@ async def run_job(
 
 
 async def run_encoded_job(
-    job: bytes, backend: Backend, write: Callable[[bytes], None], *, keep: bool = False
+    job: bytes,
+    backend: Backend,
+    write: Callable[[bytes], None],
+    *,
+    keep: bool = False,
+    parent: int | None = None,
 ) -> None:
     """Decode ``job`` and run it; a job that does not decode is answered ``Failed``."""
     try:
@@ -120,15 +133,25 @@ async def run_encoded_job(
         write(encode(Hello(WIRE_VERSION)))
         write(encode(Failed.sanitized(f"bad job: {exc}")))
         return
-    await run_job(decoded, backend, write, keep=keep)
+    await run_job(decoded, backend, write, keep=keep, parent=parent)
 
 
 def _die_with_parent(parent: int) -> None:
-    """Ask Linux for SIGTERM when the parent dies; exit now if it already has."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
+    """Ask Linux for SIGTERM when the parent dies; exit now if it already has.
+
+    Without ``PR_SET_PDEATHSIG`` (see :mod:`xendiscover._platform`), the
+    progress reports notice a parent that is gone (:func:`_orphaned`).
+    """
+    if _platform.FEATURES.pdeathsig:
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    _exit_if_orphaned(parent)
+
+
+def _exit_if_orphaned(parent: int | None) -> None:
+    """Exit at once, silently, if ``parent`` is no longer this process's parent."""
+    if parent is not None and os.getppid() != parent:
         os._exit(_TERMINATED)
 
 
@@ -143,12 +166,13 @@ class _Pipe(asyncio.Protocol):
             self.gone.set_result(None)
 
 
-async def _main(job: bytes, channel: socket.socket | None) -> None:
+async def _main(job: bytes, channel: socket.socket | None, parent: int | None) -> None:
     loop = asyncio.get_running_loop()
     transport, pipe = await loop.connect_write_pipe(_Pipe, sys.stdout.buffer)
     backend = SocketBackend(channel)
     try:
-        await run_encoded_job(job, backend, transport.write, keep=channel is not None)
+        keep = channel is not None
+        await run_encoded_job(job, backend, transport.write, keep=keep, parent=parent)
     finally:
         backend.close()
         transport.close()  # flushes what is buffered, then closes
@@ -160,15 +184,16 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(_TERMINATED))
-    if args and args[0].isdigit():
-        _die_with_parent(int(args[0]))
+    parent = int(args[0]) if args and args[0].isdigit() else None
+    if parent is not None:
+        _die_with_parent(parent)
     # The second argument, if any: the descriptor of the Unix socket over
     # which open connections go to the scanning process.
     channel = None
     if len(args) > 1 and args[1].isdigit():
         channel = socket.socket(fileno=int(args[1]))
         channel.setblocking(False)
-    asyncio.run(_main(sys.stdin.buffer.read(), channel))
+    asyncio.run(_main(sys.stdin.buffer.read(), channel, parent))
 
 
 if __name__ == "__main__":

@@ -48,16 +48,19 @@ __all__ = ["Behaviour", "FakeBackend", "FakeResolver", "FakeService"]
 #: times out), ``unreachable`` finds no route (``EHOSTUNREACH`` from the
 #: connect itself), ``rejected`` gets an ICMP "administratively prohibited"
 #: from the address itself (a host firewall's reject), ``gone`` gets an ICMP
-#: "host unreachable" from elsewhere (a failed ARP); both arrive later, as on
-#: a network. ``emfile`` / ``enobufs`` / ``eaddrnotavail`` are local
-#: resource errors.
+#: "host unreachable" from this machine (its ARP failed), ``routed`` one from
+#: a router on the way (a third party: a per-port filter, or its own failed
+#: ARP); all three arrive later, as on a network. ``emfile`` / ``enobufs`` /
+#: ``eaddrnotavail`` are local resource errors.
 Behaviour = Literal[
-    "open", "closed", "dark", "unreachable", "rejected", "gone", "emfile", "enobufs",
-    "eaddrnotavail",
+    "open", "closed", "dark", "unreachable", "rejected", "gone", "routed", "emfile",
+    "enobufs", "eaddrnotavail",
 ]  # fmt: skip
 
 #: The sender of a fake "host unreachable": as if this machine's ARP failed.
 FAKE_SCANNER_ADDRESS = "192.0.2.1"
+#: The sender of a fake router's "host unreachable".
+FAKE_ROUTER_ADDRESS = "192.0.2.254"
 
 _RESULTS: dict[str, ConnectResult] = {
     "open": ConnectResult(Outcome.OPEN, 0.001, 0),
@@ -72,8 +75,12 @@ _RESULTS: dict[str, ConnectResult] = {
 def _icmp_error(behaviour: str, address: str) -> ConnectResult:
     if behaviour == "rejected":  # ICMP 3/10 (host prohibited), from the host itself
         return ConnectResult(Outcome.UNREACHABLE, 0.001, errno.EHOSTUNREACH, (3, 10, address))
+    if behaviour == "routed":  # ICMP 3/1 (host unreachable), from a router on the way
+        icmp = (3, 1, FAKE_ROUTER_ADDRESS)
+        return ConnectResult(Outcome.UNREACHABLE, 0.01, errno.EHOSTUNREACH, icmp)
     # ICMP 3/1 (host unreachable), from this machine: its ARP got no answer
-    return ConnectResult(Outcome.UNREACHABLE, 3.0, errno.EHOSTUNREACH, (3, 1, FAKE_SCANNER_ADDRESS))
+    icmp = (3, 1, FAKE_SCANNER_ADDRESS)
+    return ConnectResult(Outcome.UNREACHABLE, 3.0, errno.EHOSTUNREACH, icmp, local=True)
 
 
 #: What a :class:`FakeService` sends back: fixed bytes, or a function of
@@ -371,7 +378,7 @@ class FakeBackend:
         behaviour = self._behaviour(address, port)
         if behaviour == "dark" or self._lost_handshake(address, timeout):
             return self._later(ConnectResult(Outcome.TIMEOUT, timeout, errno.ETIMEDOUT))
-        if behaviour == "rejected" or behaviour == "gone":
+        if behaviour in ("rejected", "gone", "routed"):
             return self._later(_icmp_error(behaviour, address))
         result = _RESULTS[behaviour]
         if result.outcome is Outcome.OPEN:
