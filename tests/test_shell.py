@@ -31,7 +31,7 @@ from xendiscover._errors import TargetError
 from xendiscover._output import ansible_inventory, format_all, format_csv, port_records
 from xendiscover._sweep import ScanStats
 from xendiscover._targets import TargetSpace, parse_ports
-from xendiscover.testing import FakeHttpServer, FakeServer
+from xendiscover.testing import FakeHttpServer, FakeServer, FakeXapi, XapiIdentity
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "xendiscover"]
@@ -492,3 +492,21 @@ def test_help_is_the_same_text_with_any_allowed_typer() -> None:
     assert proc.returncode == 0
     assert "[default: 65536; x>=1]" in proc.stdout
     assert "\\[" not in proc.stdout
+
+
+def test_streamed_port_lines_carry_what_their_machine_showed(
+    loopback_net: str,
+    serve_in_a_thread: Callable[[FakeServer], FakeServer],  # noqa: F811 - the fixture
+) -> None:
+    (address,) = hosts_of(loopback_net, 12)
+    identity = XapiIdentity("xen12.pool.test", (address,))
+    plain = serve_in_a_thread(FakeXapi(address, 0))  # says nothing of who it is
+    tls = serve_in_a_thread(FakeXapi(address, 0, tls=True, identity=identity))
+    proc = run("-n", "-q", "-f", "jsonl", "-p", f"{plain.port},{tls.port}", address)
+    assert proc.returncode == 0, proc.stderr
+    lines = {r["port"]: r for r in ports_of(proc.stdout)}
+    assert set(lines) == {plain.port, tls.port}
+    for record in lines.values():  # the plain port's line too, streamed as it was
+        assert record["host_uuid"] == identity.uuid
+        assert record["machine"] == address
+        assert "xen12.pool.test" in record["certificate_names"]
