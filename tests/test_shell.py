@@ -28,7 +28,13 @@ from test_cli import serve_in_a_thread  # noqa: F401 - a fixture, used by name
 from xendiscover import Finding, group_findings
 from xendiscover._console import EXIT_STATUSES, describe
 from xendiscover._errors import TargetError
-from xendiscover._output import ansible_inventory, format_all, format_csv, port_records
+from xendiscover._output import (
+    ansible_inventory,
+    format_all,
+    format_csv,
+    port_records,
+    write_atomically,
+)
 from xendiscover._sweep import ScanStats
 from xendiscover._targets import TargetSpace, parse_ports
 from xendiscover.testing import FakeHttpServer, FakeServer, FakeXapi, XapiIdentity
@@ -510,3 +516,15 @@ def test_streamed_port_lines_carry_what_their_machine_showed(
         assert record["host_uuid"] == identity.uuid
         assert record["machine"] == address
         assert "xen12.pool.test" in record["certificate_names"]
+
+
+def test_the_library_writer_never_replaces_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    for kind, path in _special_files(tmp_path).items():
+        before = path.lstat()
+        with pytest.raises(OSError, match="not a regular file"):
+            write_atomically(path, "x\n")
+        after = path.lstat()
+        assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino), kind
+    assert not list(tmp_path.glob(".*.tmp"))
+    write_atomically(tmp_path / "new.txt", "x\n")  # absent: created
+    assert (tmp_path / "new.txt").read_text() == "x\n"
