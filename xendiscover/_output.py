@@ -618,9 +618,14 @@ class OutputFile:
 
         Raises:
             OSError: The target's directory cannot be written (or the link
-                there may not be followed); nothing was created.
+                there may not be followed), or the target exists and is not
+                a regular file (a device, a FIFO, a socket, a directory:
+                replacing one would break it); nothing was created.
         """
         self._target = _resolve_target(self.path)
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.stat(self._target).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(self.path))
         self._fd, self._temp = _create_temp(self._target.parent, self._target.name)
 
     def commit(self, text: str) -> None:
