@@ -99,3 +99,29 @@ def test_one_machine_with_one_uuid_is_no_conflict() -> None:
     (machine,) = group_findings(findings)
     assert not machine.uuid_conflict
     assert machine.host_uuid == "uuid-a"
+
+
+# A silent close -----------------------------------------------------------------
+
+#: A DER blob standing in for a certificate (the fake only hands it back).
+SOME_CERTIFICATE = b"0\x03\x02\x01\x00"
+
+
+async def silent_close(port: int, certificate: bytes | None) -> Fingerprint:
+    service = FakeService(b"", certificate=certificate)  # accepts, reads, closes
+    backend = FakeBackend({PEER: "open"}, services={(PEER, port): service})
+    return await fingerprint_port(PEER, port, backend=backend, timeout=2.0)
+
+
+async def test_a_silent_close_off_the_relocation_ports_is_unknown() -> None:
+    found = await silent_close(9, None)
+    assert (found.service, found.verdict) == (None, "unknown")
+    assert "closed without a reply" in found.evidence
+
+
+async def test_a_silent_close_on_8002_is_likely_xend_unless_tls_answers() -> None:
+    plain = await silent_close(8002, None)  # xend's hosts-allow reject
+    assert (plain.service, plain.verdict) == ("xend-relocation", "likely")
+    tls = await silent_close(8002, SOME_CERTIFICATE)  # a TLS server dropped "(help)"
+    assert (tls.service, tls.verdict) == (None, "not-xen")
+    assert "TLS handshake completed" in tls.evidence
