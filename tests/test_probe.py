@@ -142,11 +142,10 @@ async def test_cancelling_the_run_cancels_pending_connects(round_: int) -> None:
     for _ in range(round_ + 1):
         await asyncio.sleep(0)
     # Cancel wherever the loop happens to be (rounds stop at different turns).
-    assert prober.in_flight == connector.pending <= 8
+    assert connector.pending <= 8
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert prober.in_flight == 0
     await asyncio.sleep(0)  # the cancelled futures' callbacks run
     assert connector.pending == 0
 

@@ -436,16 +436,6 @@ class Prober:
         self._backoff = 0.0
         self._resource_errors = 0  # in a row, for the back-off
 
-    @property
-    def window(self) -> int:
-        """The current limit on connects pending at once."""
-        return self._window
-
-    @property
-    def in_flight(self) -> int:
-        """Connects pending right now."""
-        return self._in_flight
-
     async def run(self, items: Iterable[Item]) -> AsyncGenerator[ProbeResult, None]:
         """Probe every item once (plus retries), yielding the final results.
 
