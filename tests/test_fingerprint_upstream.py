@@ -374,6 +374,7 @@ def test_libvirt_waits_inside_a_reply_and_repeats_its_step() -> None:
 
 def test_libvirt_sasl_stops_at_auth_list() -> None:
     found = parse_libvirt(LIBVIRTD_SASL, closed=False)
+    assert isinstance(found, Fingerprint)
     assert (found.service, found.verdict, found.evidence) == (
         "libvirt",
         "unknown",
@@ -396,6 +397,7 @@ def test_libvirt_closed_midway_gives_the_best_verdict() -> None:
     up_to_type = LIBVIRTD_NONE[: 36 + 28 + 40]
     xen = up_to_type.replace(b"\x00\x00\x00\x04TEST", b"\x00\x00\x00\x03Xen\x00")
     found = parse_libvirt(xen, closed=True)
+    assert isinstance(found, Fingerprint)
     assert (found.service, found.verdict, found.evidence) == (
         "libvirt",
         "confirmed",
