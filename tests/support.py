@@ -67,7 +67,7 @@ def run_xendiscover(
 def set_relocation_wait(monkeypatch: pytest.MonkeyPatch, seconds: float | None) -> None:
     """Give the 8002 relocation probe another own deadline (``None``: the caller's).
 
-    The real one (``RELOCATION_WAIT``, 10 s) waits out xend's late
+    The real one (``RELOCATION_WAIT``, 12 s) waits out xend's late
     hosts-allow close; tests of other silent peers on 8002 shrink it.
     """
     probe = _probes._BY_NAME["xend-relocation"]

@@ -8,6 +8,7 @@ from support import open_ports
 
 import xendiscover
 from xendiscover import Finding, TargetError
+from xendiscover._backend import Outcome
 from xendiscover._fingerprint._probes import RELOCATION_WAIT
 from xendiscover.testing import FakeBackend, FakeResolver, FakeService
 
@@ -266,26 +267,52 @@ def test_named_link_local_targets_are_probed_with_a_warning(
     assert caplog.text == ""
 
 
-def test_draining_never_spins_on_a_finished_task() -> None:
-    # A finished task stays in the set until its done-callback runs; awaiting
-    # an already finished gather never yields to the loop, so a drain that
-    # awaited it again and again spun forever (found on Python 3.12 in CI).
-    # The spin never yields, so no asyncio timeout could end it: it runs in a
-    # thread of its own, which must be done within 2 s.
+def test_draining_an_idle_finisher_ends() -> None:
+    # Draining spun once on a finished task (Python 3.12, in CI); the
+    # hand-off now drains by its queue. A drain with nothing handed over, and
+    # one after a port was, must both end. A spin never yields, so no asyncio
+    # timeout could end it: it runs in a thread of its own, done within 2 s.
     import threading
 
     from xendiscover._pipeline import _Finisher
+    from xendiscover._sweep import ProbeResult
 
-    async def drain_with_a_finished_task() -> None:
+    async def drain_twice() -> None:
         checked = xendiscover.plan(["10.0.0.1"], port=8002, resolve=False)
-        finisher = _Finisher(checked, FakeBackend(), None)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        finisher._tasks.add(done)  # finished, its discard not run
+        finisher = _Finisher(checked, FakeBackend({"10.0.0.1": "open"}), None)
         await finisher.drain()
+        await finisher.submit(ProbeResult("10.0.0.1", 8002, Outcome.OPEN, 0.001, 1))
+        await finisher.drain()
+        assert finisher.out.qsize() == 1
+        await finisher.cancel()
 
-    worker = threading.Thread(target=asyncio.run, args=(drain_with_a_finished_task(),))
+    worker = threading.Thread(target=asyncio.run, args=(drain_twice(),))
     worker.daemon = True
     worker.start()
     worker.join(2)
-    assert not worker.is_alive(), "drain() spun on a finished task"
+    assert not worker.is_alive(), "drain() did not end"
+
+
+async def test_an_exception_anywhere_in_finishing_a_port_is_that_ports_evidence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside the fingerprint's and the name's own guards too: never a lost port.
+
+    More ports fail than the hand-off has workers, so a failure must not
+    cost a worker either (the scan would wait for ever).
+    """
+    import xendiscover._pipeline as pipeline
+
+    def bug(found: object) -> bool:
+        raise LookupError("a bug after the fingerprint")
+
+    monkeypatch.setattr(pipeline, "is_silent", bug)
+    count = 600  # more than the hand-off's workers
+    addresses = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(count)]
+    backend = FakeBackend(dict.fromkeys(addresses, "open"), services=xend_at(*addresses))
+    found = await asyncio.wait_for(
+        open_ports(addresses, port=8002, backend=backend, resolve=False), timeout=60
+    )
+    assert sorted(h.address for h in found) == sorted(addresses)
+    assert {h.evidence for h in found} == {"finishing failed (LookupError)"}
+    assert {h.verdict for h in found} == {"unknown"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import xendiscover
-from xendiscover._fingerprint import probe_port
+from xendiscover._fingerprint import fingerprint_port
 from xendiscover._fingerprint._common import ReplyParser, http_body, parse_http_head
 from xendiscover._fingerprint._product import (
     LIST_METHODS_CAP,
@@ -466,7 +466,7 @@ async def test_each_release_gives_its_product_version_and_identity(key: str) -> 
     port, pool, text = RELEASE_CASES[key]
     identity = XapiIdentity(f"{key}.example", pool_certificate=pool)
     async with FakeXapi(next(_loop), tls=True, release=key, identity=identity) as xapi:
-        found = await probe_port(xapi.host, xapi.port, timeout=2.0, plan_port=port)
+        found = await fingerprint_port(xapi.host, xapi.port, timeout=2.0, plan_port=port)
         assert not any(b"login_with_password" in sent for sent in xapi.received)
     assert found.service == "xapi"
     assert found.verdict == "confirmed"
@@ -479,14 +479,14 @@ async def test_each_release_gives_its_product_version_and_identity(key: str) -> 
 @pytest.mark.parametrize("key", sorted(RELEASE_CASES))
 async def test_port_80_of_each_release_is_xapi(key: str) -> None:
     async with FakeXapi(next(_loop), release=key) as xapi:
-        found = await probe_port(xapi.host, xapi.port, timeout=2.0, plan_port=80)
+        found = await fingerprint_port(xapi.host, xapi.port, timeout=2.0, plan_port=80)
     assert (found.service, found.verdict) == ("xapi", "confirmed")
     assert found.product is not None
 
 
 async def test_xen_orchestra_on_loopback_is_not_a_host() -> None:
     async with FakeXenOrchestra(next(_loop), tls=True) as xo:
-        found = await probe_port(xo.host, xo.port, timeout=2.0, plan_port=443)
+        found = await fingerprint_port(xo.host, xo.port, timeout=2.0, plan_port=443)
         hosts = await xendiscover.discover([xo.host], port=xo.port, resolve=False, timeout=2.0)
     assert (found.service, found.verdict) == (None, "not-xen")
     assert found.product is not None
@@ -496,7 +496,7 @@ async def test_xen_orchestra_on_loopback_is_not_a_host() -> None:
 
 async def test_libvirt_auth_none_names_the_xen_version() -> None:
     async with FakeLibvirt(next(_loop), auth_types=(0,), hv_type="Xen", hv_version=4017000) as lv:
-        found = await probe_port(lv.host, lv.port, timeout=2.0, plan_port=16509)
+        found = await fingerprint_port(lv.host, lv.port, timeout=2.0, plan_port=16509)
     assert (found.service, found.verdict) == ("libvirt", "confirmed")
     assert found.product is not None
     assert (found.product.name, found.product.version, found.product.cpe) == (

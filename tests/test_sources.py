@@ -289,11 +289,16 @@ def test_list_targets_of_named_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lines[-1] == "total\t4 addresses"
 
 
-def test_routes_with_named_targets_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("flag", ["--routes", "--no-ipv6"])
+def test_discovery_flags_with_named_targets_are_a_usage_error(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["--routes", "10.0.0.1"])
+        main([flag, "10.0.0.1"])
     assert exited.value.code == 2
-    assert "--routes chooses networks to discover" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"xendiscover: error: {flag} chooses what to discover: give it without targets\n"
+    )
 
 
 def test_no_ipv6_leaves_the_ipv6_hosts_out(monkeypatch: pytest.MonkeyPatch) -> None:

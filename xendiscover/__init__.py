@@ -26,6 +26,7 @@ if _typing.TYPE_CHECKING:
     from xendiscover._backend import (
         Backend,
         ConnectFailed,
+        Connection,
         ConnectionLost,
         ConnectResult,
         NetworkError,
@@ -100,6 +101,7 @@ _EXPORTS: dict[str, str] = {
     "Service": "xendiscover._model",
     "SocketBackend": "xendiscover._backend",
     "Stream": "xendiscover._backend",
+    "Connection": "xendiscover._backend",
     "TLSFailed": "xendiscover._backend",
     "TargetError": "xendiscover._errors",
     "TargetSpace": "xendiscover._targets",
@@ -129,6 +131,7 @@ __all__ = [
     "Change",
     "ConnectFailed",
     "ConnectResult",
+    "Connection",
     "ConnectionLost",
     "DNSNameResolver",
     "Finding",

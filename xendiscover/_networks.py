@@ -8,7 +8,6 @@ tests feed them as data. Only :func:`system_networks` touches the OS.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import socket
 import struct
@@ -16,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import ifaddr
+
+from xendiscover import _platform
 
 __all__ = [
     "LocalNetwork",
@@ -57,14 +58,21 @@ class LocalNetwork:
 def interface_flags(name: str) -> int:
     """The interface's ``IFF_*`` flags (``SIOCGIFFLAGS``); 0 if the kernel does not know it.
 
-    An alias such as ``eth0:1`` shares its device's flags.
+    An alias such as ``eth0:1`` shares its device's flags. Where
+    ``SIOCGIFFLAGS`` is not known to work (its number and ``struct ifreq``
+    are Linux's; see :mod:`xendiscover._platform`), every interface is
+    reported up and nothing else.
     """
+    if not _platform.FEATURES.ifflags:
+        return _IFF_UP
     device = name.split(":", 1)[0]
     request = struct.pack("16sH14x", device.encode()[:15], 0)
     try:
+        import fcntl
+
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             reply = fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request)
-    except OSError:
+    except (OSError, ImportError):
         return 0
     (flags,) = struct.unpack_from("H", reply, 16)
     return int(flags)
@@ -75,7 +83,8 @@ def interface_is_up(name: str) -> bool:
 
     ``ifaddr`` reports addresses of down interfaces too, so the sweep asks
     the kernel with ``SIOCGIFFLAGS``. An alias such as ``eth0:1`` shares its
-    device's flags. An interface the kernel does not know is not up.
+    device's flags. An interface the kernel does not know is not up (see
+    :func:`interface_flags` for systems without ``SIOCGIFFLAGS``).
     """
     return bool(interface_flags(name) & _IFF_UP)
 

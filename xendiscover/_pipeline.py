@@ -17,7 +17,9 @@ from collections.abc import AsyncGenerator
 from typing import Any, Literal, Unpack
 
 from xendiscover._backend import Backend, SocketBackend
-from xendiscover._fingerprint import fingerprint_port
+from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, fingerprint_port, is_silent
+from xendiscover._fingerprint._probes import RELOCATION_WAIT
+from xendiscover._handoff import Finished, Handoff
 from xendiscover._model import (
     UNPROBED,
     XEN_VERDICTS,
@@ -56,68 +58,84 @@ _log = logging.getLogger("xendiscover")
 #: that answers its handshake in time may still take a moment to reply.
 FINGERPRINT_TIMEOUT = 2.0
 
-#: How many open ports are fingerprinted and named at once.
-_POST_CONCURRENCY = 64
-
 
 class _Finisher:
-    """Turns open ports into hosts, concurrently: fingerprint, then name.
+    """Turns open ports into findings: fingerprint, then name.
 
+    The ports come through the bounded :class:`~xendiscover._handoff.Handoff`
+    (a fixed-size queue, a pool of workers, one report per silent address).
     One reverse lookup per address, whatever its ports. A failure of either
-    step is caught here and recorded as the host's evidence.
+    step is caught here and recorded as the finding's evidence.
     """
 
-    def __init__(self, scan_plan: ScanPlan, backend: Backend, names: NameResolver | None) -> None:
+    def __init__(
+        self,
+        scan_plan: ScanPlan,
+        backend: Backend,
+        names: NameResolver | None,
+        stats: ScanStats | None = None,
+    ) -> None:
         self._plan = scan_plan
+        self._stats = stats if stats is not None else ScanStats()
         self._backend = backend
         self._names = names
-        self._gate = asyncio.Semaphore(_POST_CONCURRENCY)
         self._lookups: dict[str, asyncio.Future[_Name]] = {}
-        self._tasks: set[asyncio.Future[None]] = set()
         self.out: asyncio.Queue[Finding | None] = asyncio.Queue()
+        self.stats = stats if stats is not None else ScanStats()
+        self._handoff = Handoff(self._finish, self._emit, self.stats, ports=len(scan_plan.ports))
 
-    def submit(self, hit: ProbeResult) -> None:
-        task = asyncio.ensure_future(self._finish(hit))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _emit(self, finding: Finding) -> None:
+        """Pass a finding on; its port is no longer pending (the live display's list)."""
+        self.out.put_nowait(finding)
+        self.stats.pending_fingerprints.pop((finding.address, finding.port), None)
+
+    async def submit(self, hit: ProbeResult) -> None:
+        """Hand over an open port (waits while the hand-off is full)."""
+        await self._handoff.put(hit)
 
     async def drain(self) -> None:
-        """Wait until every port submitted so far is finished.
-
-        Only tasks not yet done are awaited: a finished task stays in the set
-        until its done-callback runs, and awaiting an already finished gather
-        never yields to the loop, so waiting on it would spin forever (seen on
-        Python 3.12).
-        """
-        while pending := [task for task in self._tasks if not task.done()]:
-            await asyncio.wait(pending)
+        """Wait until every port submitted so far is finished (and reported, see Handoff)."""
+        await self._handoff.drain()
 
     async def cancel(self) -> None:
-        pending: list[asyncio.Future[Any]] = [*self._tasks, *self._lookups.values()]
+        await self._handoff.close()
+        pending: list[asyncio.Future[Any]] = list(self._lookups.values())
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _finish(self, hit: ProbeResult) -> None:
-        async with self._gate:
+    async def _finish(self, hit: ProbeResult) -> Finished:
+        key = (hit.address, hit.port)
+        now = self._backend.time()
+        self.stats.pending_fingerprints[key] = (now, now + self._budget())
+        try:
             found = await self._fingerprint(hit)
             hostname, source = await self._name_of(hit.address)
-        self.out.put_nowait(
-            Finding(
-                address=hit.address,
-                port=hit.port,
-                service=found.service,
-                verdict=found.verdict,
-                evidence=found.evidence,
-                latency_ms=hit.latency * 1000.0,
-                hostname=hostname,
-                hostname_source=source,
-                host_uuid=found.host_uuid,
-                certificate_names=tuple(n for n in found.names if is_dns_name(n)),
-                key_fingerprints=found.key_fingerprints,
-                product=found.product,
-            )
+        except BaseException:
+            self.stats.pending_fingerprints.pop(key, None)
+            raise
+        finding = Finding(
+            address=hit.address,
+            port=hit.port,
+            service=found.service,
+            verdict=found.verdict,
+            evidence=found.evidence,
+            latency_ms=hit.latency * 1000.0,
+            hostname=hostname,
+            hostname_source=source,
+            host_uuid=found.host_uuid,
+            certificate_names=tuple(n for n in found.names if is_dns_name(n)),
+            key_fingerprints=found.key_fingerprints,
+            product=found.product,
         )
+        return finding, self._plan.fingerprint and is_silent(found)
+
+    def _budget(self) -> float:
+        """The longest one port's fingerprint may take, in seconds."""
+        if not self._plan.fingerprint:
+            return 0.0
+        deadline = max(FINGERPRINT_TIMEOUT, self._plan.timeout)
+        return deadline * MAX_DEADLINES_PER_PORT + RELOCATION_WAIT
 
     async def _fingerprint(self, hit: ProbeResult) -> Fingerprint:
         if not self._plan.fingerprint:
@@ -125,7 +143,12 @@ class _Finisher:
         deadline = max(FINGERPRINT_TIMEOUT, self._plan.timeout)
         try:
             return await fingerprint_port(
-                hit.address, hit.port, timeout=deadline, backend=self._backend
+                hit.address,
+                hit.port,
+                timeout=deadline,
+                backend=self._backend,
+                rtt=hit.latency,
+                connection=hit.connection,
             )
         except Exception as exc:  # a bug must not cost the host: report it as evidence
             _log.warning("fingerprinting %s:%d failed: %r", hit.address, hit.port, exc)
@@ -172,14 +195,20 @@ async def run_plan(
     """
     io = backend if backend is not None else SocketBackend()
     names = (resolver or DNSNameResolver(scan_plan.nameservers)) if scan_plan.resolve else None
-    finisher = _Finisher(scan_plan, io, names)
+    finisher = _Finisher(scan_plan, io, names, stats)
 
     async def produce() -> None:
         try:
-            hits = sweep(scan_plan, io, stats if stats is not None else ScanStats())
+            hits = sweep(
+                scan_plan.job,
+                io,
+                finisher.stats,
+                workers=scan_plan.workers,
+                keep=scan_plan.fingerprint,
+            )
             async with contextlib.aclosing(hits):
                 async for hit in hits:
-                    finisher.submit(hit)
+                    await finisher.submit(hit)
             await finisher.drain()
         finally:
             finisher.out.put_nowait(None)

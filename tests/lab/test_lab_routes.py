@@ -65,7 +65,7 @@ def test_routes_finds_the_xen_fakes_of_both_routed_subnets_and_nothing_ignored(
 
 def test_routes_adds_exactly_the_two_routed_prefixes(route_lab: netlab_routes.RouteLab) -> None:
     # up0's /24 (253) + rt0's /30 (the router) + the /24 (254) + the /20 (4,094): the
-    # default, split default, VPN, blackhole and host routes add nothing.
+    # default, split default, VPN, blackhole, host and policy-routed routes add nothing.
     result = run(route_lab, "--routes", "--no-ipv6", "-f", "jsonl", "-v")
     summary = json.loads(result.stderr.strip().splitlines()[-1])["summary"]
     assert summary["total"] == 253 + 1 + 254 + 4094
@@ -122,21 +122,46 @@ def test_as_root_a_raw_socket_stands_in_for_a_refused_ping_socket(
     assert {T.v6_global, T.v6_ula} <= result.xen
 
 
-def _rx_packets(lab: netlab_routes.RouteLab) -> int:
-    out = lab.run(lab.ns["rtr"], ["ip", "-s", "-j", "link", "show", "eth0"]).stdout
-    return int(json.loads(out)[0]["stats64"]["rx"]["packets"])
+_COUNT = """table inet xdlcount {
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    meta l4proto tcp counter
+    meta l4proto ipv6-icmp icmpv6 type echo-request counter
+  }
+}
+"""
+
+
+def _probes_seen(lab: netlab_routes.RouteLab) -> int:
+    """TCP segments and ICMPv6 echo requests that reached the router or the global host.
+
+    Counted by nft in their prerouting hook; ARP, neighbour discovery and MLD,
+    which the kernel sends on its own, are not probes and are not counted.
+    """
+    total = 0
+    for ns in (lab.ns["rtr"], lab.ns["hg"]):
+        listed = lab.run(ns, ["nft", "-j", "list", "table", "inet", "xdlcount"])
+        if listed.returncode != 0:
+            lab._nft(ns, _COUNT)
+            listed = lab.run(ns, ["nft", "-j", "list", "table", "inet", "xdlcount"])
+        for item in json.loads(listed.stdout)["nftables"]:
+            for expr in item.get("rule", {}).get("expr", []):
+                total += expr.get("counter", {}).get("packets", 0)
+    return total
 
 
 def test_list_targets_shows_each_source_and_exclusion_and_sends_nothing(
     route_lab: netlab_routes.RouteLab,
 ) -> None:
     route_lab.flush_neighbours()
+    start = _probes_seen(route_lab)
     assert route_lab.probe(T.local_xen, T.port, ns=route_lab.scanner).result == "open"
     assert route_lab.probe(T.v6_global, T.port, ns=route_lab.scanner).result == "open"
-    before = _rx_packets(route_lab)
+    before = _probes_seen(route_lab)
+    assert before > start  # the counters see a probe
     result = run(route_lab, "--list-targets", "--routes")
     assert result.code == 0, result.stderr
-    assert _rx_packets(route_lab) == before  # not one packet towards the router
+    assert _probes_seen(route_lab) == before  # not one probe, not one echo
     rows = {
         tuple(line.split("\t")[:3]): line.split("\t")[3:] for line in result.stdout.splitlines()
     }
@@ -150,6 +175,10 @@ def test_list_targets_shows_each_source_and_exclusion_and_sends_nothing(
     assert rows[("skip", "route", "128.0.0.0/1")][1].startswith("split default")
     assert rows[("skip", "route", T.blackhole_net)] == ["-", "blackhole route"]
     assert rows[("skip", "route", T.vpn_net)][1].startswith("over point-to-point device vpn0")
+    assert rows[("skip", "route", T.policy_net)] == [
+        "rt0",
+        "the kernel has no route to 10.78.112.1 (policy routing)",
+    ]
     assert rows[("skip", "interface", "lo")] == ["-", "loopback"]
     assert rows[("skip", "network", "fd78::/64")][1].startswith("IPv6 /64")
     assert rows[("skip", "network", "10.8.0.2/32")] == ["vpn0", "a single address (/32)"]

@@ -6,9 +6,12 @@ tree; :class:`SocketBackend` is the real implementation and
 """
 
 from xendiscover._backend._base import (
+    BACKOFF_FIRST,
+    BACKOFF_MAX,
     RESOURCE_ERRNOS,
     Backend,
     ConnectFailed,
+    Connection,
     ConnectionLost,
     ConnectResult,
     NetworkError,
@@ -17,16 +20,20 @@ from xendiscover._backend._base import (
     Stream,
     TLSFailed,
     WorkerProcess,
+    backoff,
     outcome_of_errno,
 )
 from xendiscover._backend._socket import WORKER_MODULE, SocketBackend
 
 __all__ = [
+    "BACKOFF_FIRST",
+    "BACKOFF_MAX",
     "RESOURCE_ERRNOS",
     "WORKER_MODULE",
     "Backend",
     "ConnectFailed",
     "ConnectResult",
+    "Connection",
     "ConnectionLost",
     "NetworkError",
     "Outcome",
@@ -35,5 +42,6 @@ __all__ = [
     "Stream",
     "TLSFailed",
     "WorkerProcess",
+    "backoff",
     "outcome_of_errno",
 ]

@@ -38,10 +38,13 @@ from typing import Protocol
 from xendiscover._errors import XenDiscoverError
 
 __all__ = [
+    "BACKOFF_FIRST",
+    "BACKOFF_MAX",
     "RESOURCE_ERRNOS",
     "Backend",
     "ConnectFailed",
     "ConnectResult",
+    "Connection",
     "ConnectionLost",
     "NetworkError",
     "Outcome",
@@ -49,8 +52,23 @@ __all__ = [
     "Stream",
     "TLSFailed",
     "WorkerProcess",
+    "backoff",
     "outcome_of_errno",
 ]
+
+#: The one back-off policy, after a local resource error (too many open
+#: files, no buffer space): the first wait and the ceiling, in seconds.
+BACKOFF_FIRST = 0.005
+BACKOFF_MAX = 1.0
+
+
+def backoff(errors: int) -> float:
+    """Seconds to wait after ``errors`` local resource errors in a row (1 or more).
+
+    The wait doubles from :data:`BACKOFF_FIRST` up to :data:`BACKOFF_MAX`;
+    the sweep and the fingerprints both use it.
+    """
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2.0 ** min(max(errors, 1) - 1, 16))
 
 
 class Outcome(enum.Enum):
@@ -105,6 +123,18 @@ def outcome_of_errno(code: int) -> Outcome:
     return _ERRNO_OUTCOME.get(code, Outcome.ERROR)
 
 
+class Connection(Protocol):
+    """An open connection the sweep kept for the fingerprint's first probe (opaque).
+
+    Whoever holds one either hands it to :meth:`Backend.open_stream` or
+    closes it.
+    """
+
+    def close(self) -> None:
+        """Close it (a reset, no lingering); idempotent."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectResult:
     """The end of one connect attempt.
@@ -117,12 +147,18 @@ class ConnectResult:
             the kernel says so: its ``(type, code, sender address)``. A
             failed ARP or neighbour discovery on this machine comes as an
             ICMP "host unreachable" sent by one of its own addresses.
+        connection: For an open outcome of a connect asked to ``keep`` it,
+            the open connection (the caller owns it from here).
+        local: For an ICMP error, whether this machine sent it (its own
+            failed ARP or neighbour discovery), as far as the backend knows.
     """
 
     outcome: Outcome
     latency: float = 0.0
     errno: int = 0
     icmp: tuple[int, int, str] | None = None
+    connection: Connection | None = None
+    local: bool = False
 
 
 #: A finished attempt, or the future of a pending one.
@@ -212,24 +248,40 @@ class WorkerProcess(Protocol):
         """Stop it now (no-op if it has exited)."""
         ...
 
+    def connection(self, address: str, port: int) -> Connection | None:
+        """The open connection it handed over for ``address``:``port``, if any (once)."""
+        ...
+
 
 class Backend(Protocol):
     """All the I/O of a scan; swap it to test without a network or a clock."""
 
     def connect(
-        self, family: socket.AddressFamily, address: str, port: int, timeout: float
+        self,
+        family: socket.AddressFamily,
+        address: str,
+        port: int,
+        timeout: float,
+        keep: bool = False,
     ) -> Started:
         """Start a TCP connect to ``address``:``port`` for the sweep.
 
         Returns a :class:`ConnectResult` when the attempt ended at once, or a
         future that the backend completes within ``timeout`` seconds. The
-        backend closes every socket it opens here: when the future completes,
-        and also when the caller cancels it.
+        backend closes every socket it opens here (when the future completes,
+        and also when the caller cancels it), except, with ``keep``, the
+        connection of an open outcome: it comes in the result's
+        ``connection``, and the caller owns it.
         """
         ...
 
-    async def open_stream(self, address: str, port: int, *, timeout: float) -> Stream:
+    async def open_stream(
+        self, address: str, port: int, *, timeout: float, connection: Connection | None = None
+    ) -> Stream:
         """Open a TCP connection for a conversation (TLS: :meth:`Stream.start_tls`).
+
+        With ``connection`` (one the sweep kept), no new connect is made:
+        the conversation runs on it.
 
         Raises:
             TimeoutError: No connection within ``timeout`` seconds.
@@ -238,11 +290,23 @@ class Backend(Protocol):
         """
         ...
 
-    async def spawn_worker(self, job: bytes) -> WorkerProcess:
+    async def spawn_worker(self, job: bytes, *, connections: bool = False) -> WorkerProcess:
         """Start a probe process that sweeps the encoded ``job``.
+
+        With ``connections``, the process keeps the connection of every open
+        port it finds and hands it over (:meth:`WorkerProcess.connection`).
 
         Raises:
             NetworkError: The process could not be started.
+        """
+        ...
+
+    def hand_over(self, connection: Connection, address: str, port: int) -> None:
+        """In a probe process: send a kept connection to the scanning process.
+
+        The connection is closed here either way; if it cannot be sent (no
+        channel, or the channel is full), the scanning process opens a new
+        one for its fingerprint.
         """
         ...
 

@@ -13,9 +13,15 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 
-from xendiscover._backend import Backend, SocketBackend
+from xendiscover._backend import Backend, Connection, SocketBackend
 from xendiscover._fingerprint._common import Continue, ParseResult
-from xendiscover._fingerprint._driver import READ_CAP, Exchange, exchange
+from xendiscover._fingerprint._driver import (
+    READ_CAP,
+    SILENT_REPLY,
+    Exchange,
+    exchange,
+    stretched,
+)
 from xendiscover._fingerprint._probes import (
     FORBIDDEN,
     PROBES,
@@ -42,8 +48,8 @@ __all__ = [
     "Probe",
     "bind_parser",
     "fingerprint_port",
+    "is_silent",
     "probe_plan",
-    "probe_port",
     "run_probe",
 ]
 
@@ -84,6 +90,8 @@ async def run_probe(
     nonce: str | None = None,
     backend: Backend | None = None,
     connect_timeout: float | None = None,
+    rtt: float = 0.0,
+    connection: Connection | None = None,
 ) -> Exchange:
     """Run one probe: one connection, its requests, capped, deadlined reads.
 
@@ -96,6 +104,10 @@ async def run_probe(
         backend: Where the connection is opened (a :class:`SocketBackend` if ``None``).
         connect_timeout: The deadline the connect attempts share (``timeout``
             by default; shorter for a probe that waits long for its reply).
+        rtt: The address's measured round-trip time, in seconds (see
+            :func:`~xendiscover._fingerprint._driver.connect_share`).
+        connection: A connection the sweep kept, to run on instead of
+            connecting (the probe closes it).
     """
     token = nonce if nonce is not None else str(uuid.uuid4())
     request = check_request(probe.build(host=address, nonce=token))
@@ -111,7 +123,14 @@ async def run_probe(
         on_handshake=probe.on_handshake,
         connect_timeout=connect_timeout,
         cap=probe.cap if probe.cap is not None else READ_CAP,
+        rtt=rtt,
+        connection=connection,
     )
+
+
+def is_silent(found: Fingerprint) -> bool:
+    """Whether the peer accepted and then sent nothing at all before the deadline."""
+    return found.service is None and found.evidence.startswith(SILENT_REPLY)
 
 
 def _rank(found: Fingerprint) -> int:
@@ -122,14 +141,23 @@ def _rank(found: Fingerprint) -> int:
 
 
 async def fingerprint_port(
-    address: str, port: int, *, timeout: float = 2.0, backend: Backend | None = None
+    address: str,
+    port: int,
+    *,
+    timeout: float = 2.0,
+    backend: Backend | None = None,
+    rtt: float = 0.0,
+    connection: Connection | None = None,
+    plan_port: int | None = None,
 ) -> Fingerprint:
     """Probe one open port and say which Xen management service, if any, is on it.
 
     The port's own probes go first (:data:`WELL_KNOWN_PORTS`), then the others
-    in a safe order; the first probe that recognises the peer ends it. A peer
-    that stays silent, streams without end or refuses ends it too: more
-    probes would learn nothing and cost more deadlines.
+    in a safe order; the first probe that confirms a service ends it (a reply
+    shape that is only *likely* xapi, a page, a 403, a 301, lets xapi's own
+    probes still run, to confirm it with an echo). A peer that stays silent,
+    streams without end or refuses ends it too: more probes would learn
+    nothing and cost more deadlines.
 
     Args:
         address: The IP address, as text.
@@ -138,20 +166,38 @@ async def fingerprint_port(
             costs at most :data:`MAX_DEADLINES_PER_PORT` of them (and on 8002
             the relocation probe's own longer wait).
         backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
+        rtt: The address's round-trip time as the sweep measured it, in
+            seconds: every deadline (connect, TLS handshake, reply) is
+            stretched to a multiple of it, ``timeout`` being the floor, so a
+            far site (a VPN, a satellite link) is fingerprinted like a LAN.
+        connection: The connection the sweep opened to the port and kept:
+            the first probe runs on it, so the peer sees one handshake
+            fewer, and a service that accepts one connection at a time
+            (xend's accept thread, stalled by its reverse lookup of the
+            scanner) makes the scanner wait once, not twice. Closed here.
+        plan_port: Choose the probes as if the service sat on this port (a
+            fake on an ephemeral port standing in for 8002, say).
 
     Returns:
         The fingerprint. Never raises for anything the network or peer does.
     """
-    return await probe_port(address, port, timeout=timeout, backend=backend)
+    try:
+        return await _probe_port(
+            address, port, timeout, plan_port, backend or SocketBackend(), rtt, connection
+        )
+    finally:
+        if connection is not None:
+            connection.close()  # unused (no probe ran), or already closed: idempotent
 
 
 class _Budget:
     """The time one port may cost: a number of deadlines, plus any probe's own longer wait."""
 
-    def __init__(self, backend: Backend, timeout: float) -> None:
+    def __init__(self, backend: Backend, timeout: float, rtt: float = 0.0) -> None:
         self._backend = backend
-        self.timeout = timeout
-        self.end = backend.time() + timeout * MAX_DEADLINES_PER_PORT
+        self.rtt = rtt
+        self.timeout = stretched(timeout, rtt)
+        self.end = backend.time() + self.timeout * MAX_DEADLINES_PER_PORT
 
     def left(self) -> float:
         return self.end - self._backend.time()
@@ -193,7 +239,9 @@ async def _silent_close(
     deadline = budget.deadline(TLS_HELLO)
     if deadline is None:
         return found
-    tls = await run_probe(TLS_HELLO, address, port, timeout=deadline, backend=backend)
+    tls = await run_probe(
+        TLS_HELLO, address, port, timeout=deadline, backend=backend, rtt=budget.rtt
+    )
     return tls.fingerprint if tls.fingerprint.verdict == "not-xen" else found
 
 
@@ -213,7 +261,9 @@ async def _xapi_identity(
     deadline = budget.deadline(XAPI_POOL_CERT)
     pool = None
     if deadline is not None:
-        pool = await run_probe(XAPI_POOL_CERT, address, port, timeout=deadline, backend=backend)
+        pool = await run_probe(
+            XAPI_POOL_CERT, address, port, timeout=deadline, backend=backend, rtt=budget.rtt
+        )
     facts = xapi_identity(result.certificate, pool.certificate if pool is not None else None)
     product = found.product
     if facts.pool_certificate:
@@ -243,7 +293,9 @@ async def _xapi_product(
         deadline = budget.deadline(extra)
         if extra.name == probe.name or deadline is None:
             continue
-        result = await run_probe(extra, address, port, timeout=deadline, backend=backend)
+        result = await run_probe(
+            extra, address, port, timeout=deadline, backend=backend, rtt=budget.rtt
+        )
         if result.fingerprint.service == "xapi":
             clues.append(result.fingerprint.product)
     return dataclasses.replace(found, product=combine_xapi(clues))
@@ -266,31 +318,17 @@ async def _recognised(
     return await _xapi_product(found, probe, address, port, budget, backend)
 
 
-async def probe_port(
+async def _probe_port(
     address: str,
     port: int,
-    *,
-    timeout: float = 2.0,
-    plan_port: int | None = None,
-    backend: Backend | None = None,
+    timeout: float,
+    plan_port: int | None,
+    io: Backend,
+    rtt: float,
+    connection: Connection | None,
 ) -> Fingerprint:
-    """Run :func:`fingerprint_port` with its inputs exposed, for tests and tools.
-
-    The first probe that confirms a service ends it. A reply shape that is
-    only *likely* xapi (a page, a 403, a 301) lets xapi's own probes still
-    run, to confirm it with an echo.
-
-    Args:
-        address: The IP address, as text.
-        port: The TCP port to connect to.
-        timeout: The deadline of each probe, in seconds.
-        plan_port: Choose the probes as if the service sat on this port (a
-            fake on an ephemeral port standing in for 8002, say).
-        backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
-    """
-    io = backend if backend is not None else SocketBackend()
     known_port = port if plan_port is None else plan_port
-    budget = _Budget(io, timeout)
+    budget = _Budget(io, timeout, rtt)
     best: Fingerprint | None = None
     likely: tuple[Fingerprint, Probe, Exchange] | None = None
     for probe in probe_plan(known_port):
@@ -299,8 +337,16 @@ async def probe_port(
             break
         if likely is not None and probe.service != "xapi":
             continue  # a likely xapi: only xapi's own probes may still confirm it
+        kept, connection = connection, None  # the first probe runs on it, the rest connect
         result = await run_probe(
-            probe, address, port, timeout=deadline, backend=io, connect_timeout=timeout
+            probe,
+            address,
+            port,
+            timeout=deadline,
+            backend=io,
+            connect_timeout=budget.timeout,
+            rtt=rtt,
+            connection=kept,
         )
         found = await _silent_close(result.fingerprint, known_port, address, port, budget, io)
         if likely is None and found.service == "xapi" and found.verdict == "likely":

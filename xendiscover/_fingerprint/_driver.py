@@ -20,10 +20,12 @@ from typing import Literal
 from xendiscover._backend import (
     Backend,
     ConnectFailed,
+    Connection,
     ConnectionLost,
     Outcome,
     Stream,
     TLSFailed,
+    backoff,
 )
 from xendiscover._fingerprint._common import (
     Continue,
@@ -36,18 +38,26 @@ from xendiscover._model import Fingerprint
 
 __all__ = [
     "CONNECT_ATTEMPTS",
+    "CONNECT_FLOOR",
+    "EXCHANGE_ROUND_TRIPS",
     "READ_CAP",
     "RESOURCE_ATTEMPTS",
+    "SILENT_REPLY",
     "Ending",
     "Exchange",
     "Handshake",
     "HandshakeHook",
     "client_tls_context",
+    "connect_share",
     "exchange",
+    "stretched",
 ]
 
 #: The most bytes one probe reads from a peer.
 READ_CAP = 4096
+
+#: How the evidence of an exchange that got no byte before its deadline begins.
+SILENT_REPLY = "no reply within"
 
 #: How an exchange ended: the parser ``decided`` early, the peer ``closed``,
 #: the ``deadline`` passed, the read ``cap`` was reached, or an ``error``
@@ -70,6 +80,38 @@ CONNECT_ATTEMPTS = 3
 #: Local resource errors (too many open files, no buffer space, no free
 #: port) are retried after a back-off, this many times at most.
 RESOURCE_ATTEMPTS = 8
+#: The shortest wait of one connect attempt, in seconds: a WAN round trip
+#: (a VPN, a satellite link) can take most of a second, and a kernel
+#: retransmits a lost SYN after one second, so a shorter attempt would give
+#: up on a far host before its answer could come.
+CONNECT_FLOOR = 1.0
+#: Round trips one connect attempt waits before the next is started.
+CONNECT_ROUND_TRIPS = 3
+#: Round trips a probe's exchange is given at least: the connect (1), a
+#: TLS handshake (2), the request and its reply (1), and room for a lost
+#: segment's retransmission (a second or more, about four round trips on a
+#: far link) and for a second connect attempt.
+EXCHANGE_ROUND_TRIPS = 10
+
+
+def connect_share(deadline: float, rtt: float) -> float:
+    """How long one connect attempt waits, of a probe whose connects share ``deadline``.
+
+    A third of ``deadline`` (:data:`CONNECT_ATTEMPTS` attempts), never less
+    than :data:`CONNECT_ROUND_TRIPS` round trips of the address (``rtt``,
+    as the sweep measured it) nor less than :data:`CONNECT_FLOOR`.
+    """
+    return max(CONNECT_FLOOR, CONNECT_ROUND_TRIPS * rtt, deadline / CONNECT_ATTEMPTS)
+
+
+def stretched(deadline: float, rtt: float) -> float:
+    """A probe's ``deadline``, stretched to cover its exchange at ``rtt`` seconds a round trip.
+
+    ``deadline`` is the floor (a service that answers its handshake in time
+    may still take a moment to reply); a far address gets
+    :data:`EXCHANGE_ROUND_TRIPS` of its round trips if that is longer.
+    """
+    return max(deadline, EXCHANGE_ROUND_TRIPS * rtt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +181,25 @@ class _Deadline:
 
 
 async def _connect(
-    backend: Backend, address: str, port: int, deadline: _Deadline, share: float
+    backend: Backend,
+    address: str,
+    port: int,
+    deadline: _Deadline,
+    share: float,
+    kept: Connection | None = None,
 ) -> Stream:
     """Open the connection, retrying a connect that timed out or met a local limit.
+
+    A connection the sweep ``kept`` is used as it is: no new handshake.
 
     Raises:
         TimeoutError: Every attempt timed out (or the deadline passed).
         ConnectFailed: The peer refused or the network failed (not retried).
     """
+    if kept is not None:
+        return await backend.open_stream(
+            address, port, timeout=max(share, deadline.left()), connection=kept
+        )
     timeouts = resource_errors = 0
     while True:
         try:
@@ -160,7 +213,7 @@ async def _connect(
             if error.outcome is not Outcome.RESOURCE or exhausted:
                 raise
             resource_errors += 1
-            await backend.sleep(min(1.0, 0.01 * 2**resource_errors, deadline.left()))
+            await backend.sleep(min(backoff(resource_errors), deadline.left()))
 
 
 def _unconnected(ending: Ending, why: str) -> Exchange:
@@ -250,9 +303,9 @@ async def _converse(
     try:
         return await talk.run(request, tls)
     except TimeoutError:
-        return talk.ended(
-            "deadline", f"no {'verdict' if talk.data else 'reply'} within {timeout:g} s"
-        )
+        if not talk.data:
+            return talk.ended("deadline", f"{SILENT_REPLY} {timeout:g} s")
+        return talk.ended("deadline", f"no verdict within {timeout:g} s")
     except ConnectionLost:
         if not talk.data:
             # The peer accepted and hung up before a byte: to the parsers, a
@@ -276,6 +329,8 @@ async def exchange(
     server_hostname: str | None = None,
     on_handshake: HandshakeHook | None = None,
     connect_timeout: float | None = None,
+    rtt: float = 0.0,
+    connection: Connection | None = None,
 ) -> Exchange:
     """Send a request and read the reply, bounded in time and bytes.
 
@@ -297,7 +352,12 @@ async def exchange(
             handshake; a Fingerprint it returns decides the exchange.
         connect_timeout: The deadline whose thirds the connect attempts get
             (``timeout`` by default): a probe that waits long for its reply
-            still retries a lost SYN as soon as any probe would.
+            still retries a lost SYN as soon as any probe would. Never
+            shorter than :func:`connect_share` allows.
+        rtt: The address's round-trip time as the sweep measured it, in
+            seconds: no connect attempt waits less than a few of them.
+        connection: An open connection the sweep kept: the exchange runs
+            on it instead of connecting (and closes it, as its own).
 
     Returns:
         The verdict and how the exchange ended. Never raises for anything the
@@ -305,8 +365,8 @@ async def exchange(
     """
     deadline = _Deadline(backend, timeout)
     try:
-        share = min(timeout, connect_timeout or timeout) / CONNECT_ATTEMPTS
-        stream = await _connect(backend, address, port, deadline, share)
+        share = connect_share(min(timeout, connect_timeout or timeout), rtt)
+        stream = await _connect(backend, address, port, deadline, share, connection)
     except TimeoutError:
         return _unconnected("deadline", f"connect timed out {CONNECT_ATTEMPTS} times")
     except ConnectFailed as error:

@@ -89,12 +89,15 @@ class Probe:
 #: A default xend (hosts-allow ``^localhost$ ...``, every xend-config.sxp
 #: from 3.0.3 to 4.4) accepts a scanner, then closes without a byte -- but
 #: only after ``web/tcp.py`` ``hostAllowed`` has run ``socket.getfqdn`` on
-#: the scanner's address in its one accept thread. With no PTR for the
-#: scanner and a dom0 resolver that does not answer, that takes glibc's
-#: resolver timeout, 5 s per try (``options timeout:5``), and more with
-#: ``attempts``. 10 s covers one full timeout and a second try started; the
+#: the scanner's address, in its one accept thread, before it accepts the
+#: next connection. With no PTR for the scanner and a dom0 resolver that
+#: does not answer, that takes glibc's default resolver stall: ``timeout:5``
+#: times ``attempts:2`` with one nameserver, 10 s. 12 s covers it with a
+#: margin for a loaded dom0. It is counted from the probe's start, which is
+#: never before the connect it runs on (the sweep's own connection, see the
+#: pipeline's hand-off, so the accept thread stalls once, not twice); the
 #: wait costs only this port's slot, never the sweep.
-RELOCATION_WAIT = 10.0
+RELOCATION_WAIT = 12.0
 
 
 PROBES: tuple[Probe, ...] = (

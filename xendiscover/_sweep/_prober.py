@@ -31,18 +31,18 @@ import asyncio
 import contextlib
 import errno
 import functools
+import ipaddress
 import math
 import socket
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from xendiscover._backend import Backend, ConnectResult, Outcome
+from xendiscover._backend import Backend, Connection, ConnectResult, Outcome, backoff
 from xendiscover._names import same_address
 
 __all__ = [
-    "BACKOFF_FIRST",
-    "BACKOFF_MAX",
     "MIN_TIMEOUT",
     "RESOURCE_RETRY_LIMIT",
     "SILENT_MIN_ATTEMPTS",
@@ -50,13 +50,12 @@ __all__ = [
     "ProbeResult",
     "Prober",
     "RttEstimator",
+    "RttTable",
     "ScanStats",
+    "prefix_of",
     "silent_attempts",
 ]
 
-#: Back-off after a local resource error: first wait, and the ceiling.
-BACKOFF_FIRST = 0.005
-BACKOFF_MAX = 1.0
 #: How many times one probe meets a resource error before it is given up
 #: as ``Outcome.ERROR`` (a machine that never recovers must still finish).
 RESOURCE_RETRY_LIMIT = 64
@@ -84,6 +83,11 @@ _GONE = frozenset(
         (1, 0), (1, 3),  # ICMPv6: no route, address unreachable
     }
 )  # fmt: skip
+
+
+#: How many ports of an address must get a third party's "host unreachable"
+#: before it is believed for every port.
+_THIRD_PARTY_VOTES = 2
 
 
 def _icmp_verdict(address: str, icmp: tuple[int, int, str] | None) -> bool | None:
@@ -117,6 +121,16 @@ class ScanStats:
         attempts: Connect attempts started, retries included.
         retries: Attempts repeated after a timeout.
         backoffs: Times the window shrank after a local resource error.
+        waiting: Open ports waiting for a fingerprint (the hand-off's queue).
+        fingerprinting: Open ports being fingerprinted and named right now.
+        silent_hosts: Addresses reported once as accepting every port silently.
+        pending_connects: The connect attempts pending in this process, by
+            ``(address, port)``: when the attempt started and the latest
+            time (the backend's clock) its probe can end, retries included.
+            Probe processes keep their own (it is not sent to the parent).
+        pending_fingerprints: The open ports being fingerprinted and named,
+            by ``(address, port)``: when that started and the latest time it
+            can end (the fingerprint's deadlines; a name lookup may add its own).
         networks: The whole plan (before any shard) as CIDR networks, once
             the targets are resolved; for the run metadata of the outputs.
         ports: The ports the plan tries on each address, once known.
@@ -129,8 +143,39 @@ class ScanStats:
     attempts: int = 0
     retries: int = 0
     backoffs: int = 0
+    waiting: int = 0
+    fingerprinting: int = 0
+    silent_hosts: int = 0
+    pending_connects: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
+    pending_fingerprints: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
     networks: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
+
+    #: The counters a sweep keeps by itself (besides ``outcomes``): what a
+    #: probe process reports (:meth:`counts`) and the scanning process adds up.
+    COUNTED: ClassVar[tuple[str, ...]] = ("done", "open", "attempts", "retries", "backoffs")
+
+    def counts(self) -> dict[str, object]:
+        """The sweep's own counters, JSON-ready (what a probe process reports)."""
+        counted: dict[str, object] = {name: getattr(self, name) for name in self.COUNTED}
+        counted["outcomes"] = {o.value: n for o, n in self.outcomes.items()}
+        return counted
+
+    def add_growth(self, now: ScanStats, before: ScanStats) -> None:
+        """Add what another sweep counted between ``before`` and ``now``."""
+        for name in self.COUNTED:
+            setattr(self, name, getattr(self, name) + getattr(now, name) - getattr(before, name))
+        for outcome, count in now.outcomes.items():
+            grown = count - before.outcomes.get(outcome, 0)
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + grown
+
+    def waiting_for(self) -> str:
+        """What the job is waiting for now, in a few words (for a display)."""
+        if self.total and self.done < self.total:
+            return f"the sweep ({self.total - self.done:,} probes left)"
+        if self.fingerprinting or self.waiting:
+            return f"fingerprints ({self.fingerprinting + self.waiting:,} open ports left)"
+        return "nothing"
 
     def as_dict(self) -> dict[str, object]:
         """The counters as a JSON-ready dictionary (outcomes by name)."""
@@ -142,6 +187,7 @@ class ScanStats:
             "attempts": self.attempts,
             "retries": self.retries,
             "backoffs": self.backoffs,
+            "silent_hosts": self.silent_hosts,
         }
 
 
@@ -188,6 +234,52 @@ class RttEstimator:
         return self.floor if self.srtt is None else self.timeout
 
 
+#: How many /24 (IPv4) or /64 (IPv6) estimators :class:`RttTable` keeps; past
+#: it, the oldest are forgotten (a sweep of a /8 must not grow without end).
+_PREFIXES_KEPT = 4096
+
+
+def prefix_of(address: str) -> str:
+    """The address's /24 (IPv4) or /64 (IPv6), as text: its neighbourhood's key."""
+    bits = 24 if ":" not in address else 64
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False).network_address)
+
+
+class RttTable:
+    """Round-trip estimates per neighbourhood (/24 or /64), with a global fallback.
+
+    A LAN and a far site swept in one run each get their own deadlines: an
+    address's first attempt waits as long as its /24 (or /64) has shown it
+    needs, or, before anything there answered, as long as the whole sweep
+    has; an address that answered has its own estimate (kept by the prober
+    with the address's other state, see ``_Address``).
+
+    Args:
+        ceiling: The initial and the largest deadline, in seconds.
+        floor: The smallest deadline, in seconds.
+    """
+
+    def __init__(self, ceiling: float, floor: float = MIN_TIMEOUT) -> None:
+        self.ceiling = ceiling
+        self.floor = min(floor, ceiling)
+        self.overall = RttEstimator(ceiling, floor)
+        self._prefixes: dict[str, RttEstimator] = {}
+
+    def sample(self, prefix: str, rtt: float) -> None:
+        """Fold in an answer from ``prefix`` that took ``rtt`` seconds."""
+        self.overall.sample(rtt)
+        estimator = self._prefixes.get(prefix)
+        if estimator is None:
+            if len(self._prefixes) >= _PREFIXES_KEPT:
+                del self._prefixes[next(iter(self._prefixes))]
+            estimator = self._prefixes[prefix] = RttEstimator(self.ceiling, self.floor)
+        estimator.sample(rtt)
+
+    def near(self, prefix: str) -> RttEstimator:
+        """The estimator for ``prefix``: its own once it has answers, else the global one."""
+        return self._prefixes.get(prefix) or self.overall
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     """The final word on one ``(address, port)``.
@@ -198,6 +290,8 @@ class ProbeResult:
         outcome: The outcome of the last attempt.
         latency: Seconds the last attempt took.
         attempts: Attempts made, resource retries not counted.
+        connection: The open connection the sweep kept (``keep``), which
+            whoever takes the result owns; ``None`` otherwise.
     """
 
     address: str
@@ -205,6 +299,7 @@ class ProbeResult:
     outcome: Outcome
     latency: float
     attempts: int
+    connection: Connection | None = field(default=None, compare=False, repr=False)
 
 
 class _Address:
@@ -217,14 +312,19 @@ class _Address:
         slowest: The longest any of those answers took, in seconds.
         unreachable: Why nobody is there, for every port (no route, or ICMP
             "host unreachable" from this machine or a router), once known.
+        prefix: Its /24 or /64 (see :func:`prefix_of`), computed once.
+        third_party: How many of its ports met an ICMP "host unreachable"
+            sent by someone else (a router on the way, not this machine).
     """
 
-    __slots__ = ("answered", "slowest", "unreachable")
+    __slots__ = ("answered", "prefix", "slowest", "third_party", "unreachable")
 
-    def __init__(self) -> None:
+    def __init__(self, address: str = "") -> None:
         self.answered = False
         self.slowest = 0.0
         self.unreachable: ConnectResult | None = None
+        self.prefix = prefix_of(address) if address else ""
+        self.third_party = 0
 
     def heard(self, latency: float) -> None:
         """Note an answer about this address that took ``latency`` seconds."""
@@ -271,6 +371,9 @@ class Prober:
             default: that is all a scan needs).
         ports: Ports tried per address, consecutively in ``items``: spreads a
             silent address's attempts over them (:func:`silent_attempts`).
+        keep: Keep the connection of each open port and yield it with the
+            result (``ProbeResult.connection``), for the fingerprint's first
+            probe: the peer sees one handshake, not two.
 
     What an address's ports teach each other (items arrive address by
     address, so this needs no table):
@@ -284,9 +387,12 @@ class Prober:
       retries again.
     - An address whose connect the local kernel refused at once (no route:
       ``ENETUNREACH``, ``EHOSTUNREACH`` from inside ``connect()``), or whose
-      connect later failed with ICMP "host unreachable" (a failed ARP on
-      this machine or at a router) is unreachable on every port: its other
-      ports end with the same outcome, without a syscall once not started.
+      connect later failed with ICMP "host unreachable" sent by this
+      machine (its failed ARP or neighbour discovery) is unreachable on
+      every port: its other ports end with the same outcome, without a
+      syscall once not started. The same from a third party (a router) is
+      believed for every port only once a second port of the address got
+      it too (RFC 1122 calls it a soft error: a per-port filter says it).
     - An ICMP error sent by the address itself (a host firewall that rejects
       with ``icmp-host-prohibited``, as XenServer's and RHEL's default
       firewalls do) says the host is there: it counts as an answer. Any
@@ -304,13 +410,15 @@ class Prober:
         stats: ScanStats | None = None,
         report: frozenset[Outcome] = frozenset({Outcome.OPEN}),
         ports: int = 1,
+        keep: bool = False,
     ) -> None:
         if timeout <= 0 or retries < 0 or window < 1 or (rate is not None and rate <= 0):
             raise ValueError("timeout must be > 0, retries >= 0, window >= 1, rate > 0")
         self._backend = backend
+        self._keep = keep
         self._interval = 1.0 / rate if rate else 0.0
         self._next_slot = 0.0
-        self.rtt = RttEstimator(timeout)
+        self.rtt = RttTable(timeout)
         self._retries = retries
         self._silent_retries = silent_attempts(retries, ports) - 1
         self._max_window = window
@@ -326,6 +434,7 @@ class Prober:
         self._address_name = ""
         self._address_state = _Address()
         self._backoff = 0.0
+        self._resource_errors = 0  # in a row, for the back-off
 
     @property
     def window(self) -> int:
@@ -366,6 +475,10 @@ class Prober:
                         await asyncio.sleep(0)
         finally:
             await self._abandon()
+            while self._ready:  # found, never taken: nobody else will close them
+                kept = self._ready.popleft().connection
+                if kept is not None:
+                    kept.close()
 
     def _next_job(self) -> _Job | None:
         if self._again:
@@ -376,7 +489,7 @@ class Prober:
                 # Items come address by address: one shared state per run of them.
                 if item[1] != self._address_name:
                     self._address_name = item[1]
-                    self._address_state = _Address()
+                    self._address_state = _Address(item[1])
                 return item, 0, 0, self._address_state
             self._source = None
         return None
@@ -397,20 +510,24 @@ class Prober:
     def _deadline(self, attempts: int, host: _Address) -> float:
         """How long attempt number ``attempts + 1`` of a probe of ``host`` waits.
 
-        Attempts wait as long as the network has shown it needs: a lost SYN
-        shows within a few round trips. A host that answered on some port has
-        shown its own round trip, so its retries wait the network's estimate
-        or twice its slowest answer, whichever is longer. A host that has not
-        answered gets its last attempt at the full timeout, as does every
-        first attempt before anything has answered: a slow host is not lost
-        to a fast neighbourhood.
+        Attempts wait as long as the destination has shown it needs: a lost
+        SYN shows within a few round trips. The estimate is the address's
+        neighbourhood's (its /24 or /64, see :class:`RttTable`), or the whole
+        sweep's before anything there answered, so a far site keeps its own
+        deadlines beside a LAN. A host that answered on some port has shown
+        its own round trip, so its attempts wait that estimate or twice its
+        slowest answer, whichever is longer. A host that has not answered
+        gets its last (or only: ``retries`` 0) attempt at the full timeout,
+        as does every first attempt before anything has answered: a slow
+        host is not lost to a fast neighbourhood.
         """
-        rtt = self.rtt
-        if not attempts:
-            return rtt.timeout
+        table = self.rtt
         if host.answered:
-            return min(rtt.ceiling, max(rtt.timeout, 2 * host.slowest))
-        return rtt.ceiling if attempts >= self._silent_retries else rtt.retry
+            return min(table.ceiling, max(table.near(host.prefix).timeout, 2 * host.slowest))
+        if attempts >= self._silent_retries:
+            return table.ceiling  # the last chance of a silent address: the full timeout
+        rtt = table.near(host.prefix)
+        return rtt.timeout if not attempts else rtt.retry
 
     def _start(self, item: Item, attempts: int, resource_errors: int, host: _Address) -> bool:
         """Start one attempt; return whether it ended at once."""
@@ -419,7 +536,8 @@ class Prober:
             return True
         self.stats.attempts += 1
         deadline = self._deadline(attempts, host)
-        started = self._backend.connect(item[0], item[1], item[2], deadline)
+        now = self._backend.time()
+        started = self._backend.connect(item[0], item[1], item[2], deadline, self._keep)
         if isinstance(started, ConnectResult):
             if started.outcome is Outcome.UNREACHABLE and started.errno in _NO_ROUTE:
                 host.unreachable = started
@@ -427,6 +545,8 @@ class Prober:
             return True
         self._in_flight += 1
         self._pending.add(started)
+        later = max(0, self._allowed(host) - attempts) * self.rtt.ceiling
+        self.stats.pending_connects[item[1], item[2]] = (now, now + deadline + later)
         started.add_done_callback(
             functools.partial(self._done, item, attempts + 1, resource_errors, host)
         )
@@ -436,6 +556,7 @@ class Prober:
         """Cancel every pending connect (their sockets close) and forget them."""
         pending, self._pending = self._pending, set()
         self._in_flight -= len(pending)
+        self.stats.pending_connects.clear()
         for future in pending:
             future.cancel()
         if pending:
@@ -467,16 +588,33 @@ class Prober:
             return  # abandoned by run()'s clean-up, which already counted it
         self._pending.discard(future)
         self._in_flight -= 1
+        self.stats.pending_connects.pop((item[1], item[2]), None)
         self._wake.set()
         if not future.cancelled():
             result = future.result()
             if result.outcome is Outcome.UNREACHABLE:
                 verdict = _icmp_verdict(item[1], result.icmp)
                 if verdict is False:
-                    host.unreachable = result  # the kernel, or a router, found nobody there
+                    self._nobody(host, result)
                 elif verdict:
                     host.heard(result.latency)  # the host itself rejected this port
             self._settle(item, attempts, resource_errors, host, result)
+
+    @staticmethod
+    def _nobody(host: _Address, result: ConnectResult) -> None:
+        """Someone else said nobody is at ``host``: believe it for every port, or not yet.
+
+        This machine's own failed ARP or neighbour discovery is true of every
+        port. A third party's "host unreachable" (a router's per-port filter
+        says the same) is a soft error (RFC 1122): it ends only its own
+        probe, unless a second port of the address gets the same.
+        """
+        if result.local:
+            host.unreachable = result
+            return
+        host.third_party += 1
+        if host.third_party >= _THIRD_PARTY_VOTES:
+            host.unreachable = result
 
     def _settle(
         self,
@@ -495,10 +633,11 @@ class Prober:
         if self._backoff or self._window < self._max_window:
             # Additive increase: one more slot per answer, until the ceiling.
             self._backoff = 0.0
+            self._resource_errors = 0
             self._window = min(self._max_window, self._window + 1)
         if outcome is Outcome.OPEN or outcome is Outcome.CLOSED:
             host.heard(result.latency)
-            self.rtt.sample(result.latency)
+            self.rtt.sample(host.prefix, result.latency)
         if outcome is Outcome.TIMEOUT and host.unreachable is not None:
             result = host.unreachable  # a sibling port learnt that nobody is there
             outcome = result.outcome
@@ -511,12 +650,18 @@ class Prober:
         stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1
         if outcome is Outcome.OPEN:
             stats.open += 1
+        kept = result.connection
         if outcome in self._report:
-            self._ready.append(ProbeResult(item[1], item[2], outcome, result.latency, attempts))
+            self._ready.append(
+                ProbeResult(item[1], item[2], outcome, result.latency, attempts, kept)
+            )
+        elif kept is not None:
+            kept.close()
 
     def _back_off(self, job: _Job) -> None:
         """A local resource ran out: not an answer from the peer. Shrink, wait, ask again."""
         self.stats.backoffs += 1
         self._window = max(1, min(self._window, self._in_flight + 1) // 2)
-        self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
+        self._resource_errors += 1
+        self._backoff = backoff(self._resource_errors)
         self._again.append(job)
