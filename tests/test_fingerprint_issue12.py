@@ -220,7 +220,9 @@ async def test_6_libvirt_fake_matches_the_recorded_libvirtd_conversation() -> No
     from test_fingerprint_upstream import LIBVIRTD_NONE, LIBVIRTD_SASL
 
     async with (
-        FakeLibvirt(address(), auth_types=(0,), hv_type="TEST", hostname="vm") as none,
+        FakeLibvirt(
+            address(), auth_types=(0,), hv_type="TEST", hostname="vm", hv_version=2
+        ) as none,
         FakeLibvirt(address(), auth_types=(1,)) as sasl,
     ):
         found, data = await support.converse(none.host, none.port, AUTH_LIST_REQUEST, parse_libvirt)
@@ -228,8 +230,12 @@ async def test_6_libvirt_fake_matches_the_recorded_libvirtd_conversation() -> No
             sasl.host, sasl.port, AUTH_LIST_REQUEST, parse_libvirt
         )
     assert data == LIBVIRTD_NONE
-    assert found == Fingerprint("libvirt", "not-xen", "libvirt type TEST on vm")
-    assert none.procs == [66, 1, 3, 59, 2]
+    assert (found.service, found.verdict, found.evidence) == (
+        "libvirt",
+        "not-xen",
+        "libvirt type TEST on vm",
+    )
+    assert none.procs == [66, 1, 3, 4, 59, 2]
     assert none.opened == [("", 1)]  # the default URI, read-only
     assert first == LIBVIRTD_SASL
     assert refused.verdict == "unknown"
@@ -255,7 +261,7 @@ async def test_7_libvirt_auth_none_through_fingerprint_port(hv_type: str, verdic
             libvirt.host, libvirt.port, timeout=DEADLINE, plan_port=16509
         )
     assert (found.service, found.verdict) == ("libvirt", verdict), found
-    assert libvirt.procs == [66, 1, 3, 59, 2]  # ends with a clean CONNECT_CLOSE
+    assert libvirt.procs == [66, 1, 3, 4, 59, 2]  # ends with a clean CONNECT_CLOSE
 
 
 async def test_7_libvirt_sasl_never_goes_past_auth_list() -> None:

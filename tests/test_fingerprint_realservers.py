@@ -203,7 +203,11 @@ async def test_libvirtd_with_auth_none_is_reported_by_its_real_type(
     found, data = await converse(host, port)
     assert (found.service, found.verdict) == ("libvirt", "not-xen"), found
     assert found.evidence == f"libvirt type TEST on {check.stdout.strip()}"
-    assert data.endswith(b"\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00\x00\x05\x00\x00\x00\x00")
+    assert data.endswith(b"\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00\x00\x06\x00\x00\x00\x00")
+    # The test driver's version, from CONNECT_GET_VERSION: the libvirt test driver's own.
+    assert found.product is not None
+    assert (found.product.name, found.product.confidence) == ("TEST", "certain")
+    assert found.product.version is not None
 
 
 async def test_libvirtd_with_auth_none_through_fingerprint_port(libvirtd_none: Running) -> None:

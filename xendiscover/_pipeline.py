@@ -307,7 +307,8 @@ async def discover(
 
     Takes the same arguments as :func:`scan`, which it runs to the end, and
     groups the findings into machines (:func:`~xendiscover.group_findings`:
-    one machine per address, and per XAPI host UUID across addresses).
+    one machine per address, and across addresses per key a XAPI host
+    proved in a handshake; never per UUID).
 
     Args:
         targets: As for :func:`scan`.
