@@ -7,7 +7,7 @@ bytes it saw, never a verdict and never an exception.
 
 from __future__ import annotations
 
-from xendiscover._fingerprint import fingerprint_port
+from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, fingerprint_port, probe_plan
 from xendiscover._fingerprint._common import Continue, ReplyError
 from xendiscover._fingerprint._driver import exchange
 from xendiscover._model import Finding, Fingerprint, group_findings
@@ -125,3 +125,15 @@ async def test_a_silent_close_on_8002_is_likely_xend_unless_tls_answers() -> Non
     tls = await silent_close(8002, SOME_CERTIFICATE)  # a TLS server dropped "(help)"
     assert (tls.service, tls.verdict) == (None, "not-xen")
     assert "TLS handshake completed" in tls.evidence
+
+
+async def test_a_port_that_answers_every_probe_slowly_costs_a_bounded_time() -> None:
+    # Every probe gets an unrecognised answer after 1.5 s of its 2 s deadline,
+    # so no probe ends the port: only the port's budget does.
+    service = FakeService(b"SSH-2.0-x\r\n", delay=1.5)
+    backend = FakeBackend({PEER: "open"}, services={(PEER, 9): service})
+    started = backend.time()
+    found = await fingerprint_port(PEER, 9, backend=backend, timeout=2.0)
+    assert found.verdict == "not-xen"
+    assert backend.time() - started <= MAX_DEADLINES_PER_PORT * 2.0
+    assert len(backend.streams) < len(probe_plan(9))  # the budget ended it, not the plan

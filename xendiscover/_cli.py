@@ -881,6 +881,6 @@ def _main(args: list[str]) -> None:
     except _PARSE_ERROR as exc:  # usage errors: one line, no traceback
         sys.stderr.write(f"{name}: error: {_message(exc)}\n")
         sys.exit(int(getattr(exc, "exit_code", 2)))
-    if code == _console.EXIT_SIGINT and not _RAN:  # typer's own Ctrl-C, while parsing
-        sys.stderr.write("xendiscover: interrupted (SIGINT)\n")
+    if code == _signals.EXIT_SIGINT and not _RAN:  # typer's own Ctrl-C, while parsing
+        _signals.stop(_signals.EXIT_SIGINT)
     sys.exit(code if isinstance(code, int) else 0)
