@@ -10,7 +10,7 @@ from __future__ import annotations
 from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, fingerprint_port, probe_plan
 from xendiscover._fingerprint._common import Continue, ReplyError
 from xendiscover._fingerprint._driver import exchange
-from xendiscover._model import Finding, Fingerprint, group_findings
+from xendiscover._model import Finding, Fingerprint, Product, group_findings
 from xendiscover.testing import FakeBackend, FakeService
 
 PEER = "10.7.0.1"
@@ -137,3 +137,27 @@ async def test_a_port_that_answers_every_probe_slowly_costs_a_bounded_time() -> 
     assert found.verdict == "not-xen"
     assert backend.time() - started <= MAX_DEADLINES_PER_PORT * 2.0
     assert len(backend.streams) < len(probe_plan(9))  # the budget ended it, not the plan
+
+
+# Records ------------------------------------------------------------------------
+
+XCP = Product("XCP-ng", "8.3", "firm", "cpe:/o:vates:xcp-ng:8.3", "xapi >= 24.17.0", "a page")
+
+
+def test_a_port_record_carries_its_product_and_a_service_record_too() -> None:
+    finding = Finding("10.0.0.1", 443, "xapi", "confirmed", latency_ms=1.23456, product=XCP)
+    (machine,) = group_findings([finding])
+    for record in (finding.as_dict(), machine.services[0].as_dict()):
+        assert record["product"] == "XCP-ng"
+        assert record["version"] == "8.3"
+        assert record["cpe"] == "cpe:/o:vates:xcp-ng:8.3"
+        assert record["product_info"] == "xapi >= 24.17.0"
+        assert record["latency_ms"] == 1.235  # milliseconds to the microsecond
+    bare = Finding("10.0.0.2", 22).as_dict()
+    assert bare["product"] is None
+    assert bare["version"] is None
+
+
+def test_a_product_is_described_with_its_version_only_when_known() -> None:
+    assert XCP.describe() == "XCP-ng 8.3 (xapi >= 24.17.0)"
+    assert Product("xend").describe() == "xend"
