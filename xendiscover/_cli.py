@@ -579,7 +579,7 @@ def scan_command(
     specs = [*(targets or []), *_file_targets(targets_file, nameserver or [])]
     auto = _automatic(specs, routes=routes, no_ipv6=no_ipv6)
     if list_targets:
-        _list_targets(specs or auto, options, as_json=fmt in ("json", "jsonl"))
+        _list_targets(specs or auto, options, as_json=fmt in ("json", "jsonl"), path=path)
     raise_open_file_limit()  # the process is ours: allow the widest window
     try:
         out = _console.reserve(path)  # before the first packet
@@ -618,22 +618,37 @@ def _automatic(specs: list[str], *, routes: bool, no_ipv6: bool) -> _LocalNetwor
     return auto | ROUTED_NETWORKS if routes else auto
 
 
-def _list_targets(targets: Targets, options: ScanOptions, *, as_json: bool) -> None:
-    """Print what a scan of ``targets`` would sweep (``--list-targets``) and exit 0."""
+def _list_targets(
+    targets: Targets, options: ScanOptions, *, as_json: bool, path: Path | None
+) -> None:
+    """Print what a scan of ``targets`` would sweep (``--list-targets``) and exit 0.
+
+    To stdout, or to ``-o FILE`` (replaced whole, as a scan's output is).
+    """
     from xendiscover._listing import listing
     from xendiscover._pipeline import _resolve_targets
 
+    out = None
     try:
+        out = _console.reserve(path)
         resolved = asyncio.run(_resolve_targets(targets, options))
         text = listing(targets, options, resolved=resolved, as_json=as_json)
-        _console.write_stdout(text)
+        if out is None:
+            _console.write_stdout(text)
+        else:
+            out.commit(text)
     except _console.PipeClosed:
         raise typer.Exit(_console.EXIT_PIPE) from None
     except _console.OutputError as exc:
         typer.echo(f"xendiscover: error: {exc}", err=True)
         raise typer.Exit(_console.EXIT_OUTPUT) from None
     except XenDiscoverError as exc:
+        if out is not None:
+            out.discard()
         raise _UsageError(str(exc)) from None
+    except OSError as exc:
+        typer.echo(f"xendiscover: error: cannot write {path}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(_console.EXIT_OUTPUT) from None
     raise typer.Exit(0)
 
 
