@@ -1230,28 +1230,21 @@ def run_workloads(
     """Run the chosen workloads; return their rows and the reasons any were skipped."""
     rows: list[Row] = []
     skipped: list[str] = []
-    if "W1" in chosen:
-        rows += w1(plan, current)
-    if chosen & {"W2", "W3"}:
-        reason = netns.available()
+    steps: list[tuple[set[str], str, Callable[[], str | None] | None, Callable[[], list[Row]]]] = [
+        ({"W1"}, "W1", None, lambda: w1(plan, current)),
+        ({"W2", "W3"}, "W2, W3", netns.available, lambda: w2_w3(plan, chosen, current)),
+        ({"W4"}, "W4", None, lambda: w4(plan, current)),
+        ({"W5"}, "W5", netns.auto_available, lambda: w5(plan, current)),
+        ({"W6"}, "W6", netns.available, lambda: w6(plan, current)),
+    ]
+    for names, label, check, run in steps:
+        if not chosen & names:
+            continue
+        reason = check() if check is not None else None
         if reason is None:
-            rows += w2_w3(plan, chosen, current)
+            rows += run()
         else:
-            skipped.append(f"W2, W3: {reason}")
-    if "W4" in chosen:
-        rows += w4(plan, current)
-    if "W5" in chosen:
-        reason = netns.auto_available()
-        if reason is None:
-            rows += w5(plan, current)
-        else:
-            skipped.append(f"W5: {reason}")
-    if "W6" in chosen:
-        reason = netns.available()
-        if reason is None:
-            rows += w6(plan, current)
-        else:
-            skipped.append(f"W6: {reason}")
+            skipped.append(f"{label}: {reason}")
     return rows, skipped
 
 
