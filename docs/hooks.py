@@ -22,7 +22,7 @@ _HELP_MARKER = re.compile(r"^<!-- xendiscover-help: (?P<args>[^>]*?) -->$", re.M
 # A role before inline code; ``~a.b.C`` shows as ``C``, as Sphinx shows it.
 _SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|class|data|mod|attr|meth|exc|obj):<code>(~[\w.]*\.)?")
 _EXAMPLE_MARKER = re.compile(r"^<!-- xendiscover-example: (?P<fmt>[a-z]+) -->$", re.MULTILINE)
-_ALLOWED = {"--help", "-h", "demo", "--version"}
+_ALLOWED = {"--help", "-h", "demo", "diff", "merge", "--version"}
 _FENCE = {"json": "json", "jsonl": "json", "ansible": "json", "list": "python"}
 
 

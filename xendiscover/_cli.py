@@ -526,6 +526,29 @@ def demo_command() -> None:
     raise typer.Exit(0 if found else 1)
 
 
+class _SubCommand(TyperCommand):
+    """A subcommand's ``--help`` as the main command's: metavars, no type names."""
+
+    def _arguments(self, ctx: Context) -> list[TyperArgument]:
+        return [p for p in self.get_params(ctx) if isinstance(p, TyperArgument)]
+
+    def format_usage(self, ctx: Context, formatter: HelpFormatter) -> None:
+        names = " ".join(str(p.metavar) for p in self._arguments(ctx))
+        formatter.write_usage(ctx.command_path, f"[OPTIONS] {names}")
+
+    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
+        with formatter.section("Arguments"):
+            formatter.write_dl([(str(p.metavar), str(p.help or "")) for p in self._arguments(ctx)])
+        options = [
+            record
+            for param in self.get_params(ctx)
+            if not isinstance(param, TyperArgument)
+            and (record := param.get_help_record(ctx)) is not None
+        ]
+        with formatter.section("Options"):
+            formatter.write_dl(options)
+
+
 def _sub_app() -> typer.Typer:
     return typer.Typer(
         add_completion=False,
@@ -569,7 +592,7 @@ _OUTPUT_OPTION = typer.Option(
 )
 
 
-@diff_app.command()
+@diff_app.command(cls=_SubCommand)
 def diff_command(
     old: Annotated[str, typer.Argument(metavar="OLD", help="An earlier json or jsonl result.")],
     new: Annotated[str, typer.Argument(metavar="NEW", help="A later json or jsonl result.")],
@@ -600,7 +623,7 @@ def diff_command(
     raise typer.Exit(1 if changed(changes) else 0)
 
 
-@merge_app.command()
+@merge_app.command(cls=_SubCommand)
 def merge_command(
     files: Annotated[
         list[str], typer.Argument(metavar="FILE...", help="The json or jsonl result of each shard.")
