@@ -400,7 +400,8 @@ def test_merge_writes_any_format_and_names_a_missing_shard(tmp_path: Path) -> No
     assert document["run"]["merged"] == ["1/3", "2/3", "3/3"]
     out = tmp_path / "merged.csv"
     assert _cli("merge", "-f", "csv", "-o", str(out), *files).returncode == 0
-    assert out.read_bytes().count(b"\r\n") == len(FOUND) + 1
+    assert out.read_bytes().count(b"\n") == len(FOUND) + 1  # \n line ends (issue 21)
+    assert b"\r" not in out.read_bytes()
     assert json.loads((tmp_path / "merged.csv.run.json").read_text())["run"]["completed"]
     missing = _cli("merge", files[0], files[2])
     assert missing.returncode == 2
