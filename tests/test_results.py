@@ -452,9 +452,12 @@ def test_the_subcommands_help_is_plain(command: str) -> None:
     done = _cli(command, "--help")
     assert done.returncode == 0
     first = done.stdout.splitlines()[0]
-    assert first == {
-        "diff": "Usage: xendiscover diff [OPTIONS] OLD NEW",
-        "merge": "Usage: xendiscover merge [OPTIONS] FILE...",
-    }[command]
+    assert (
+        first
+        == {
+            "diff": "Usage: xendiscover diff [OPTIONS] OLD NEW",
+            "merge": "Usage: xendiscover merge [OPTIONS] FILE...",
+        }[command]
+    )
     assert "<str>" not in done.stdout
     assert "{" not in done.stdout

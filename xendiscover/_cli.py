@@ -719,14 +719,15 @@ def demo_command() -> None:
 class _SubCommand(TyperCommand):
     """A subcommand's ``--help`` as the main command's: metavars, no type names."""
 
-    def _arguments(self, ctx: Context) -> list[TyperArgument]:
+    # ``ctx`` is click's Context, which typer re-exports only as a subclass.
+    def _arguments(self, ctx: Any) -> list[TyperArgument]:
         return [p for p in self.get_params(ctx) if isinstance(p, TyperArgument)]
 
-    def format_usage(self, ctx: Context, formatter: HelpFormatter) -> None:
+    def format_usage(self, ctx: Any, formatter: _Formatter) -> None:
         names = " ".join(str(p.metavar) for p in self._arguments(ctx))
         formatter.write_usage(ctx.command_path, f"[OPTIONS] {names}")
 
-    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
+    def format_options(self, ctx: Any, formatter: _Formatter) -> None:
         with formatter.section("Arguments"):
             formatter.write_dl([(str(p.metavar), str(p.help or "")) for p in self._arguments(ctx)])
         options = [
