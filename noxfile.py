@@ -19,7 +19,7 @@ from pathlib import Path
 import nox
 
 # What CI runs (.ci/run): the README's test command.
-nox.options.sessions = ["tests", "lint", "typecheck", "docs", "readme", "screenshots"]
+nox.options.sessions = ["tests", "lowest", "lint", "typecheck", "docs", "readme", "screenshots"]
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 # A session whose interpreter is missing fails instead of being skipped, and
@@ -126,6 +126,41 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+def lowest_pins(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """``NAME==FLOOR`` for every runtime dependency: the lowest version pyproject allows.
+
+    Each dependency must have a ``>=`` floor (a dependency without one is an
+    error here): the floor is a promise, and the ``lowest`` session keeps it.
+    """
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pins = []
+    for line in tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]:
+        requirement = Requirement(line)
+        floors = [s.version for s in requirement.specifier if s.operator == ">="]
+        if len(floors) != 1:
+            raise ValueError(f"dependency {line!r} has no single >= floor")
+        pins.append(f"{requirement.name}=={floors[0]}")
+    return pins
+
+
+@nox.session(python=PYTHON)
+def lowest(session: nox.Session) -> None:
+    """Run the test suite with the lowest allowed version of every runtime dependency.
+
+    The floors in pyproject.toml (``typer>=0.15.4``, ...) are pinned exactly
+    (:func:`lowest_pins`, as ``uv pip install --resolution lowest-direct``
+    would choose them); what those pull in is resolved as usual.
+    """
+    constraints = Path(session.create_tmp()) / "lowest.txt"
+    constraints.write_text("\n".join(lowest_pins()) + "\n", encoding="utf-8")
+    session.install("-c", str(constraints), "-e", ".[test]")
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
 @nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
     """Run the property tests with 10,000 examples each (hypothesis "fuzz" profile)."""
@@ -135,7 +170,7 @@ def fuzz(session: nox.Session) -> None:
         "tests/test_properties.py",  # target, port and nameserver parsing
         "tests/test_fingerprint_parsers.py",  # every parser's contract
         "tests/test_fingerprint_safety.py",  # no forbidden word in any request
-        "tests/test_codec.py",  # the probe-process wire codec, bytes in any chunks
+        "tests/test_protocol.py",  # the probe-process protocol, bytes in any chunks
         "tests/test_output.py",  # every renderer, hostile names and evidence
     ]
     session.run("pytest", "-q", *properties, *session.posargs)
@@ -239,3 +274,20 @@ def bench(session: nox.Session) -> None:
         session.run("apt-get", "install", "-y", "nmap", external=True)
     session.install("-e", ".")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def mutation(session: nox.Session) -> None:
+    """Mutation-test the sweep, the fingerprint decisions and grouping (long: not in CI).
+
+    mutmut (configured in ``pyproject.toml``, ``[tool.mutmut]``) mutates
+    ``_sweep/_prober.py``, ``_fingerprint/__init__.py``,
+    ``_fingerprint/_driver.py`` and ``_model.py`` and runs the fast tests
+    that cover each mutant; a survivor is a change no test noticed. It prints
+    the survivors and the counts; ``mutmut show NAME`` (in the session's
+    environment) shows one. Pass mutmut options after ``--``, e.g.
+    ``nox -s mutation -- --max-children 2``.
+    """
+    session.install("-e", ".[test]", "mutmut==3.8.1")
+    session.run("mutmut", "run", *session.posargs)
+    session.run("mutmut", "results")

@@ -1,12 +1,16 @@
-"""MkDocs hooks: the CLI reference is generated from the code at build time.
+"""The generated parts of the docs, committed, and MkDocs hooks that keep the site true.
 
-- A page line ``<!-- xendiscover-help: ARGS -->`` is replaced with the output of
-  ``python -m xendiscover ARGS`` (e.g. ``--help``), so the reference can never
-  drift from the command. Only help-style arguments are allowed: the build
-  never runs a scan.
-- A page line ``<!-- xendiscover-example: FORMAT -->`` is replaced with a fixed
+- A page line ``<!-- xendiscover-help: ARGS -->`` is followed by the output of
+  ``python -m xendiscover ARGS`` (e.g. ``--help``), up to
+  ``<!-- /xendiscover-help -->``. Only help-style arguments are allowed:
+  nothing here runs a scan.
+- A page line ``<!-- xendiscover-example: FORMAT -->`` is followed by a fixed
   set of example findings formatted by :mod:`xendiscover._output` (``all`` is
-  the ``--all`` view), so every example is the code's real output.
+  the ``--all`` view), up to ``<!-- /xendiscover-example -->``.
+- The text between the markers is committed, so the pages read correctly as
+  Markdown (on a forge, in an editor). ``python docs/hooks.py`` rewrites it;
+  ``python docs/hooks.py --check`` (and tests/test_docs_generated.py) fails
+  when it is out of date. The site build regenerates it too.
 - Sphinx roles in docstrings (``:func:`scan```) are shown as plain code.
 """
 
@@ -16,14 +20,23 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
-_HELP_MARKER = re.compile(r"^<!-- xendiscover-help: (?P<args>[^>]*?) -->$", re.MULTILINE)
+#: A generated block: its start marker, what was generated last, its end marker.
+_BLOCK = re.compile(
+    r"^<!-- xendiscover-(?P<kind>help|example): (?P<arg>[^>]*?) -->\n"
+    r"(?:.*?\n)??<!-- /xendiscover-(?P=kind) -->$",
+    re.MULTILINE | re.DOTALL,
+)
+#: The pages with generated blocks.
+PAGES = ("cli.md", "output.md")
+DOCS = Path(__file__).resolve().parent
 # A role before inline code; ``~a.b.C`` shows as ``C``, as Sphinx shows it.
 _SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|class|data|mod|attr|meth|exc|obj):<code>(~[\w.]*\.)?")
-_EXAMPLE_MARKER = re.compile(r"^<!-- xendiscover-example: (?P<fmt>[a-z]+) -->$", re.MULTILINE)
-_ALLOWED = {"--help", "-h", "demo", "--version"}
-_FENCE = {"json": "json", "jsonl": "json", "ansible": "json", "list": "python"}
+_ALLOWED = {"--help", "-h", "demo", "diff", "merge", "--version"}
+# Command output, not source: a ```python block would be reformatted by ruff.
+_FENCE = {"json": "json", "jsonl": "json", "ansible": "json", "list": "text"}
 
 
 def _example(fmt: str) -> str:
@@ -123,10 +136,46 @@ def _help(args: str) -> str:
     return f"```{{.text .xd-terminal}}\n$ xendiscover {args}\n{text}\n```"
 
 
+def _generate(match: re.Match[str]) -> str:
+    kind, arg = match["kind"], match["arg"]
+    body = _help(arg) if kind == "help" else _example(arg)
+    return f"<!-- xendiscover-{kind}: {arg} -->\n{body}\n<!-- /xendiscover-{kind} -->"
+
+
+def regenerate(markdown: str) -> str:
+    """The page with every generated block made anew from the code."""
+    return _BLOCK.sub(_generate, markdown)
+
+
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
-    """Replace each help marker with the command's live output, each example with its text."""
-    markdown = _HELP_MARKER.sub(lambda m: _help(m["args"]), markdown)
-    return _EXAMPLE_MARKER.sub(lambda m: _example(m["fmt"]), markdown)
+    """Regenerate each block (the committed text is checked to be the same)."""
+    return regenerate(markdown)
+
+
+def stale_pages() -> list[str]:
+    """The pages whose committed generated text is out of date."""
+    return [
+        name
+        for name in PAGES
+        if regenerate(text := (DOCS / name).read_text(encoding="utf-8")) != text
+    ]
+
+
+def main(argv: list[str]) -> int:
+    """``python docs/hooks.py``: rewrite the pages; ``--check``: fail when one is stale."""
+    if argv == ["--check"]:
+        stale = stale_pages()
+        for name in stale:
+            print(f"docs/{name} is out of date: run python docs/hooks.py", file=sys.stderr)
+        return 1 if stale else 0
+    for name in PAGES:
+        page = DOCS / name
+        page.write_text(regenerate(page.read_text(encoding="utf-8")), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
 
 
 def on_page_content(html: str, **kwargs: Any) -> str:

@@ -11,6 +11,8 @@ down whatever happens); nothing touches the machine's own interfaces::
               default via 10.78.2.2                           (ignored)
               0.0.0.0/1, 128.0.0.0/1 dev vpn0; 10.78.72.0/24 via 10.8.0.1 (VPN: ignored)
               blackhole 10.78.96.0/24                         (ignored)
+              10.78.112.0/24 via 10.78.2.2, but a rule sends it to table 100's
+              blackhole (policy routing: ignored)
     rtr  eth0 10.78.2.2/30, eth1 10.78.3.1/30 -> far; forwards
     far  owns 10.78.64.0/24, 10.78.80.0/20 and 10.78.200.0/24 (reached only by
          the scanner's default route: a trap) on lo; Xen fakes in each
@@ -45,6 +47,7 @@ class RouteTopology:
     default_only_net: str = "10.78.200.0/24"
     blackhole_net: str = "10.78.96.0/24"
     vpn_net: str = "10.78.72.0/24"
+    policy_net: str = "10.78.112.0/24"
     routed_xen: tuple[str, ...] = ("10.78.64.10", "10.78.64.200", "10.78.85.5", "10.78.95.254")
     trap_xen: tuple[str, ...] = ("10.78.200.10",)
     v6_global: str = "2001:db8:78::10"
@@ -123,6 +126,9 @@ class RouteLab(netlab.Lab):
                 "route add 128.0.0.0/1 dev vpn0",
                 f"route add {t.vpn_net} via 10.8.0.1 dev vpn0 onlink",
                 f"route add blackhole {t.blackhole_net}",
+                f"route add {t.policy_net} via 10.78.2.2",
+                f"route add blackhole {t.policy_net} table 100",
+                f"rule add to {t.policy_net} lookup 100",
             ],
         )
         self._commands(

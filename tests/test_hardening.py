@@ -56,7 +56,7 @@ def test_a_closed_stdout_is_refused_up_front(loopback_net: str) -> None:
     assert proc.stderr == "xendiscover: error: stdout is closed; name a file with -o\n"
 
 
-def test_a_closed_pipe_while_streaming_ends_the_scan_with_one_line(
+def test_a_closed_pipe_while_streaming_ends_the_scan_quietly(
     loopback_net: str, listeners: Listen
 ) -> None:
     listeners(hosts_of(loopback_net, *range(1, 400, 7)), 8002)
@@ -67,8 +67,8 @@ def test_a_closed_pipe_while_streaming_ends_the_scan_with_one_line(
         stderr=subprocess.PIPE, text=True, timeout=60,
     )  # fmt: skip
     os.close(writer)
-    assert proc.returncode == 4
-    assert proc.stderr == "xendiscover: error: cannot write the output: Broken pipe\n"
+    assert proc.returncode == 141  # as a filter SIGPIPE ends (issue 21): no message
+    assert proc.stderr == ""
 
 
 @pytest.mark.parametrize("value", ["inf", "1e308", "61", "nan"])

@@ -53,6 +53,7 @@ from xendiscover._output import (
     host_schema,
     listed,
     neutralise_cell,
+    port_records,
     printable,
     render,
     run_schema,
@@ -129,8 +130,9 @@ async def _scan() -> Scan:
         )
         async with contextlib.aclosing(findings):
             async for finding in findings:
+                # As the CLI streams it: each line with its machine's facts so far.
+                streamed += map(format_jsonl_line, port_records([finding], known=found))
                 found.append(finding)
-                streamed.append(format_jsonl_line(finding))  # as the CLI streams it
     return Scan(sorted(found, key=lambda f: f.sort_key), streamed, ports)
 
 
@@ -224,7 +226,8 @@ def test_jsonl_streams_one_schema_valid_line_per_open_port(
     )
     whole = [json.loads(line) for line in format_jsonl(scan.findings).splitlines()]
     assert streamed == sorted(whole, key=lambda r: (r["address"], r["port"]))
-    assert whole == [{"record": "port", **f.as_dict()} for f in scan.findings]
+    own = [{key: r[key] for key in f.as_dict()} for r, f in zip(whole, scan.findings, strict=True)]
+    assert own == [f.as_dict() for f in scan.findings]  # plus its machine's facts
     for record in whole:
         line_validator.validate(record)
 
@@ -257,6 +260,7 @@ def _csv_record(row: dict[str, str]) -> dict[str, Any]:
         "evidence": row["evidence"],
         "latency_ms": float(row["latency_ms"]),
         "key_fingerprints": row["key_fingerprints"].split(),
+        "certificate_names": row["certificate_names"].split(),
     }
 
 
@@ -267,7 +271,7 @@ def test_csv_has_a_header_and_reads_back_with_dictreader(
     rows = list(reader)
     assert tuple(reader.fieldnames or ()) == CSV_FIELDS
     records = [_csv_record(row) for row in rows]
-    assert records == [f.as_dict() for f in scan.findings]
+    assert records == port_records(scan.findings)
     for record in records:
         line_validator.validate(record)
 
@@ -585,7 +589,7 @@ def test_schemas_describe_exactly_the_records() -> None:
     (machine,) = group_findings([finding])
     for schema, record in (
         (host_schema(), machine.as_dict()),
-        (finding_schema(), {"record": "port", **finding.as_dict()}),
+        (finding_schema(), {"record": "port", **port_records([finding])[0]}),
     ):
         assert set(schema["properties"]) == set(record)
         assert set(schema["required"]) == set(record) - {"record"}

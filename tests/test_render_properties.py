@@ -26,7 +26,16 @@ from hypothesis import strategies as st
 from xendiscover import Finding
 from xendiscover._model import HostnameSource, Service, Verdict, group_findings
 from xendiscover._names import MAX_NAME, escape_name, is_dns_name
-from xendiscover._output import CSV_FIELDS, FORMATS, VIEWS, View, listed, printable, render
+from xendiscover._output import (
+    CSV_FIELDS,
+    FORMATS,
+    VIEWS,
+    View,
+    listed,
+    port_records,
+    printable,
+    render,
+)
 
 #: Characters that steer a terminal, break a line or a cell, or hide text.
 NASTY = (
@@ -126,9 +135,16 @@ def test_json_formats_are_ascii_and_parse_back(found: list[Finding], view: View)
     document = json.loads(render(found, "json", view=view))
     assert document == {"run": None, "machines": [h.as_dict() for h in hosts]}
     lines = render(found, "jsonl", view=view).splitlines()
-    ordered = sorted(found, key=lambda f: f.sort_key)
     assert [json.loads(line) for line in lines] == [
-        {"record": "port", **f.as_dict()} for f in ordered
+        {"record": "port", **r} for r in port_records(found)
+    ]
+    ordered = sorted(found, key=lambda f: f.sort_key)
+    own = [
+        {key: json.loads(line)[key] for key in f.as_dict()}
+        for line, f in zip(lines, ordered, strict=True)
+    ]
+    assert [{**r, "host_uuid": None} for r in own] == [
+        {**f.as_dict(), "host_uuid": None} for f in ordered
     ]
 
 
@@ -179,13 +195,14 @@ def test_printable_output_is_printable_and_fixed(text: str) -> None:
 
 
 _SAFE_TEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-."
-_ESCAPED = re.compile(r"(?:[A-Za-z0-9.-]|\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|\\U[0-9a-f]{8})*")
+_ESCAPED = re.compile(r"(?:[A-Za-z0-9.-]|\\[tnr\\]|\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|\\U[0-9a-f]{8})*")
+_SHORT = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
 
 
 def unescape(shown: str) -> str:
     return re.sub(
-        r"\\(?:x([0-9a-f]{2})|u([0-9a-f]{4})|U([0-9a-f]{8}))",
-        lambda m: chr(int(next(g for g in m.groups() if g), 16)),
+        r"\\(?:([tnr\\])|x([0-9a-f]{2})|u([0-9a-f]{4})|U([0-9a-f]{8}))",
+        lambda m: _SHORT[m[1]] if m[1] else chr(int(next(g for g in m.groups() if g), 16)),
         shown,
     )
 
@@ -193,11 +210,14 @@ def unescape(shown: str) -> str:
 @given(st.one_of(any_text, dns_name, st.sampled_from(NASTY)))
 def test_escape_name_is_inert_ascii_and_loses_nothing(text: str) -> None:
     shown = escape_name(text)
-    cut = text[:255]
-    body = shown.removesuffix("...") if len(text) > 255 else shown
-    assert body == escape_name(cut)
+    assert len(shown) <= 255
+    cut = shown.endswith("...") and unescape(shown) != text
+    body = shown.removesuffix("...") if cut else shown
     assert _ESCAPED.fullmatch(body), shown  # no space, quote, bracket, '=', bare backslash
-    assert unescape(body) == cut  # one name, one escape: no two names look alike
+    if cut:
+        assert text.startswith(unescape(body))  # a long name is cut, never changed
+    else:
+        assert unescape(body) == text  # one name, one escape: no two names look alike
     if is_dns_name(text) or (set(text) <= set(_SAFE_TEXT) and len(text) <= 255):
         assert shown == text  # a name that needs no escaping is shown as it is
     if is_dns_name(shown):

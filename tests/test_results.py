@@ -400,7 +400,8 @@ def test_merge_writes_any_format_and_names_a_missing_shard(tmp_path: Path) -> No
     assert document["run"]["merged"] == ["1/3", "2/3", "3/3"]
     out = tmp_path / "merged.csv"
     assert _cli("merge", "-f", "csv", "-o", str(out), *files).returncode == 0
-    assert out.read_bytes().count(b"\r\n") == len(FOUND) + 1
+    assert out.read_bytes().count(b"\n") == len(FOUND) + 1  # \n line ends (issue 21)
+    assert b"\r" not in out.read_bytes()
     assert json.loads((tmp_path / "merged.csv.run.json").read_text())["run"]["completed"]
     missing = _cli("merge", files[0], files[2])
     assert missing.returncode == 2
@@ -423,3 +424,40 @@ def test_the_api_example_of_the_docs_runs_as_written(
     assert out[0] == "name-changed 10.0.0.5 polar.example (ptr) None"
     assert out[1] == "service-removed 10.0.0.5 xend-relocation None"
     assert out[-1] == repr([h.key for h in group_findings(FOUND)])
+
+
+def test_a_product_one_sweep_could_not_tell_is_no_change_another_one_is() -> None:
+    from xendiscover._model import Product
+
+    def sweep(product: Product | None) -> ScanResult:
+        found = [_xend("10.0.0.5", product=product)]
+        return ScanResult(tuple(group_findings(found)), _run())
+
+    xcp82, xcp83 = Product("XCP-ng", "8.2"), Product("XCP-ng", "8.3")
+    assert xendiscover.diff(sweep(xcp82), sweep(None)) == []  # less knowledge
+    assert xendiscover.diff(sweep(xcp82), sweep(Product("XCP-ng"))) == []  # no version now
+    (change,) = xendiscover.diff(sweep(xcp82), sweep(xcp83))
+    assert (change.event, change.port, change.old, change.new) == (
+        "product-changed",
+        8002,
+        "xend-relocation XCP-ng 8.2",
+        "xend-relocation XCP-ng 8.3",
+    )
+    (change,) = xendiscover.diff(sweep(xcp82), sweep(Product("XenServer", "8.2")))
+    assert change.event == "product-changed"
+
+
+@pytest.mark.parametrize("command", ["diff", "merge"])
+def test_the_subcommands_help_is_plain(command: str) -> None:
+    done = _cli(command, "--help")
+    assert done.returncode == 0
+    first = done.stdout.splitlines()[0]
+    assert (
+        first
+        == {
+            "diff": "Usage: xendiscover diff [OPTIONS] OLD NEW",
+            "merge": "Usage: xendiscover merge [OPTIONS] FILE...",
+        }[command]
+    )
+    assert "<str>" not in done.stdout
+    assert "{" not in done.stdout

@@ -1,10 +1,10 @@
 """The ``xendiscover`` command: a thin layer over :func:`xendiscover.scan`.
 
 Every option is checked before the first packet is sent; bad input ends in
-one line on stderr and exit status 2. Exit status: 0 when a host was found,
-1 when the scan finished and found none, 2 on bad usage, 3 when the scan
-could not finish (a probe process died), 130 on Ctrl-C and 143 on SIGTERM
-(after printing what was found so far).
+one line on stderr and exit status 2. The exit statuses are
+:data:`xendiscover._console.EXIT_STATUSES` (``--help`` lists them). Only
+typer's public API is used (``typer``, ``typer.core``), so every typer from
+the floor in pyproject.toml up works (``nox -s lowest`` checks it).
 """
 
 from __future__ import annotations
@@ -13,18 +13,16 @@ import asyncio
 import contextlib
 import difflib
 import ipaddress
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
 import typer
-from typer._click.core import Context
-from typer._click.exceptions import NoSuchOption
-from typer._click.formatting import HelpFormatter
 from typer.core import TyperArgument, TyperCommand
 
-from xendiscover import _console
+from xendiscover import _console, _signals
 from xendiscover._errors import ResultError, XenDiscoverError
 from xendiscover._model import Finding
 from xendiscover._output import FORMATS, View, format_run_json, render, write_atomically
@@ -42,7 +40,7 @@ from xendiscover._plan import (
 )
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sweep import raise_open_file_limit
-from xendiscover._targets import DEFAULT_MAX_HOSTS
+from xendiscover._targets import DEFAULT_MAX_HOSTS, DEFAULT_MAX_PROBES, host_name_of, parse_ports
 from xendiscover._version import __version__
 
 __all__ = ["app", "demo_app", "diff_app", "main", "merge_app"]
@@ -74,16 +72,41 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
 _GROUPS = ("Arguments", "Targets", "Probing", "Output", "Options")
 
 
+class _Formatter(Protocol):
+    """What ``--help`` uses of click's help formatter (typer exports no name for it)."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None: ...
+    def write_dl(self, rows: Sequence[tuple[str, str]]) -> None: ...
+    def write_text(self, text: str) -> None: ...
+    def section(self, name: str) -> contextlib.AbstractContextManager[None]: ...
+    def indentation(self) -> contextlib.AbstractContextManager[None]: ...
+
+
+def _click_class(name: str) -> type[Exception]:
+    """A base class of typer's parsing errors, found through the public ``typer.BadParameter``.
+
+    Typer re-exports click's exceptions, but not their bases; the click
+    behind it is click itself before typer 0.22 and a copy inside typer
+    after. Only the public API is imported either way.
+    """
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+#: Every error typer (click) raises while parsing the command line.
+_PARSE_ERROR = _click_class("ClickException")
+
+
 class _Command(TyperCommand):
     """``--help`` as a Unix tool writes it: usage lines, grouped options, examples last."""
 
-    def format_usage(self, ctx: Context, formatter: HelpFormatter) -> None:
+    # ``ctx`` is click's Context, which typer re-exports only as a subclass.
+    def format_usage(self, ctx: Any, formatter: _Formatter) -> None:
         formatter.write_usage(ctx.command_path, "[OPTIONS] [TARGET]...")
         formatter.write_usage(ctx.command_path, "demo", prefix="       ")
         formatter.write_usage(ctx.command_path, "diff OLD NEW", prefix="       ")
         formatter.write_usage(ctx.command_path, "merge FILE...", prefix="       ")
 
-    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
+    def format_options(self, ctx: Any, formatter: _Formatter) -> None:
         groups: dict[str, list[tuple[str, str]]] = {}
         for param in self.get_params(ctx):
             record = param.get_help_record(ctx)
@@ -92,24 +115,36 @@ class _Command(TyperCommand):
             else:
                 group = getattr(param, "rich_help_panel", None) or "Options"
             if record is not None:
-                groups.setdefault(group, []).append(record)
+                # Older typers (0.15 to 0.19 at least) escape "[" for rich markup, even off.
+                groups.setdefault(group, []).append((record[0], record[1].replace("\\[", "[")))
         for group in _GROUPS:
             if group in groups:
                 with formatter.section(group):
                     formatter.write_dl(groups[group])
 
-    def format_epilog(self, ctx: Context, formatter: HelpFormatter) -> None:
+    def format_epilog(self, ctx: Any, formatter: _Formatter) -> None:
         with formatter.section("Examples"):
             for command, what in EXAMPLES:
                 formatter.write_text(command)
                 with formatter.indentation():
                     formatter.write_text(what)
+        with formatter.section("Exit status"):
+            formatter.write_dl([(str(code), what) for code, what in _console.EXIT_STATUSES])
 
 
-class _UsageError(typer.TyperException):
+class _UsageError(Exception):
     """Bad input found after parsing (a target, a size): exit status 2."""
 
     exit_code = 2
+
+    def format_message(self) -> str:
+        """The one line shown after ``xendiscover: error:``."""
+        return str(self)
+
+
+#: The scan this process ran, once it has reported how it ended (one line
+#: for an interruption: typer's own Ctrl-C status 130 must not add another).
+_RAN: list[_console.RunResult] = []
 
 
 def _positive(value: float | None) -> float | None:
@@ -135,9 +170,106 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 
 
 def _format(value: str) -> str:
-    if value not in FORMATS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
-    return value
+    if value.lower() not in FORMATS:
+        raise _UsageError(f"invalid --format {value!r}: choose from {', '.join(FORMATS)}")
+    return value.lower()
+
+
+def _given(ctx: Any, name: str) -> bool:
+    """Whether the option ``name`` was typed on the command line (not a default or env)."""
+    source = ctx.get_parameter_source(name)
+    return getattr(source, "name", None) == "COMMANDLINE"
+
+
+def _check_conflicts(ctx: Any, *, as_json: bool, quiet: bool, verbose: bool) -> None:
+    """Refuse options that contradict each other (exit status 2)."""
+    fmt = ctx.params.get("output_format")
+    if as_json and fmt != "json" and _given(ctx, "output_format"):
+        raise _UsageError(f"--json and --format {fmt} contradict each other; give one")
+    if quiet and verbose:
+        raise _UsageError("--quiet and --verbose contradict each other; give one")
+
+
+def _port_list(values: list[str] | None) -> list[int] | None:
+    """The ports of every ``-p`` (and ``XENDISCOVER_PORT``), in nmap's syntax."""
+    if not values:
+        return None
+    try:
+        return [port for value in values for port in parse_ports(value)]
+    except XenDiscoverError as exc:
+        raise _UsageError(f"--port: {exc}") from None
+
+
+def _split_commas(values: list[str] | None) -> list[str]:
+    """``--exclude a,b`` is two targets, as nmap reads it."""
+    return [part for value in values or [] for part in value.split(",") if part.strip()]
+
+
+#: The letters of nmap's output options: ``-oN FILE`` reads here as ``-o N``.
+_NMAP_OUTPUT = {
+    "N": "normal",
+    "X": "XML",
+    "G": "grepable",
+    "A": "all formats",
+    "S": "script kiddie",
+}
+
+
+def _output_path(output: str | None, targets: list[str]) -> Path | None:
+    """``-o``'s file (``None``: stdout), checked before anything is sent.
+
+    Raises:
+        _UsageError: ``-oN`` (nmap's) was meant, or the path names something
+            that is not a regular file (a device, a FIFO, a socket, a directory).
+    """
+    if output is None or output == "-":
+        return None
+    if output in _NMAP_OUTPUT:
+        where = f" {targets[0]}" if targets else " FILE"
+        raise _UsageError(
+            f"-o{output} is nmap's {_NMAP_OUTPUT[output]} output; here write "
+            f"-o{where} (and choose the format with -f)"
+        )
+    path = Path(output)
+    try:
+        kind = path.stat().st_mode  # follows links: what would be written
+    except OSError:
+        return path  # absent (or unreachable: reserve() says why)
+    if not stat.S_ISREG(kind):
+        raise _UsageError(
+            f"cannot write {output!r}: it is {_kind(kind)}; -o writes regular files only "
+            "(-o - for stdout)"
+        )
+    return path
+
+
+def _kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _check_typos(targets: list[str]) -> None:
+    """Refuse a target that is a subcommand's typo, before any DNS lookup.
+
+    Raises:
+        _UsageError: The target is (nearly) a subcommand's name.
+    """
+    for spec in targets:
+        if host_name_of(spec) is None or "." in spec:
+            continue
+        # _SUBCOMMANDS (below): a target close to one is a typo, not a host name.
+        close = difflib.get_close_matches(spec.lower(), list(_SUBCOMMANDS), 1, SUGGEST_CUTOFF)
+        if close:
+            raise _UsageError(
+                f"{spec!r} is not a target: did you mean 'xendiscover {close[0]}'? "
+                "(a subcommand comes first)"
+            )
 
 
 def _version(value: bool) -> None:
@@ -150,7 +282,7 @@ def read_target_file(path: str) -> list[str]:
     """The targets in a file (``-`` for stdin): whitespace-separated, ``#`` comments.
 
     Raises:
-        typer.TyperException: The file cannot be read or names no target
+        _UsageError: The file cannot be read or names no target
             (a usage error: exit status 2).
     """
     try:
@@ -167,12 +299,14 @@ def read_target_file(path: str) -> list[str]:
 
 @app.command(cls=_Command)
 def scan_command(
+    ctx: typer.Context,
     targets: Annotated[
         list[str] | None,
         typer.Argument(
             metavar="[TARGET]...",
-            help="Networks, addresses, ranges (a.b.c.d-e) or host names. "
-            "With none, the networks of the up interfaces are swept.",
+            help="Networks, addresses, host names, and nmap's ranges: 10.0.0.5-40, "
+            "10.0.0.1-40,50, 10.0.0-3.*. With none, the networks of the up interfaces "
+            "are swept.",
             show_default=False,
         ),
     ] = None,
@@ -190,7 +324,9 @@ def scan_command(
     exclude: Annotated[
         list[str] | None,
         typer.Option(
-            metavar="TARGET", help="Targets to leave out; repeatable.", rich_help_panel=_TARGETS
+            metavar="TARGET[,TARGET]",
+            help="Targets to leave out, comma-separated (as nmap); repeatable.",
+            rich_help_panel=_TARGETS,
         ),
     ] = None,
     exclude_file: Annotated[
@@ -247,6 +383,15 @@ def scan_command(
             rich_help_panel=_TARGETS,
         ),
     ] = DEFAULT_MAX_HOSTS,
+    max_probes: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            min=1,
+            help="Refuse sweeps of more probes (addresses × ports) than this.",
+            rich_help_panel=_TARGETS,
+        ),
+    ] = DEFAULT_MAX_PROBES,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -257,15 +402,14 @@ def scan_command(
         ),
     ] = None,
     port: Annotated[
-        list[int] | None,
+        list[str] | None,
         typer.Option(
             "--port",
             "-p",
-            metavar="PORT",
-            min=1,
-            max=65535,
+            metavar="PORTS",
             envvar="XENDISCOVER_PORT",
-            help=f"TCP port to probe; repeatable. Default: {', '.join(map(str, DEFAULT_PORTS))}.",
+            help="TCP ports to probe, as nmap takes them: 80,443, 8000-8010, -p- for all; "
+            f"repeatable. Default: {', '.join(map(str, DEFAULT_PORTS))}.",
             rich_help_panel=_PROBING,
             show_default=False,
         ),
@@ -345,7 +489,7 @@ def scan_command(
     ] = None,
     no_resolve: Annotated[
         bool,
-        typer.Option("--no-resolve", help="Do not look up names.", rich_help_panel=_PROBING),
+        typer.Option("--no-resolve", "-n", help="Do not look up names.", rich_help_panel=_PROBING),
     ] = False,
     output_format: Annotated[
         str,
@@ -355,7 +499,7 @@ def scan_command(
             metavar="FORMAT",
             callback=_format,
             envvar="XENDISCOVER_FORMAT",
-            help=f"Output format: {', '.join(FORMATS)}.",
+            help=f"Output format: {', '.join(FORMATS)} (any case).",
             rich_help_panel=_OUTPUT,
         ),
     ] = "text",
@@ -374,13 +518,13 @@ def scan_command(
         ),
     ] = False,
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--output",
             "-o",
             metavar="FILE",
-            help="Write the output to FILE, replaced whole; a run cut short leaves FILE "
-            "as it was and writes FILE.partial.",
+            help="Write the output to FILE ('-': stdout), a regular file replaced whole; "
+            "a run cut short leaves FILE as it was and writes FILE.partial.",
             rich_help_panel=_OUTPUT,
             show_default=False,
         ),
@@ -407,16 +551,19 @@ def scan_command(
     ] = False,
 ) -> None:
     """Find the Xen hosts on your networks, tell what they run, and name them."""
+    _check_conflicts(ctx, as_json=as_json, quiet=quiet, verbose=verbose)
+    path = _output_path(output, targets or [])
+    _check_typos(targets or [])
     _console.setup_logging(verbose)
-    raise_open_file_limit()  # the process is ours: allow the widest window
     options = ScanOptions(
-        port=port,
-        exclude=[*(exclude or []), *_read_files(exclude_file)],
+        port=_port_list(port),
+        exclude=[*_split_commas(exclude), *_read_files(exclude_file)],
         interfaces=interface,
         timeout=timeout,
         retries=retries,
         concurrency=concurrency,
         max_hosts=max_hosts,
+        max_probes=max_probes,
         resolve=not no_resolve,
         nameservers=nameserver or (),
         fingerprint=not no_fingerprint,
@@ -426,14 +573,16 @@ def scan_command(
     )
     fmt = "json" if as_json else output_format
     view: View = "all" if show_all else "open" if no_fingerprint else "xen"
-    streaming = fmt == "jsonl" and output is None
-    live = sys.stderr.isatty() and not quiet
-    specs = [*(targets or []), *_read_files(targets_file)]
+    streaming = fmt == "jsonl" and path is None
+    # Streamed records on a terminal are the progress: no bar between them.
+    live = sys.stderr.isatty() and not quiet and not (streaming and sys.stdout.isatty())
+    specs = [*(targets or []), *_file_targets(targets_file, nameserver or [])]
     auto = _automatic(specs, routes=routes, no_ipv6=no_ipv6)
     if list_targets:
         _list_targets(specs or auto, options, as_json=fmt in ("json", "jsonl"))
+    raise_open_file_limit()  # the process is ours: allow the widest window
     try:
-        out = _console.reserve(output)  # before the first packet
+        out = _console.reserve(path)  # before the first packet
         result = _console.run_scan(
             specs or auto,
             options,
@@ -453,7 +602,10 @@ def scan_command(
     if fmt == "csv":
         _console.deliver_run_file(result, out)
     summary = _console.summary(result, as_json=fmt in ("json", "jsonl"))
-    _console.report(result, summary_line=summary if live or verbose else None)
+    _console.report(
+        result, summary_line=summary if live or verbose else None, view=view, hint=not quiet
+    )
+    _RAN.append(result)  # its interruption, if any, is reported: by the run, once
     raise typer.Exit(_console.exit_code(result, view))
 
 
@@ -475,6 +627,8 @@ def _list_targets(targets: Targets, options: ScanOptions, *, as_json: bool) -> N
         resolved = asyncio.run(_resolve_targets(targets, options))
         text = listing(targets, options, resolved=resolved, as_json=as_json)
         _console.write_stdout(text)
+    except _console.PipeClosed:
+        raise typer.Exit(_console.EXIT_PIPE) from None
     except _console.OutputError as exc:
         typer.echo(f"xendiscover: error: {exc}", err=True)
         raise typer.Exit(_console.EXIT_OUTPUT) from None
@@ -485,6 +639,42 @@ def _list_targets(targets: Targets, options: ScanOptions, *, as_json: bool) -> N
 
 def _read_files(paths: list[str] | None) -> list[str]:
     return [spec for path in paths or [] for spec in read_target_file(path)]
+
+
+def _file_targets(paths: list[str] | None, nameservers: list[str]) -> list[str]:
+    """The targets of ``-iL`` files, each host name looked up now.
+
+    A name that does not resolve is a warning naming it, and the scan goes
+    on with the rest (as nmap's ``-iL``); a name that resolves is replaced by
+    its address, so it is looked up once.
+
+    Raises:
+        _UsageError: Nothing is left to scan.
+    """
+    specs = _read_files(paths)
+    names = sorted({name for spec in specs if (name := host_name_of(spec)) is not None})
+    if not names:
+        return specs
+    found = asyncio.run(_lookup(names, nameservers))
+    for name in names:
+        if name not in found:
+            _console.warn(f"warning: cannot resolve host name {name!r} (from -iL); skipped")
+    kept = [found.get(n, "") if (n := host_name_of(spec)) else spec for spec in specs]
+    if not any(kept):
+        raise _UsageError(f"no target left in {', '.join(paths or [])}: no name resolved")
+    return [spec for spec in kept if spec]
+
+
+async def _lookup(names: list[str], nameservers: list[str]) -> dict[str, str]:
+    """Each name's first address (A before AAAA), through the scan's nameservers."""
+    from xendiscover._resolve import DNSNameResolver
+
+    dns = DNSNameResolver(nameservers)
+    try:
+        answers = await asyncio.gather(*(dns.forward(name) for name in names))
+    finally:
+        await dns.aclose()
+    return {name: found[0] for name, found in zip(names, answers, strict=True) if found}
 
 
 demo_app = typer.Typer(
@@ -524,6 +714,30 @@ def demo_command() -> None:
     found = asyncio.run(run())
     typer.echo(render(found, "text", view="all"), nl=False)
     raise typer.Exit(0 if found else 1)
+
+
+class _SubCommand(TyperCommand):
+    """A subcommand's ``--help`` as the main command's: metavars, no type names."""
+
+    # ``ctx`` is click's Context, which typer re-exports only as a subclass.
+    def _arguments(self, ctx: Any) -> list[TyperArgument]:
+        return [p for p in self.get_params(ctx) if isinstance(p, TyperArgument)]
+
+    def format_usage(self, ctx: Any, formatter: _Formatter) -> None:
+        names = " ".join(str(p.metavar) for p in self._arguments(ctx))
+        formatter.write_usage(ctx.command_path, f"[OPTIONS] {names}")
+
+    def format_options(self, ctx: Any, formatter: _Formatter) -> None:
+        with formatter.section("Arguments"):
+            formatter.write_dl([(str(p.metavar), str(p.help or "")) for p in self._arguments(ctx)])
+        options = [
+            record
+            for param in self.get_params(ctx)
+            if not isinstance(param, TyperArgument)
+            and (record := param.get_help_record(ctx)) is not None
+        ]
+        with formatter.section("Options"):
+            formatter.write_dl(options)
 
 
 def _sub_app() -> typer.Typer:
@@ -569,7 +783,7 @@ _OUTPUT_OPTION = typer.Option(
 )
 
 
-@diff_app.command()
+@diff_app.command(cls=_SubCommand)
 def diff_command(
     old: Annotated[str, typer.Argument(metavar="OLD", help="An earlier json or jsonl result.")],
     new: Annotated[str, typer.Argument(metavar="NEW", help="A later json or jsonl result.")],
@@ -600,7 +814,7 @@ def diff_command(
     raise typer.Exit(1 if changed(changes) else 0)
 
 
-@merge_app.command()
+@merge_app.command(cls=_SubCommand)
 def merge_command(
     files: Annotated[
         list[str], typer.Argument(metavar="FILE...", help="The json or jsonl result of each shard.")
@@ -649,15 +863,13 @@ _SUBCOMMANDS = {"demo": demo_app, "diff": diff_app, "merge": merge_app}
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (``xendiscover`` and ``python -m xendiscover``)."""
-    _console.handle_termination()
+    _signals.command()
     try:
         _main(list(sys.argv[1:] if argv is None else argv))
     except (KeyboardInterrupt, typer.Abort):  # Ctrl-C before or after the scan
-        sys.stderr.write("xendiscover: interrupted (SIGINT)\n")
-        sys.exit(_console.EXIT_SIGINT)
-    except _console.Terminated:
-        sys.stderr.write("xendiscover: interrupted (SIGTERM)\n")
-        sys.exit(_console.EXIT_SIGTERM)
+        _signals.stop(_signals.EXIT_SIGINT)
+    except _signals.Terminated:
+        _signals.stop(_signals.EXIT_SIGTERM)
 
 
 #: How alike an unknown option and a real one must be for "did you mean" (difflib's
@@ -665,11 +877,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 SUGGEST_CUTOFF = 0.75
 
 
-def _no_such_option(exc: NoSuchOption) -> str:
-    """The one-line message for an unknown option, suggesting only a close match."""
-    close = difflib.get_close_matches(exc.option_name, exc.possibilities or [], 1, SUGGEST_CUTOFF)
+def _message(exc: Exception) -> str:
+    """The one-line message of a parsing error; for an unknown option, only a close match."""
+    option = getattr(exc, "option_name", None)
+    if type(exc).__name__ != "NoSuchOption" or not isinstance(option, str):
+        return str(getattr(exc, "format_message", exc.__str__)())
+    possibilities = list(getattr(exc, "possibilities", None) or [])
+    close = difflib.get_close_matches(option, possibilities, 1, SUGGEST_CUTOFF)
     hint = f"; did you mean {close[0]}?" if close else "; see --help"
-    return f"no such option: {exc.option_name}{hint}"
+    return f"no such option: {option}{hint}"
 
 
 def _main(args: list[str]) -> None:
@@ -683,12 +899,12 @@ def _main(args: list[str]) -> None:
         code = command.main(args, prog_name=name, standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except NoSuchOption as exc:
-        sys.stderr.write(f"{name}: error: {_no_such_option(exc)}\n")
-        sys.exit(exc.exit_code)
-    except typer.TyperException as exc:  # usage errors: one line, no traceback
+    except _UsageError as exc:
         sys.stderr.write(f"{name}: error: {exc.format_message()}\n")
         sys.exit(exc.exit_code)
-    if code == _console.EXIT_SIGINT:  # typer's own Ctrl-C handling, while parsing
+    except _PARSE_ERROR as exc:  # usage errors: one line, no traceback
+        sys.stderr.write(f"{name}: error: {_message(exc)}\n")
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+    if code == _console.EXIT_SIGINT and not _RAN:  # typer's own Ctrl-C, while parsing
         sys.stderr.write("xendiscover: interrupted (SIGINT)\n")
     sys.exit(code if isinstance(code, int) else 0)

@@ -2,9 +2,9 @@
 
 :func:`run_scan` runs :func:`xendiscover.scan` to its end in a fresh event
 loop and returns a :class:`RunResult`; :func:`finish` delivers the output
-and says the exit status. Signals are handled here, once: SIGTERM from the
-first instruction of the command (:func:`handle_termination`), SIGINT as
-Python does; either ends the run as 143 or 130 after everything found so
+and says the exit status. Signals follow the one policy of
+:mod:`xendiscover._signals` (SIGTERM stops the scan's loop, SIGINT as
+Python does); either ends the run as 143 or 130 after everything found so
 far was collected and printed. On a terminal a progress bar runs on stderr
 and each Xen machine is shown as it is found; every line built from what a
 peer sent is shown as plain text (no markup, every non-printable character
@@ -13,8 +13,13 @@ escaped), so a hostile name or banner cannot steer the terminal.
 ``-o FILE`` is reserved before the first packet and replaced only by a
 complete result: a run a signal or a failure cut short leaves ``FILE`` as
 it was and writes what it found to ``FILE.partial``. Output that cannot be
-written (a full disk, a closed pipe, a closed stdout) is one line on stderr
-and exit status 4.
+written (a full disk, a closed stdout) is one line on stderr and exit
+status 4. A pipe closed by its reader (``| head -1``) ends the run quietly,
+as a Unix filter ends: no line, exit status 141 (128 + SIGPIPE, what a
+shell reports for a filter SIGPIPE killed).
+
+The live display is stderr's alone: records go to stdout whatever stdout
+and stderr are, and it never redirects stdout through itself.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,11 +48,13 @@ from xendiscover._output import (
     format_run_json,
     format_run_line,
     listed,
+    port_records,
     printable,
 )
 from xendiscover._pipeline import scan
 from xendiscover._plan import LOCAL_NETWORKS, ScanOptions, Targets, _LocalNetworks
 from xendiscover._run import RunInfo, now
+from xendiscover._signals import EXIT_SIGINT, EXIT_SIGTERM, Terminated, command, during_loop
 from xendiscover._sweep import ScanStats
 from xendiscover._version import __version__
 
@@ -58,22 +65,27 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_NONE_FOUND",
     "EXIT_OUTPUT",
+    "EXIT_PIPE",
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
+    "EXIT_STATUSES",
+    "SILENT_AFTER",
     "OutputError",
+    "PipeClosed",
     "RunResult",
-    "Terminated",
     "check_stdout",
     "deliver",
     "deliver_run_file",
+    "describe",
     "exit_code",
-    "handle_termination",
     "interrupted_note",
+    "no_xen_hint",
     "report",
     "reserve",
     "run_scan",
     "setup_logging",
     "summary",
+    "warn",
     "write_stdout",
 ]
 
@@ -81,30 +93,31 @@ __all__ = [
 EXIT_NONE_FOUND = 1
 EXIT_FAILED = 3
 EXIT_OUTPUT = 4
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+EXIT_PIPE = 141
 
+#: Every exit status of the command and what it means (``--help`` lists them).
+EXIT_STATUSES: tuple[tuple[int, str], ...] = (
+    (0, "a machine was listed (a Xen machine; with --no-fingerprint, any)"),
+    (EXIT_NONE_FOUND, "the scan finished and listed none"),
+    (2, "bad usage: an option, a target, a file (nothing was sent)"),
+    (EXIT_FAILED, "the scan could not finish (a probe process died)"),
+    (EXIT_OUTPUT, "the output could not be written (a full disk, a closed stdout)"),
+    (EXIT_SIGINT, "Ctrl-C (SIGINT), after printing what was found"),
+    (EXIT_PIPE, "the reader of stdout went away (| head): no message"),
+    (EXIT_SIGTERM, "SIGTERM, after printing what was found"),
+)
 
-class Terminated(BaseException):
-    """SIGTERM arrived while no event loop was running (raised by the handler)."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-def handle_termination() -> None:
-    """Make SIGTERM raise :class:`Terminated`: call first thing, and after each event loop.
-
-    A SIGTERM during start-up or while the output is written then ends the
-    command like one during the scan (status 143, a line on stderr), not
-    silently with the default action.
-    """
-    signal.signal(signal.SIGTERM, _raise_terminated)
+#: A port waited on for this long (seconds) without an answer is "silent":
+#: the live display names it.
+SILENT_AFTER = 1.0
 
 
 class OutputError(XenDiscoverError):
     """The output could not be written (a full disk, a closed pipe or stdout)."""
+
+
+class PipeClosed(OutputError):
+    """The reader of stdout closed its end (``| head -1``): stop quietly."""
 
 
 @dataclass
@@ -118,6 +131,7 @@ class RunResult:
         stopped: 0, or the exit status of the signal that ended it early.
         error: One line, when the scan failed (a probe process died).
         output_error: One line, when streamed output could not be written.
+        pipe_closed: Whether the reader of stdout went away.
         run: What the run swept and how it ended (the outputs' run metadata).
     """
 
@@ -127,12 +141,18 @@ class RunResult:
     stopped: int = 0
     error: str | None = None
     output_error: str | None = None
+    pipe_closed: bool = False
     run: RunInfo | None = None
 
     @property
     def complete(self) -> bool:
         """Whether the scan ran to its end (no signal, no failure)."""
-        return not self.stopped and self.error is None and self.output_error is None
+        return (
+            not self.stopped
+            and self.error is None
+            and self.output_error is None
+            and not self.pipe_closed
+        )
 
     @property
     def stop_reason(self) -> str | None:
@@ -198,14 +218,51 @@ class _Display:
             # burst of retries after a timeout does not make them jump.
             rate = 0.9 * rate + 0.1 * (stats.done / elapsed) if rate else stats.done / elapsed
             left = max(0, stats.total - stats.done)
+            pending = stats.pending_connects
+            sweeping = left > len(pending) or not pending
             bar.update(
                 task,
                 completed=stats.done,
                 total=stats.total or None,
-                description=f"sweeping, {_plural(stats.open, 'open port')}",
-                rate=f"{rate:,.0f}/s",
-                eta=f"ETA {_clock(left / rate)}" if rate > 0 and left else "",
+                description=describe(stats, time.monotonic()),
+                rate=f"{rate:,.0f}/s" if left and sweeping else "",
+                eta=f"ETA {_clock(left / rate)}" if rate > 0 and left and sweeping else "",
             )
+
+
+def _silent(pending: dict[tuple[str, int], tuple[float, float]], now: float) -> str | None:
+    """The line naming the ports waited on, when every one of them is silent."""
+    if not pending or any(now - start < SILENT_AFTER for start, _ in pending.values()):
+        return None
+    ports = sorted(pending, key=lambda key: pending[key][1])
+    shown = ", ".join(f"[{a}]:{p}" if ":" in a else f"{a}:{p}" for a, p in ports[:3])
+    more = ", ..." if len(ports) > 3 else ""
+    left = max(0.0, max(end for _, end in pending.values()) - now)
+    count = _plural(len(ports), "silent port")
+    return f"waiting on {count} ({shown}{more}), at most {math.ceil(left)} s more"
+
+
+def describe(stats: ScanStats, now: float) -> str:
+    """What the scan is doing, in one line: the live display's words.
+
+    ``sweeping, N open ports`` while probes are left to start or answer;
+    ``fingerprinting N ports`` once the sweep is done; and, when all that
+    is left has waited :data:`SILENT_AFTER` with no answer, ``waiting on K
+    silent ports (ADDRESS:PORT, ...), at most S s more``. ``now`` is on the
+    monotonic clock the scan's own deadlines use.
+    """
+    left = stats.total - stats.done
+    if left > 0:
+        pending = stats.pending_connects
+        if left <= len(pending) and (line := _silent(pending, now)):
+            return line
+        return f"sweeping, {_plural(stats.open, 'open port')}"
+    busy = stats.pending_fingerprints
+    if busy or stats.waiting:
+        if not stats.waiting and (line := _silent(busy, now)):
+            return line
+        return f"fingerprinting {_plural(len(busy) + stats.waiting, 'port')}"
+    return f"swept, {_plural(stats.open, 'open port')}"
 
 
 def _clock(seconds: float) -> str:
@@ -225,6 +282,7 @@ def _progress() -> Progress:
         "{task.fields[eta]}",
         transient=True,
         console=Console(stderr=True),
+        redirect_stdout=False,  # records go to stdout itself, never through the display
     )
 
 
@@ -243,24 +301,56 @@ async def _collect(
             result.stopped = EXIT_SIGTERM
             task.cancel()
 
-    # A Python-level handler that hands over to the loop, not the loop's own
-    # add_signal_handler: closing the loop would put SIGTERM back to its
-    # default (death with no output) for as long as the clean-up takes.
-    loop = asyncio.get_running_loop()
-    signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(terminate))
     ticker = asyncio.ensure_future(display.tick())
     try:
-        findings = scan(targets or LOCAL_NETWORKS, **options)
-        async with contextlib.aclosing(findings):
-            async for finding in findings:
-                result.findings.append(finding)
-                on_found(finding)
-                display.found(finding)
+        with during_loop(terminate):
+            findings = scan(targets or LOCAL_NETWORKS, **options)
+            async with contextlib.aclosing(findings):
+                async for finding in findings:
+                    result.findings.append(finding)
+                    on_found(finding)
+                    display.found(finding)
     finally:
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
-        handle_termination()  # from here on, SIGTERM raises Terminated again
+
+
+class _PortStream:
+    """Streamed ``jsonl``: each port's line with what its machine knows.
+
+    A port's line is held until its address is settled: the sweep has
+    finished (no port of it can still be found) and no port of it is still
+    being fingerprinted. Lines are then written with every fact the
+    address's ports showed (its UUID on the port-80 line too).
+    """
+
+    def __init__(self, result: RunResult, run_info: Callable[[], RunInfo]) -> None:
+        self._result = result
+        self._stats = result.stats
+        self._run_info = run_info
+        self._held: dict[str, list[Finding]] = {}
+        self._sent: list[Finding] = []
+
+    def add(self, finding: Finding) -> None:
+        self._held.setdefault(finding.address, []).append(finding)
+        self.flush(final=False)
+
+    def flush(self, *, final: bool) -> None:
+        if not final and self._stats.done < self._stats.total:
+            return
+        busy = {address for address, _ in self._stats.pending_fingerprints}
+        ready = [a for a in self._held if final or a not in busy]
+        findings = [f for a in ready for f in self._held.pop(a)]
+        if not findings:
+            return
+        records = port_records(findings, known=self._sent)
+        self._sent += findings
+        text = "".join(format_jsonl_line(r) for r in records)
+        if self._result.run is None:  # the plan is known once the first port is found
+            self._result.run = self._run_info()
+            text = format_run_line(self._result.run) + text
+        write_stdout(text)
 
 
 def _run_info(
@@ -277,14 +367,6 @@ def _run_info(
         shard=options.get("shard") or (1, 1),
         listing=listing,
     )
-
-
-def _stream(result: RunResult, host: Finding, run_info: Callable[[], RunInfo]) -> None:
-    """Write one port's jsonl line, after the ``run`` line if it is the first."""
-    if result.run is None:  # the plan is known once the first port is found
-        result.run = run_info()
-        write_stdout(format_run_line(result.run))
-    write_stdout(format_jsonl_line(host))
 
 
 def _ended(result: RunResult, run_info: Callable[[], RunInfo]) -> RunInfo:
@@ -321,19 +403,39 @@ def run_scan(
     options = ScanOptions(**options, stats=result.stats)
     display = _Display(result.stats, lambda host: bool(listed([host], view)))
     run_info = functools.partial(_run_info, targets, options, result.stats, now(), listing)
+    stream = _PortStream(result, run_info) if stream_jsonl else None
 
     def on_found(host: Finding) -> None:
-        if stream_jsonl:
-            _stream(result, host, run_info)
+        if stream is not None:
+            stream.add(host)
 
     started = time.monotonic()
     try:
         with display.running(live):
-            asyncio.run(_collect(targets, options, result, on_found, display))
+            _run(_collect(targets, options, result, on_found, display), result)
     except TargetError:
         if out is not None:
             out.discard()
         raise
+    if stream is not None:
+        _flush_stream(stream, result)
+    result.seconds = time.monotonic() - started
+    result.run = _ended(result, run_info)
+    return result
+
+
+def _run(collect: Coroutine[None, None, None], result: RunResult) -> None:
+    """Run the scan's coroutine; record how it ended in ``result``.
+
+    Raises:
+        TargetError: An input is invalid (nothing was sent).
+    """
+    try:
+        asyncio.run(collect)
+    except TargetError:
+        raise
+    except PipeClosed:
+        result.pipe_closed = True
     except OutputError as exc:
         result.output_error = str(exc)
     except XenDiscoverError as exc:  # the scan itself failed (a probe process died)
@@ -345,10 +447,19 @@ def run_scan(
     except asyncio.CancelledError:
         result.stopped = result.stopped or EXIT_SIGINT
     finally:
-        handle_termination()  # the loop put SIGTERM back to its default
-    result.seconds = time.monotonic() - started
-    result.run = _ended(result, run_info)
-    return result
+        command()  # the loop may have put SIGTERM back to its default
+
+
+def _flush_stream(stream: _PortStream, result: RunResult) -> None:
+    """Write the lines still held (a run cut short still shows what it found)."""
+    if result.pipe_closed or result.output_error is not None:
+        return
+    try:
+        stream.flush(final=True)
+    except PipeClosed:
+        result.pipe_closed = True
+    except OutputError as exc:
+        result.output_error = str(exc)
 
 
 def _silence_stdout() -> None:
@@ -377,11 +488,15 @@ def write_stdout(text: str) -> None:
     """Write and flush to stdout.
 
     Raises:
-        OutputError: It could not be written (full disk, closed pipe).
+        PipeClosed: The reader of the pipe went away.
+        OutputError: It could not be written (full disk).
     """
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        raise PipeClosed("stdout's reader went away") from None
     except OSError as exc:
         _silence_stdout()
         raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None
@@ -416,6 +531,8 @@ def deliver(result: RunResult, text: str | None, out: OutputFile | None) -> None
     if text is None:
         _end_stream(result)
         return
+    if result.pipe_closed:
+        return
     try:
         if out is None:
             write_stdout(text)
@@ -424,6 +541,8 @@ def deliver(result: RunResult, text: str | None, out: OutputFile | None) -> None
         else:
             partial = out.keep_partial(text)
             _note(f"{out.path} left as it was; what was found is in {partial}")
+    except PipeClosed:
+        result.pipe_closed = True
     except OutputError as exc:
         result.output_error = str(exc)
     except OSError as exc:
@@ -432,13 +551,20 @@ def deliver(result: RunResult, text: str | None, out: OutputFile | None) -> None
             out.discard()
 
 
+def warn(line: str) -> None:
+    """One line on stderr, ``xendiscover: `` first, every character printable."""
+    _note(line)
+
+
 def _end_stream(result: RunResult) -> None:
-    if result.run is None or result.output_error is not None:
+    if result.run is None or result.output_error is not None or result.pipe_closed:
         return
     try:
         if not result.findings:
             write_stdout(format_run_line(result.run))
         write_stdout(format_end_line(result.run, len(result.findings)))
+    except PipeClosed:
+        result.pipe_closed = True
     except OutputError as exc:
         result.output_error = str(exc)
 
@@ -464,14 +590,23 @@ def _note(line: str) -> None:
         sys.stderr.flush()
 
 
-def report(result: RunResult, *, summary_line: str | None) -> None:
-    """The stderr lines of a run: its failure, its interruption, its summary."""
+def report(
+    result: RunResult, *, summary_line: str | None, view: View = "xen", hint: bool = True
+) -> None:
+    """The stderr lines of a run: its failure, its interruption, a hint, its summary.
+
+    Nothing at all when stdout's reader went away: a filter ends quietly.
+    """
+    if result.pipe_closed:
+        return
     if result.error is not None:
         _note(f"error: {result.error}")
     if result.output_error is not None:
         _note(f"error: {result.output_error}")
-    if (note := interrupted_note(result)) is not None:
+    if (note := interrupted_note(result, view)) is not None:
         _note(note)
+    if hint and (line := no_xen_hint(result, view)) is not None:
+        _note(line)
     if summary_line is not None:
         with contextlib.suppress(OSError):
             sys.stderr.write(summary_line + "\n")
@@ -487,6 +622,8 @@ def exit_code(result: RunResult, view: View) -> int:
     """
     if result.stopped:
         return result.stopped
+    if result.pipe_closed:
+        return EXIT_PIPE
     if result.output_error is not None:
         return EXIT_OUTPUT
     if result.error is not None:
@@ -514,10 +651,25 @@ def summary(result: RunResult, *, as_json: bool) -> str:
     ).replace("retrys", "retries")
 
 
-def interrupted_note(result: RunResult) -> str | None:
-    """The one stderr line for a run a signal ended, or ``None``."""
+def interrupted_note(result: RunResult, view: View = "xen") -> str | None:
+    """The one stderr line for a run a signal ended, or ``None``.
+
+    It counts the machines the output lists (the view's), so the number
+    matches what was printed.
+    """
     if not result.stopped:
         return None
     name = "SIGTERM" if result.stopped == EXIT_SIGTERM else "SIGINT"
-    count = len(listed(result.findings, "all"))
-    return f"interrupted ({name}): {_plural(count, 'machine')} found so far"
+    count = len(listed(result.findings, view))
+    what = "Xen machine" if view == "xen" else "machine"
+    return f"interrupted ({name}): {_plural(count, what)} found so far"
+
+
+def no_xen_hint(result: RunResult, view: View) -> str | None:
+    """A hint when the default view lists nothing but machines have open ports."""
+    if view != "xen" or not result.complete or listed(result.findings, "xen"):
+        return None
+    machines = len(listed(result.findings, "all"))
+    if not machines:
+        return None
+    return f"{_plural(machines, 'machine')} with open ports, none Xen; --all lists them"

@@ -108,11 +108,11 @@ class Change:
 
 
 def _fingerprints(host: Host) -> list[str]:
-    return [str(k) for k in getattr(host, "key_fingerprints", ()) or ()]
+    return list(host.key_fingerprints)
 
 
 def _uuid(host: Host) -> list[str]:
-    if not host.host_uuid or getattr(host, "uuid_conflict", False):
+    if not host.host_uuid or host.uuid_conflict:
         return []
     return [host.host_uuid.lower()]
 
@@ -175,13 +175,26 @@ def _by_port(host: Host) -> dict[int, PortFinding]:
 
 
 def _product(service: PortFinding) -> str:
-    """What a service is, as ``product-changed`` compares it: service, product, version."""
-    parts: list[str] = [service.service or "-"]
-    for name in ("product", "version"):
-        value = getattr(service, name, None)
-        if value:
-            parts.append(str(value))
-    return " ".join(parts)
+    """What a service is, as the events show it: service, then product and version if known."""
+    product = service.product
+    parts = (service.service or "-", *((product.name, product.version) if product else ()))
+    return " ".join(part for part in parts if part)
+
+
+def _product_changed(was: PortFinding, now: PortFinding) -> bool:
+    """Another service, or another product or version where both sweeps could tell.
+
+    A product one sweep could not tell (a xend outside hosts-allow says
+    nothing) is less knowledge, not a change: its verdict says the rest.
+    """
+    if was.service != now.service:
+        return True
+    before, after = was.product, now.product
+    if before is None or after is None:
+        return False
+    if before.name != after.name:
+        return True
+    return None not in (before.version, after.version) and before.version != after.version
 
 
 def _service_changes(old: Host, new: Host, make: Callable[..., Change]) -> list[Change]:
@@ -194,7 +207,7 @@ def _service_changes(old: Host, new: Host, make: Callable[..., Change]) -> list[
         elif now is None and was is not None:
             changes.append(make("service-removed", port=port, old=_product(was)))
         elif was is not None and now is not None:
-            if _product(was) != _product(now):
+            if _product_changed(was, now):
                 changes.append(
                     make("product-changed", port=port, old=_product(was), new=_product(now))
                 )
@@ -203,20 +216,31 @@ def _service_changes(old: Host, new: Host, make: Callable[..., Change]) -> list[
     return changes
 
 
-def _machine_changes(old: Host, new: Host, matched_by: MatchedBy) -> list[Change]:
+def _machine_changes(
+    old: Host, new: Host, matched_by: MatchedBy, *, certificates: bool
+) -> list[Change]:
     def make(event: ChangeEvent, **values: object) -> Change:
         return Change(event, new.key, matched_by, new.addresses, **values)  # type: ignore[arg-type]
 
     changes = []
     if set(old.addresses) != set(new.addresses):
         changes.append(make("moved", old=old.addresses, new=new.addresses))
-    if (old.hostname, old.hostname_source) != (new.hostname, new.hostname_source):
-        changes.append(make("name-changed", old=_named(old), new=_named(new)))
+    was, now = _named(old, certificates), _named(new, certificates)
+    if was != now:
+        changes.append(make("name-changed", old=was, new=now))
     return changes + _service_changes(old, new, make)
 
 
-def _named(host: Host) -> str | None:
-    return None if host.hostname is None else f"{host.hostname} ({host.hostname_source})"
+def _named(host: Host, certificates: bool) -> str | None:
+    """A machine's name as ``name-changed`` compares it: with its source.
+
+    A ``jsonl`` result carries no certificate names (a port record has only
+    its address's PTR name): when one side is one, certificate names are
+    left out of the comparison rather than reported as a change.
+    """
+    if host.hostname is None or (host.hostname_source == "certificate" and not certificates):
+        return None
+    return f"{host.hostname} ({host.hostname_source})"
 
 
 # -- the whole diff --------------------------------------------------------------------
@@ -250,9 +274,11 @@ def diff(old: ScanResult, new: ScanResult) -> list[Change]:
         olds = [h for h in olds if h.verdict in XEN_VERDICTS]
         news = [h for h in news if h.verdict in XEN_VERDICTS]
     pairs, gone, came = _match(olds, news)
+    certificates = old.findings is None and new.findings is None
     keyed: list[tuple[tuple[int, int], list[Change]]] = []
     for was, now, matched_by in pairs:
-        keyed.append((now.sort_key, _machine_changes(was, now, matched_by)))
+        changes = _machine_changes(was, now, matched_by, certificates=certificates)
+        keyed.append((now.sort_key, changes))
     for host in came:
         change = Change("added", host.key, None, host.addresses, new=host.verdict)
         keyed.append((host.sort_key, [change]))

@@ -21,6 +21,9 @@ jsonl      every open port, one JSON object per line, streamed       open port
 csv        every open port, with a header row                        open port
 =========  ========================================================  ===========
 
+The per-port formats carry, on every port's line, what its machine knows
+(:func:`port_records`); ``csv`` lines end in a line feed, not CRLF.
+
 The :data:`View` decides which machines the per-machine formats list:
 ``xen`` (the default) the Xen machines (a service confirmed or likely);
 ``open`` every machine with an open port (for scans without fingerprints);
@@ -50,6 +53,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any, Final, Literal, get_args
 
+from xendiscover._escape import escape
 from xendiscover._model import (
     VERDICT_RANK,
     XEN_VERDICTS,
@@ -64,6 +68,7 @@ from xendiscover._run import RunInfo
 __all__ = [
     "CSV_FIELDS",
     "FORMATS",
+    "MACHINE_FACTS",
     "SCHEMA_ID",
     "SERVICE_GROUPS",
     "VIEWS",
@@ -90,6 +95,7 @@ __all__ = [
     "host_schema",
     "listed",
     "neutralise_cell",
+    "port_records",
     "printable",
     "render",
     "run_schema",
@@ -126,7 +132,13 @@ CSV_FIELDS: Final[tuple[str, ...]] = (
     "cpe",
     "product_info",
     "product_evidence",
+    "machine",
+    "certificate_names",
 )
+
+#: What a per-port record takes from its machine, where the machine has it:
+#: every port of one machine carries the same facts, whichever port showed them.
+MACHINE_FACTS: Final[tuple[str, ...]] = ("host_uuid",)
 
 #: The Ansible group of each service: one group per service family.
 SERVICE_GROUPS: Final[Mapping[Service, str]] = {
@@ -142,19 +154,8 @@ SCHEMA_ID: Final = "https://xendiscover.invalid/schema/host/3.json"
 
 _GROUPS = ("xapi", "xend", "libvirt")
 
-_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
 #: First characters that make a spreadsheet read a cell as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _escape(char: str) -> str:
-    if char in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[char]
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: str) -> str:
@@ -166,9 +167,7 @@ def printable(text: str) -> str:
     ``\UNNNNNNNN`` (tab, newline and CR as ``\t``, ``\n``, ``\r``):
     ``"a\x1b[2J"`` becomes ``"a\\x1b[2J"``, visible, inert, one line.
     """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else _escape(c) for c in text)
+    return escape(text)
 
 
 def neutralise_cell(text: str) -> str:
@@ -221,21 +220,32 @@ def _service_line(service: PortFinding) -> str:
     return "  " + "\t".join(cells) + "\n"
 
 
+def _other_name(host: Host) -> str:
+    """How a machine's name is known, and the name when it is not the key."""
+    if host.hostname is None or host.hostname_source is None:
+        return "-"
+    if host.hostname == host.key:
+        return host.hostname_source
+    return f"{host.hostname_source}: {host.hostname}"
+
+
 def format_all(hosts: Sequence[Host]) -> str:
     """The ``--all`` view: a line per machine, then an indented line per service.
 
-    The machine line: its name (or address), its addresses, its verdict, how
-    the name is known (``-`` if none) and its UUID (``-`` if none); a service
-    line: ``address:port``, service (``-`` if none), verdict, evidence. All
-    tab-separated.
+    The machine line: its key (a confirmed name, else its address: what
+    ``cut -f1`` gives, one per machine), its addresses, its verdict, any
+    other name with its source (``ptr-unconfirmed: NAME``; the source alone
+    when the name is the key; ``-`` if none) and its UUID (``-`` if none); a
+    service line: ``address:port``, service (``-`` if none), verdict,
+    evidence. All tab-separated.
     """
     out = []
     for host in hosts:
         cells = (
-            host.display_name,
+            host.key,
             ",".join(host.addresses),
             host.verdict,
-            host.hostname_source or "-",
+            _other_name(host),
             host.host_uuid or "-",
         )
         out.append("\t".join(_cell(c) for c in cells) + "\n")
@@ -260,15 +270,47 @@ def format_json(hosts: Sequence[Host], run: RunInfo | None = None) -> str:
     return json.dumps(document(hosts, run), indent=2) + "\n"
 
 
-def format_jsonl_line(finding: Finding) -> str:
+def port_records(
+    findings: Sequence[Finding], known: Sequence[Finding] = ()
+) -> list[dict[str, object]]:
+    """The per-port records (``jsonl``, ``csv``) of ``findings``, sorted by address then port.
+
+    Each is ``Finding.as_dict()`` plus what its machine knows, whichever of
+    its ports showed it: ``machine`` (the machine's key, shared by all its
+    lines), ``certificate_names`` (every DNS name its certificates gave) and
+    the :data:`MACHINE_FACTS` (its UUID...). Machines are grouped over
+    ``findings`` and ``known`` (ports already reported: a stream passes
+    them, so later lines still join their machine).
+    """
+    everything = [*known, *findings]
+    machines = group_findings(everything)
+    owner = {address: host for host in machines for address in host.addresses}
+    names: dict[str, list[str]] = {}
+    for finding in everything:
+        found = names.setdefault(owner[finding.address].address, [])
+        found += [n for n in finding.certificate_names if n not in found]
+    records = []
+    for finding in sorted(findings, key=lambda f: f.sort_key):
+        host = owner[finding.address]
+        facts = host.as_dict()
+        record = finding.as_dict()
+        record.update({k: facts[k] for k in MACHINE_FACTS if k in facts})
+        record["machine"] = host.key
+        record["certificate_names"] = list(names[host.address])
+        records.append(record)
+    return records
+
+
+def format_jsonl_line(finding: Finding | Mapping[str, object]) -> str:
     """One open port as one line of JSON Lines, ending in a newline.
 
-    Meant for streaming: write each line as its port is found (and flush) so
-    ``| jq`` sees it at once. The record is ``Finding.as_dict()`` after
-    ``"record": "port"``; lines of one machine share its ``address`` or,
-    across addresses, ``host_uuid``.
+    ``finding`` is a :class:`Finding` (its own ``as_dict()``) or a record
+    of :func:`port_records` (with its machine's facts), written after
+    ``"record": "port"``. Meant for streaming: write each line as its
+    address is settled (and flush) so ``| jq`` sees it at once.
     """
-    return json.dumps({"record": "port", **finding.as_dict()}) + "\n"
+    record = finding.as_dict() if isinstance(finding, Finding) else finding
+    return json.dumps({"record": "port", **record}) + "\n"
 
 
 def format_run_line(run: RunInfo) -> str:
@@ -294,11 +336,11 @@ def format_end_line(run: RunInfo, ports: int) -> str:
 
 
 def format_jsonl(findings: Sequence[Finding], run: RunInfo | None = None) -> str:
-    """Every open port as JSON Lines, sorted by address then port.
+    """Every open port as JSON Lines, sorted by address then port (:func:`port_records`).
 
     With ``run``, the lines sit between a ``run`` record and an ``end`` record.
     """
-    lines = "".join(format_jsonl_line(f) for f in sorted(findings, key=lambda f: f.sort_key))
+    lines = "".join(format_jsonl_line(r) for r in port_records(findings))
     if run is None:
         return lines
     return format_run_line(run) + lines + format_end_line(run, len(findings))
@@ -309,30 +351,36 @@ def format_run_json(run: RunInfo) -> str:
     return json.dumps({"run": run.as_dict()}, indent=2) + "\n"
 
 
-def _csv_value(value: object) -> object:
-    """A CSV cell: ``None`` empty, a list space-separated (key fingerprints)."""
+def _csv_cell(value: object) -> object:
+    """A CSV cell: ``None`` empty, a list space-separated, formulas neutralised."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return " ".join(str(item) for item in value)
-    return value
+        value = " ".join(str(v) for v in value)
+    return neutralise_cell(value) if isinstance(value, str) else value
 
 
 def format_csv(findings: Sequence[Finding]) -> str:
     """Every open port as CSV: a header row (:data:`CSV_FIELDS`), then a row each.
 
-    ``None`` is an empty cell. The dialect is RFC 4180's (lines end in CRLF,
-    a field is quoted when it holds a comma, a quote or a line break), and a
-    cell that starts like a formula is prefixed with ``'``.
+    The rows are :func:`port_records`. ``None`` is an empty cell, a list
+    its items joined by spaces. Lines end in a line feed (not RFC 4180's
+    CRLF, so ``cut`` and ``awk`` see no carriage return); a field is quoted when it holds
+    a comma, a quote or a line break, and a cell that starts like a formula
+    is prefixed with ``'``.
     """
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    # A lone CR is no line terminator any more, so the writer would not quote
+    # it: a row with one is written with every field quoted.
+    quoted = csv.DictWriter(
+        buffer, fieldnames=CSV_FIELDS, lineterminator="\n", quoting=csv.QUOTE_ALL
+    )
     writer.writeheader()
-    for finding in sorted(findings, key=lambda f: f.sort_key):
-        row = {k: _csv_value(v) for k, v in finding.as_dict().items()}
-        writer.writerow(
-            {k: neutralise_cell(v) if isinstance(v, str) else v for k, v in row.items()}
-        )
+    for record in port_records(findings):
+        row = {k: _csv_cell(record.get(k)) for k in CSV_FIELDS}
+        cr = any(isinstance(v, str) and "\r" in v for v in row.values())
+        (quoted if cr else writer).writerow(row)
     return buffer.getvalue()
 
 
@@ -352,6 +400,7 @@ def _inventory_service(host: Host) -> PortFinding | None:
         key=lambda s: (
             VERDICT_RANK[s.verdict],
             _GROUPS.index(SERVICE_GROUPS[s.service or "libvirt"]),
+            s.port != 443,  # XAPI's management port, where the host serves it
             s.port,
         ),
     )
@@ -569,9 +618,14 @@ class OutputFile:
 
         Raises:
             OSError: The target's directory cannot be written (or the link
-                there may not be followed); nothing was created.
+                there may not be followed), or the target exists and is not
+                a regular file (a device, a FIFO, a socket, a directory:
+                replacing one would break it); nothing was created.
         """
         self._target = _resolve_target(self.path)
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.stat(self._target).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(self.path))
         self._fd, self._temp = _create_temp(self._target.parent, self._target.name)
 
     def commit(self, text: str) -> None:

@@ -17,7 +17,8 @@ from collections.abc import AsyncGenerator
 from typing import Any, Literal, Unpack
 
 from xendiscover._backend import Backend, SocketBackend
-from xendiscover._fingerprint import fingerprint_port, is_silent
+from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, fingerprint_port, is_silent
+from xendiscover._fingerprint._probes import RELOCATION_WAIT
 from xendiscover._handoff import Finished, Handoff
 from xendiscover._model import (
     UNPROBED,
@@ -75,21 +76,25 @@ class _Finisher:
         stats: ScanStats | None = None,
     ) -> None:
         self._plan = scan_plan
+        self._stats = stats if stats is not None else ScanStats()
         self._backend = backend
         self._names = names
         self._lookups: dict[str, asyncio.Future[_Name]] = {}
         self.out: asyncio.Queue[Finding | None] = asyncio.Queue()
         self.stats = stats if stats is not None else ScanStats()
-        self._handoff = Handoff(
-            self._finish, self.out.put_nowait, self.stats, ports=len(scan_plan.ports)
-        )
+        self._handoff = Handoff(self._finish, self._emit, self.stats, ports=len(scan_plan.ports))
+
+    def _emit(self, finding: Finding) -> None:
+        """Pass a finding on; its port is no longer pending (the live display's list)."""
+        self.out.put_nowait(finding)
+        self.stats.pending_fingerprints.pop((finding.address, finding.port), None)
 
     async def submit(self, hit: ProbeResult) -> None:
         """Hand over an open port (waits while the hand-off is full)."""
         await self._handoff.put(hit)
 
     async def drain(self) -> None:
-        """Wait until every port submitted so far is finished."""
+        """Wait until every port submitted so far is finished (and reported, see Handoff)."""
         await self._handoff.drain()
 
     async def cancel(self) -> None:
@@ -100,8 +105,15 @@ class _Finisher:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _finish(self, hit: ProbeResult) -> Finished:
-        found = await self._fingerprint(hit)
-        hostname, source = await self._name_of(hit.address)
+        key = (hit.address, hit.port)
+        now = self._backend.time()
+        self.stats.pending_fingerprints[key] = (now, now + self._budget())
+        try:
+            found = await self._fingerprint(hit)
+            hostname, source = await self._name_of(hit.address)
+        except BaseException:
+            self.stats.pending_fingerprints.pop(key, None)
+            raise
         finding = Finding(
             address=hit.address,
             port=hit.port,
@@ -117,6 +129,13 @@ class _Finisher:
             product=found.product,
         )
         return finding, self._plan.fingerprint and is_silent(found)
+
+    def _budget(self) -> float:
+        """The longest one port's fingerprint may take, in seconds."""
+        if not self._plan.fingerprint:
+            return 0.0
+        deadline = max(FINGERPRINT_TIMEOUT, self._plan.timeout)
+        return deadline * MAX_DEADLINES_PER_PORT + RELOCATION_WAIT
 
     async def _fingerprint(self, hit: ProbeResult) -> Fingerprint:
         if not self._plan.fingerprint:
@@ -181,7 +200,13 @@ async def run_plan(
     async def produce() -> None:
         try:
             started = io.time()
-            hits = sweep(scan_plan, io, finisher.stats, keep=scan_plan.fingerprint)
+            hits = sweep(
+                scan_plan.job,
+                io,
+                finisher.stats,
+                workers=scan_plan.workers,
+                keep=scan_plan.fingerprint,
+            )
             async with contextlib.aclosing(hits):
                 async for hit in hits:
                     await finisher.submit(hit)
@@ -284,7 +309,8 @@ async def discover(
 
     Takes the same arguments as :func:`scan`, which it runs to the end, and
     groups the findings into machines (:func:`~xendiscover.group_findings`:
-    one machine per address, and per XAPI host UUID across addresses).
+    one machine per address, and across addresses per key a XAPI host
+    proved in a handshake; never per UUID).
 
     Args:
         targets: As for :func:`scan`.

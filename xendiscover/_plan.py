@@ -9,13 +9,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypedDict, Unpack
 
-from xendiscover._errors import TargetError
+from xendiscover._errors import ScanLimitError, TargetError
 from xendiscover._fingerprint import WELL_KNOWN_PORTS
 from xendiscover._networks import why_no_networks
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sources import Discovery, OSSystem, Parts, System, discover_sources
-from xendiscover._sweep import ScanStats, auto_workers, default_window
-from xendiscover._targets import DEFAULT_MAX_HOSTS, Resolver, TargetSpace, parse_port
+from xendiscover._sweep import Job, ScanStats, auto_workers, default_window
+from xendiscover._targets import (
+    DEFAULT_MAX_HOSTS,
+    DEFAULT_MAX_PROBES,
+    Resolver,
+    TargetSpace,
+    parse_ports,
+)
 
 
 class _LocalNetworks:
@@ -138,6 +144,11 @@ class ScanPlan:
         """The number of probes: addresses × ports."""
         return self.space.size * len(self.ports)
 
+    @property
+    def job(self) -> Job:
+        """What the sweep needs of the plan (:func:`~xendiscover._sweep.sweep`)."""
+        return Job(self.space, self.ports, self.timeout, self.retries, self.window, self.rate)
+
 
 class ScanOptions(TypedDict, total=False):
     """The options of :func:`~xendiscover.scan` and :func:`~xendiscover.discover`.
@@ -145,7 +156,9 @@ class ScanOptions(TypedDict, total=False):
     All are optional.
 
     Attributes:
-        port: One port or several; all well-known Xen ports by default.
+        port: One port or several; all well-known Xen ports by default. A
+            string takes nmap's ``-p`` syntax (``"80,443"``, ``"8000-8010"``,
+            ``"-"`` for all).
         exclude: Targets to leave out (same syntax as the targets).
         interfaces: With no targets, sweep only these interfaces' networks.
         timeout: Seconds a connect attempt may wait for an answer (1.0, at
@@ -158,6 +171,8 @@ class ScanOptions(TypedDict, total=False):
         concurrency: The most connects in flight; sized from the open-file
             limit by default.
         max_hosts: Refuse sweeps of more addresses than this (65,536).
+        max_probes: Refuse sweeps of more probes (addresses × ports) than
+            this (1,048,576: every port of 16 addresses).
         resolve: Look up each host's name by PTR (True).
         nameservers: DNS servers for names (``IP`` or ``IP:PORT``); the
             system's resolver configuration by default.
@@ -181,6 +196,7 @@ class ScanOptions(TypedDict, total=False):
     retries: int
     concurrency: int | None
     max_hosts: int
+    max_probes: int
     resolve: bool
     nameservers: Sequence[str]
     fingerprint: bool
@@ -198,7 +214,7 @@ def _ports(port: int | str | Iterable[int | str] | None) -> tuple[int, ...]:
     raw = [port] if isinstance(port, int | str) else list(port)
     if not raw:
         return DEFAULT_PORTS
-    return tuple(dict.fromkeys(parse_port(p) for p in raw))
+    return tuple(dict.fromkeys(port for p in raw for port in parse_ports(p)))
 
 
 def _check_numbers(options: ScanOptions) -> None:
@@ -210,6 +226,7 @@ def _check_numbers(options: ScanOptions) -> None:
         ("retries", options.get("retries"), 0),
         ("concurrency", options.get("concurrency"), 1),
         ("max-hosts", options.get("max_hosts"), 1),
+        ("max-probes", options.get("max_probes"), 1),
         ("workers", options.get("workers"), 1),
     )
     for name, value, least in checks:
@@ -315,6 +332,16 @@ def _warn_unusual(space: TargetSpace) -> None:
             _log.warning("the targets include %s addresses (%s); they are probed", kind, network)
 
 
+def _check_probes(addresses: int, ports: int, limit: int) -> None:
+    """Refuse a sweep of more than ``limit`` probes (``-p-`` over a network)."""
+    if addresses * ports > limit:
+        raise ScanLimitError(
+            f"refusing to make {addresses * ports:,} probes ({addresses:,} addresses × "
+            f"{ports:,} ports; limit {limit:,}); narrow the targets or ports, or raise "
+            "the limit with --max-probes"
+        )
+
+
 def _resolver(names: Mapping[str, str] | None) -> dict[str, Resolver]:
     """Host names from a table resolved beforehand, or (no table) the system's resolver."""
     if names is None:
@@ -356,6 +383,7 @@ def plan(
     ports = _ports(options.get("port"))
     servers = tuple(parse_nameserver(n) for n in options.get("nameservers", ()))
     space = _space(targets, options, resolved, discovered)
+    _check_probes(space.size, len(ports), options.get("max_probes", DEFAULT_MAX_PROBES))
     return ScanPlan(
         space=space,
         ports=ports,

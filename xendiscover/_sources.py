@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import selectors
 import socket
 import struct
 import time
@@ -661,53 +662,87 @@ def _ping_range() -> str:
         return "unknown"
 
 
-def _echo_once(source: str, interface: str, ident: int) -> list[EchoAnswer]:
-    """One echo to ``ff02::1%interface`` from ``source``; the answers within :data:`ECHO_WAIT`."""
+@dataclass
+class _Echo:
+    """One echo request sent: its socket, whether raw, and its interface."""
+
+    sock: socket.socket
+    raw: bool
+    interface: str
+
+
+def _send_echo(source: str, interface: str, ident: int) -> _Echo:
+    """Send one echo to ``ff02::1%interface`` from ``source``; return the socket to read."""
     index = socket.if_nametoindex(interface)
     sock, raw = _echo_socket()
-    answers: list[EchoAnswer] = []
-    with sock:
+    try:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
         sock.bind((source, 0, 0, index))
         sock.sendto(struct.pack("!BBHHH", _ECHO_REQUEST, 0, 0, ident, 1), (_ALL_NODES, 0, 0, index))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return _Echo(sock, raw, interface)
+
+
+def _answer(echo: _Echo, ident: int) -> EchoAnswer | None:
+    """The echo reply waiting on ``echo``'s socket, or ``None`` (another message)."""
+    try:
+        data, peer = echo.sock.recvfrom(2048)
+    except OSError:  # nothing after all, or an ICMP error queued on the socket
+        return None
+    if data[:1] != bytes([_ECHO_REPLY]) or (echo.raw and data[4:6] != ident.to_bytes(2, "big")):
+        return None
+    try:
+        return EchoAnswer(ipaddress.IPv6Address(str(peer[0]).split("%", 1)[0]), echo.interface)
+    except ValueError:
+        return None
+
+
+def _answers(echoes: list[_Echo], ident: int) -> list[EchoAnswer]:
+    """Every reply to ``echoes`` within :data:`ECHO_WAIT` (one wait for them all)."""
+    answers: list[EchoAnswer] = []
+    with selectors.DefaultSelector() as selector:
+        for echo in echoes:
+            selector.register(echo.sock, selectors.EVENT_READ, echo)
         deadline = time.monotonic() + ECHO_WAIT
         while (left := deadline - time.monotonic()) > 0 and len(answers) < MAX_ECHO_ANSWERS:
-            sock.settimeout(left)
-            try:
-                data, peer = sock.recvfrom(2048)
-            except TimeoutError:
-                break
-            if data[:1] != bytes([_ECHO_REPLY]):
-                continue
-            if raw and data[4:6] != ident.to_bytes(2, "big"):
-                continue
-            with contextlib.suppress(ValueError):
-                address = ipaddress.IPv6Address(str(peer[0]).split("%", 1)[0])
-                answers.append(EchoAnswer(address, interface))
+            for key, _ in selector.select(left):
+                if (found := _answer(key.data, ident)) is not None:
+                    answers.append(found)
     return answers
 
 
 def system_echo(sources: Sequence[tuple[str, str]]) -> tuple[list[EchoAnswer], str | None]:
     """Echo ``ff02::1`` once from each ``(interface, address)``; the answers and a note.
 
-    Where neither a ping socket nor (as root) a raw socket is allowed, no
-    echo is sent and the note says so once.
+    Every request is sent first, then the answers are read for
+    :data:`ECHO_WAIT` seconds, once. Where neither a ping socket nor (as
+    root) a raw socket is allowed, no echo is sent and the note says so once.
     """
-    answers: list[EchoAnswer] = []
+    echoes: list[_Echo] = []
     failed: list[str] = []
     ident = os.getpid() & 0xFFFF
-    for interface, source in sources:
-        try:
-            answers += _echo_once(source, interface, ident)
-        except PermissionError:
-            return answers, (
-                "ICMPv6 ping sockets are not allowed for this group (net.ipv4.ping_group_range "
-                f"is {_ping_range()}): IPv6 hosts come from the neighbour table alone"
-            )
-        except OSError as exc:  # the interface went away, lost its address, ...
-            failed.append(f"the ICMPv6 echo from {source} on {interface} failed: {exc.strerror}")
-    return answers, "; ".join(failed) or None
+    try:
+        for interface, source in sources:
+            try:
+                echoes.append(_send_echo(source, interface, ident))
+            except PermissionError:
+                return [], (
+                    "ICMPv6 ping sockets are not allowed for this group (net.ipv4."
+                    f"ping_group_range is {_ping_range()}): IPv6 hosts come from the "
+                    "neighbour table alone"
+                )
+            except OSError as exc:  # the interface went away, lost its address, ...
+                failed.append(
+                    f"the ICMPv6 echo from {source} on {interface} failed: {exc.strerror}"
+                )
+        return (_answers(echoes, ident) if echoes else []), "; ".join(failed) or None
+    finally:
+        for echo in echoes:
+            echo.sock.close()
 
 
 class OSSystem:

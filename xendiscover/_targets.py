@@ -12,13 +12,22 @@ Target syntax follows nmap's:
 ``10.0.0.7``            one address (IPv6 too: ``fd00::7``)
 ``10.0.0.10-10.0.0.40`` an inclusive range (IPv6 too)
 ``10.0.0.10-40``        the same, the last octet only
+``10.0.0.1-40,50``      octet lists: a range or number per comma
+``10.0.0-1.*``          a range or ``*`` (0-255) in any octet
 ``db1.example.org``     a host name, resolved now to its first address
 ======================  ==============================================
+
+In an octet, ``-20`` is ``0-20`` and ``200-`` is ``200-255``, as in nmap.
+Ports follow nmap's ``-p`` syntax too (:func:`parse_ports`): ``80,443``,
+``8000-8010``, ``-1024``, ``60000-`` and ``-`` (every port, 1-65535).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import math
+import re
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -28,14 +37,29 @@ from xendiscover._networks import LocalNetwork
 
 __all__ = [
     "DEFAULT_MAX_HOSTS",
+    "DEFAULT_MAX_PROBES",
+    "MAX_TARGET_RANGES",
     "TargetSpace",
     "host_name_of",
     "parse_port",
+    "parse_ports",
     "parse_target",
+    "parse_target_spans",
 ]
 
 #: The largest sweep, in addresses, allowed without ``max_hosts``.
 DEFAULT_MAX_HOSTS = 65_536
+
+#: The most probes (addresses × ports) allowed without ``max_probes``: every
+#: port (``-p-``) of 16 addresses, or the default ports of 149,796.
+DEFAULT_MAX_PROBES = 1_048_576
+
+#: The most separate ranges one octet target may name (``*.*.*.1`` names
+#: 16,777,216): beyond it the target is refused, whatever ``max_hosts`` says.
+MAX_TARGET_RANGES = 65_536
+
+#: Four dot-separated octets of digits, ``*``, ``-`` and ``,`` (nmap's syntax).
+_OCTETS = re.compile(r"[0-9*,-]+(?:\.[0-9*,-]+){3}", re.ASCII)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -74,6 +98,8 @@ def _digits(text: str) -> bool:
 def host_name_of(spec: str) -> str | None:
     """The host name a target names, or ``None`` for networks, addresses and ranges."""
     text = spec.strip()
+    if _OCTETS.fullmatch(text):
+        return None
     if "/" in text or _ip(text) is not None or ("-" in text and _ip(text.split("-", 1)[0])):
         return None
     if _looks_like_hostname(text) and not _digits(text.replace(".", "")):
@@ -105,8 +131,82 @@ def _parse_range(spec: str, text: str) -> tuple[int, _Interval] | None:
     return first.version, (int(first), int(last))
 
 
+def _bounds(spec: str, text: str, low: int, high: int) -> _Interval:
+    """Parse ``N``, ``A-B``, ``-B`` or ``A-`` between ``low`` and ``high`` (nmap's ranges)."""
+    if not text:
+        raise TargetError(f"{spec!r}: an empty part")
+    first, dash, last = text.partition("-")
+    if not dash:
+        last = first
+    first, last = first or str(low), last or str(high)
+    if not (_digits(first) and _digits(last)):
+        raise TargetError(f"{spec!r}: {text!r} is not a number or a range")
+    start, end = int(first), int(last)
+    if not (low <= start <= high and low <= end <= high):
+        raise TargetError(f"{spec!r}: {text!r} is outside {low}-{high}")
+    if end < start:
+        raise TargetError(f"{spec!r}: {text!r} ends before it starts")
+    return start, end
+
+
+def _octet(spec: str, text: str) -> list[_Interval]:
+    """One octet of an nmap target: ``*``, or a comma list of numbers and ranges."""
+    if text == "*":
+        return [(0, 255)]
+    try:
+        return _merge(_bounds(spec, part, 0, 255) for part in text.split(","))
+    except TargetError as exc:
+        raise TargetError(
+            f"invalid target {exc}".replace("outside 0-255", "not an octet")
+        ) from None
+
+
+def _octet_spans(spec: str, text: str) -> list[tuple[int, _Interval]]:
+    """The intervals of an IPv4 target with ranges, lists or ``*`` in its octets.
+
+    Octets after the last one that is not ``*`` (or ``0-255``) only widen
+    each interval, so ``10.*.*.*`` is one interval and ``10.0.0-3.*`` four
+    blocks of 256 merged into one.
+    """
+    octets = [_octet(spec, part) for part in text.split(".")]
+    varying = [i for i, spans in enumerate(octets) if spans != [(0, 255)]]
+    last = varying[-1] if varying else 0
+    block = 256 ** (3 - last)
+    prefixes = [[v for lo, hi in spans for v in range(lo, hi + 1)] for spans in octets[:last]]
+    count = math.prod(len(values) for values in prefixes) * len(octets[last])
+    if count > MAX_TARGET_RANGES:
+        raise TargetError(
+            f"invalid target {spec!r}: {count:,} separate ranges (at most {MAX_TARGET_RANGES:,})"
+        )
+    spans = []
+    for prefix in itertools.product(*prefixes):
+        base = sum(value * 256 ** (3 - i) for i, value in enumerate(prefix))
+        spans += [(4, (base + lo * block, base + (hi + 1) * block - 1)) for lo, hi in octets[last]]
+    return spans
+
+
+def parse_target_spans(
+    spec: str, *, resolve: Resolver = _resolve_first
+) -> list[tuple[int, _Interval]]:
+    """Parse one target into ``(IP version, inclusive interval)`` pairs.
+
+    Most targets are one interval; one with lists or ranges in its octets
+    (``10.0.0-3.1-40,50``) may be several.
+
+    Raises:
+        TargetError: ``spec`` is none of the accepted forms (the message quotes it).
+    """
+    text = spec.strip()
+    if _OCTETS.fullmatch(text) and _ip(text) is None:
+        return _octet_spans(spec, text)
+    return [parse_target(spec, resolve=resolve)]
+
+
 def parse_target(spec: str, *, resolve: Resolver = _resolve_first) -> tuple[int, _Interval]:
     """Parse one target into its IP version and an inclusive integer interval.
+
+    Targets with lists or ``*`` in their octets name several intervals: see
+    :func:`parse_target_spans`, which takes every form.
 
     Args:
         spec: A network, address, range or host name (see the module doc).
@@ -148,6 +248,31 @@ def parse_port(text: str | int) -> int:
     if not 1 <= port <= 65535:
         raise TargetError(f"invalid port {port}: must be 1 to 65535")
     return port
+
+
+def parse_ports(text: str | int) -> tuple[int, ...]:
+    """Parse a port list in nmap's ``-p`` syntax into ports, in order, each once.
+
+    ``80``, ``80,443``, ``8000-8010``, ``-1024`` (1-1024), ``60000-``
+    (60000-65535) and ``-`` (every port, 1-65535), combined with commas.
+
+    Raises:
+        TargetError: A part is no port or range of 1 to 65535 (the message
+            quotes the list and the part).
+    """
+    if isinstance(text, int):
+        return (parse_port(text),)
+    spec = text.strip()
+    if not spec:
+        raise TargetError("invalid port list '': empty")
+    ports: dict[int, None] = {}
+    for part in spec.split(","):
+        try:
+            start, end = _bounds(spec, part.strip(), 1, 65535)
+        except TargetError as exc:
+            raise TargetError(f"invalid port list {exc}") from None
+        ports.update(dict.fromkeys(range(start, end + 1)))
+    return tuple(ports)
 
 
 def _merge(intervals: Iterable[_Interval]) -> list[_Interval]:
@@ -231,8 +356,8 @@ class TargetSpace:
             TargetError: A specification is malformed or a name does not resolve.
         """
         return cls._build(
-            [parse_target(s, resolve=resolve) for s in specs],
-            [parse_target(s, resolve=resolve) for s in exclude],
+            [span for s in specs for span in parse_target_spans(s, resolve=resolve)],
+            [span for s in exclude for span in parse_target_spans(s, resolve=resolve)],
         )
 
     @classmethod
@@ -256,7 +381,7 @@ class TargetSpace:
             TargetError: An exclusion is malformed or a name does not resolve.
         """
         include: list[tuple[int, _Interval]] = []
-        holes = [parse_target(s, resolve=resolve) for s in exclude]
+        holes = [span for s in exclude for span in parse_target_spans(s, resolve=resolve)]
         nets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, frozenset[IPAddress]]]
         nets = [(n.network, frozenset(n.own_addresses)) for n in networks]
         nets += [(ipaddress.ip_network(spec), frozenset()) for spec in extra]

@@ -65,7 +65,7 @@ def test_routes_finds_the_xen_fakes_of_both_routed_subnets_and_nothing_ignored(
 
 def test_routes_adds_exactly_the_two_routed_prefixes(route_lab: netlab_routes.RouteLab) -> None:
     # up0's /24 (253) + rt0's /30 (the router) + the /24 (254) + the /20 (4,094): the
-    # default, split default, VPN, blackhole and host routes add nothing.
+    # default, split default, VPN, blackhole, host and policy-routed routes add nothing.
     result = run(route_lab, "--routes", "--no-ipv6", "-f", "jsonl", "-v")
     summary = json.loads(result.stderr.strip().splitlines()[-1])["summary"]
     assert summary["total"] == 253 + 1 + 254 + 4094
@@ -175,6 +175,10 @@ def test_list_targets_shows_each_source_and_exclusion_and_sends_nothing(
     assert rows[("skip", "route", "128.0.0.0/1")][1].startswith("split default")
     assert rows[("skip", "route", T.blackhole_net)] == ["-", "blackhole route"]
     assert rows[("skip", "route", T.vpn_net)][1].startswith("over point-to-point device vpn0")
+    assert rows[("skip", "route", T.policy_net)] == [
+        "rt0",
+        "the kernel has no route to 10.78.112.1 (policy routing)",
+    ]
     assert rows[("skip", "interface", "lo")] == ["-", "loopback"]
     assert rows[("skip", "network", "fd78::/64")][1].startswith("IPv6 /64")
     assert rows[("skip", "network", "10.8.0.2/32")] == ["vpn0", "a single address (/32)"]

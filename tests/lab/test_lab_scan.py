@@ -24,7 +24,7 @@ XEN_VERDICTS = frozenset({"confirmed", "likely"})
 RECORD_KEYS = {
     "address", "port", "hostname", "hostname_source", "host_uuid", "service", "verdict",
     "evidence", "latency_ms", "key_fingerprints", "product", "version", "confidence", "cpe",
-    "product_info", "product_evidence",
+    "product_info", "product_evidence", "machine", "certificate_names",
 }  # fmt: skip
 SCAN_TIMEOUT = 180.0
 
