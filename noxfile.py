@@ -170,7 +170,7 @@ def fuzz(session: nox.Session) -> None:
         "tests/test_properties.py",  # target, port and nameserver parsing
         "tests/test_fingerprint_parsers.py",  # every parser's contract
         "tests/test_fingerprint_safety.py",  # no forbidden word in any request
-        "tests/test_codec.py",  # the probe-process wire codec, bytes in any chunks
+        "tests/test_protocol.py",  # the probe-process protocol, bytes in any chunks
         "tests/test_output.py",  # every renderer, hostile names and evidence
     ]
     session.run("pytest", "-q", *properties, *session.posargs)
@@ -274,3 +274,20 @@ def bench(session: nox.Session) -> None:
         session.run("apt-get", "install", "-y", "nmap", external=True)
     session.install("-e", ".")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def mutation(session: nox.Session) -> None:
+    """Mutation-test the sweep, the fingerprint decisions and grouping (long: not in CI).
+
+    mutmut (configured in ``pyproject.toml``, ``[tool.mutmut]``) mutates
+    ``_sweep/_prober.py``, ``_fingerprint/__init__.py``,
+    ``_fingerprint/_driver.py`` and ``_model.py`` and runs the fast tests
+    that cover each mutant; a survivor is a change no test noticed. It prints
+    the survivors and the counts; ``mutmut show NAME`` (in the session's
+    environment) shows one. Pass mutmut options after ``--``, e.g.
+    ``nox -s mutation -- --max-children 2``.
+    """
+    session.install("-e", ".[test]", "mutmut==3.8.1")
+    session.run("mutmut", "run", *session.posargs)
+    session.run("mutmut", "results")

@@ -8,7 +8,7 @@ import pytest
 from support import set_relocation_wait
 
 from xendiscover._demo import DEMO_FAKES, start_demo_fakes
-from xendiscover._fingerprint import probe_port
+from xendiscover._fingerprint import fingerprint_port
 
 
 async def test_demo_fakes_start_and_answer_as_promised(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,6 +20,6 @@ async def test_demo_fakes_start_and_answer_as_promised(monkeypatch: pytest.Monke
             assert address == spec.address
             assert address.startswith("127.77.0.")
             assert description
-            found = await probe_port(address, port, timeout=0.5, plan_port=spec.port)
+            found = await fingerprint_port(address, port, timeout=0.5, plan_port=spec.port)
             assert (found.service, found.verdict) == (spec.service, spec.verdict), description
     assert len({(address, port) for address, port, _ in started}) == len(started)

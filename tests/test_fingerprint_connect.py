@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from xendiscover import ConnectFailed, Connection, Outcome, SocketBackend, Stream
-from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, probe_port
+from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, fingerprint_port
 from xendiscover._fingerprint._driver import CONNECT_ATTEMPTS
 from xendiscover.testing import (
     FakeHttpServer,
@@ -60,14 +60,16 @@ async def test_a_lost_connect_is_retried(failures: list[BaseException]) -> None:
     host = f"127.{random.randrange(100, 250)}.9.{random.randrange(2, 250)}"
     backend = FlakyBackend(list(failures))
     async with FakeXendRelocation(host, 0) as fake:
-        found = await probe_port(fake.host, fake.port, timeout=0.3, plan_port=8002, backend=backend)
+        found = await fingerprint_port(
+            fake.host, fake.port, timeout=0.3, plan_port=8002, backend=backend
+        )
     assert (found.service, found.verdict) == ("xend-relocation", "confirmed")
     assert len(backend.calls) == len(failures) + 1
 
 
 async def test_connect_attempts_are_bounded() -> None:
     backend = FlakyBackend([TimeoutError()] * 10)
-    found = await probe_port("127.0.0.1", 8002, timeout=0.1, plan_port=8002, backend=backend)
+    found = await fingerprint_port("127.0.0.1", 8002, timeout=0.1, plan_port=8002, backend=backend)
     assert found.verdict == "unknown"
     assert "connect timed out" in found.evidence
     assert len(backend.calls) == CONNECT_ATTEMPTS
@@ -90,7 +92,7 @@ async def test_a_broken_tls_handshake_costs_one_deadline_and_gives_a_verdict(
     deadline = 0.5
     async with make(host) as fake:
         started = time.monotonic()
-        found = await probe_port(fake.host, fake.port, timeout=deadline, plan_port=443)
+        found = await fingerprint_port(fake.host, fake.port, timeout=deadline, plan_port=443)
         elapsed = time.monotonic() - started
     assert found.verdict in {"unknown", "not-xen"}
     assert found.service is None

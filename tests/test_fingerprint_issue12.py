@@ -1,4 +1,4 @@
-"""Issue 12 on loopback: the byte-faithful fakes, through probe_port and the shared driver.
+"""Issue 12 on loopback: the byte-faithful fakes, through fingerprint_port and the shared driver.
 
 Each test names the item of issue 12 it covers. Every connection goes to a
 127.68.x.y address a fake in this module bound.
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import support
 
-from xendiscover._fingerprint import PROBES, READ_CAP, probe_port, run_probe
+from xendiscover._fingerprint import PROBES, READ_CAP, fingerprint_port, run_probe
 from xendiscover._fingerprint._libvirt import AUTH_LIST_REQUEST, parse_libvirt
 from xendiscover._fingerprint._probes import RELOCATION_WAIT
 from xendiscover._fingerprint._xend import HOSTS_ALLOW_EVIDENCE
@@ -49,7 +49,7 @@ def probe(name: str) -> Any:
 @pytest.mark.parametrize(("plan_port", "xenapi"), [(8006, False), (9363, True), (9363, False)])
 async def test_1_xend_xmlrpc_is_confirmed(plan_port: int, xenapi: bool) -> None:
     async with FakeXendXmlRpc(address(), xenapi=xenapi) as xend:
-        found = await probe_port(xend.host, xend.port, timeout=DEADLINE, plan_port=plan_port)
+        found = await fingerprint_port(xend.host, xend.port, timeout=DEADLINE, plan_port=plan_port)
     assert (found.service, found.verdict) == ("xend-xmlrpc", "confirmed"), found
     assert xend.calls == ["system.isAlive"]  # the short question first, and enough
 
@@ -68,7 +68,7 @@ async def test_1_list_methods_alone_decides_within_the_cap(xenapi: bool) -> None
 
 async def test_2_hosts_allow_close_stays_likely_after_the_tls_check() -> None:
     async with FakeXendRelocation(address(), hosts_allow=False) as xend:
-        found = await probe_port(xend.host, xend.port, timeout=DEADLINE, plan_port=8002)
+        found = await fingerprint_port(xend.host, xend.port, timeout=DEADLINE, plan_port=8002)
     assert found == Fingerprint("xend-relocation", "likely", HOSTS_ALLOW_EVIDENCE)
     assert xend.connections == 2  # (help), then a ClientHello it could not answer
 
@@ -77,7 +77,7 @@ async def test_2_tls_server_silent_after_the_handshake_is_not_xen() -> None:
     # Like Apache mod_ssl: drops the plain (help), completes a handshake, then
     # waits for a request that never comes.
     async with FakeTarpit(address(), ssl_context=fake_tls_context()) as web:
-        found = await probe_port(web.host, web.port, timeout=DEADLINE, plan_port=8002)
+        found = await fingerprint_port(web.host, web.port, timeout=DEADLINE, plan_port=8002)
     assert found.verdict == "not-xen", found
     assert "CN=xendiscover-fake-xapi" in found.evidence
 
@@ -88,7 +88,7 @@ async def test_2_tls_server_silent_after_the_handshake_is_not_xen() -> None:
 async def test_3_hosts_allow_close_after_6_s_is_still_likely() -> None:
     async with FakeXendRelocation(address(), hosts_allow=False, reject_delay=6.0) as xend:
         started = time.monotonic()
-        found = await probe_port(xend.host, xend.port, timeout=DEADLINE, plan_port=8002)
+        found = await fingerprint_port(xend.host, xend.port, timeout=DEADLINE, plan_port=8002)
         elapsed = time.monotonic() - started
     assert found == Fingerprint("xend-relocation", "likely", HOSTS_ALLOW_EVIDENCE)
     assert 6.0 <= elapsed < RELOCATION_WAIT + 2 * DEADLINE
@@ -97,7 +97,7 @@ async def test_3_hosts_allow_close_after_6_s_is_still_likely() -> None:
 async def test_3_the_long_wait_holds_only_on_8002() -> None:
     async with FakeXendRelocation(address(), hosts_allow=False, reject_delay=3.0) as xend:
         started = time.monotonic()
-        found = await probe_port(xend.host, xend.port, timeout=DEADLINE, plan_port=9999)
+        found = await fingerprint_port(xend.host, xend.port, timeout=DEADLINE, plan_port=9999)
         elapsed = time.monotonic() - started
     assert found.verdict == "unknown"
     assert elapsed < 2 * DEADLINE
@@ -108,7 +108,7 @@ async def test_3_the_long_wait_holds_only_on_8002() -> None:
 
 async def test_4_xend_http_confirmed_where_dom0_cannot_resolve_its_own_name() -> None:
     async with FakeXendHttp(address(), own_name_resolves=False) as xend:
-        found = await probe_port(xend.host, xend.port, timeout=DEADLINE, plan_port=8000)
+        found = await fingerprint_port(xend.host, xend.port, timeout=DEADLINE, plan_port=8000)
         without_host = await support.talk(xend.host, xend.port, b"GET / HTTP/1.0\r\n\r\n")
     assert (found.service, found.verdict) == ("xend-http", "confirmed"), found
     assert without_host.startswith(b"HTTP/1.1 500 Internal server error\r\n")
@@ -120,7 +120,7 @@ async def test_4_xend_http_confirmed_where_dom0_cannot_resolve_its_own_name() ->
 async def test_5_xapi_in_emergency_mode_is_confirmed_over_jsonrpc() -> None:
     async with FakeXapi(address(), error=("HOST_STILL_BOOTING",)) as xapi:
         result = await run_probe(probe("xapi-jsonrpc"), xapi.host, xapi.port, timeout=DEADLINE)
-        found = await probe_port(xapi.host, xapi.port, timeout=DEADLINE, plan_port=80)
+        found = await fingerprint_port(xapi.host, xapi.port, timeout=DEADLINE, plan_port=80)
     assert result.fingerprint.service == "xapi"
     assert result.fingerprint.verdict == "confirmed"
     assert "HOST_STILL_BOOTING" in result.fingerprint.evidence
@@ -220,7 +220,9 @@ async def test_6_libvirt_fake_matches_the_recorded_libvirtd_conversation() -> No
     from test_fingerprint_upstream import LIBVIRTD_NONE, LIBVIRTD_SASL
 
     async with (
-        FakeLibvirt(address(), auth_types=(0,), hv_type="TEST", hostname="vm") as none,
+        FakeLibvirt(
+            address(), auth_types=(0,), hv_type="TEST", hostname="vm", hv_version=2
+        ) as none,
         FakeLibvirt(address(), auth_types=(1,)) as sasl,
     ):
         found, data = await support.converse(none.host, none.port, AUTH_LIST_REQUEST, parse_libvirt)
@@ -228,15 +230,19 @@ async def test_6_libvirt_fake_matches_the_recorded_libvirtd_conversation() -> No
             sasl.host, sasl.port, AUTH_LIST_REQUEST, parse_libvirt
         )
     assert data == LIBVIRTD_NONE
-    assert found == Fingerprint("libvirt", "not-xen", "libvirt type TEST on vm")
-    assert none.procs == [66, 1, 3, 59, 2]
+    assert (found.service, found.verdict, found.evidence) == (
+        "libvirt",
+        "not-xen",
+        "libvirt type TEST on vm",
+    )
+    assert none.procs == [66, 1, 3, 4, 59, 2]
     assert none.opened == [("", 1)]  # the default URI, read-only
     assert first == LIBVIRTD_SASL
     assert refused.verdict == "unknown"
     assert sasl.procs == [66]
 
 
-# --- 7. libvirt by its type, through probe_port ---------------------------------------
+# --- 7. libvirt by its type, through fingerprint_port ---------------------------------------
 
 
 @pytest.mark.parametrize(("hv_type", "verdict"), [("Xen", "confirmed"), ("QEMU", "not-xen")])
@@ -249,15 +255,19 @@ async def test_7_libvirt_auth_none_by_converse(hv_type: str, verdict: str) -> No
 
 
 @pytest.mark.parametrize(("hv_type", "verdict"), [("Xen", "confirmed"), ("QEMU", "not-xen")])
-async def test_7_libvirt_auth_none_through_probe_port(hv_type: str, verdict: str) -> None:
+async def test_7_libvirt_auth_none_through_fingerprint_port(hv_type: str, verdict: str) -> None:
     async with FakeLibvirt(address(), auth_types=(0,), hv_type=hv_type) as libvirt:
-        found = await probe_port(libvirt.host, libvirt.port, timeout=DEADLINE, plan_port=16509)
+        found = await fingerprint_port(
+            libvirt.host, libvirt.port, timeout=DEADLINE, plan_port=16509
+        )
     assert (found.service, found.verdict) == ("libvirt", verdict), found
-    assert libvirt.procs == [66, 1, 3, 59, 2]  # ends with a clean CONNECT_CLOSE
+    assert libvirt.procs == [66, 1, 3, 4, 59, 2]  # ends with a clean CONNECT_CLOSE
 
 
 async def test_7_libvirt_sasl_never_goes_past_auth_list() -> None:
     async with FakeLibvirt(address(), auth_types=(1,), hv_type="Xen") as libvirt:
-        found = await probe_port(libvirt.host, libvirt.port, timeout=DEADLINE, plan_port=16509)
+        found = await fingerprint_port(
+            libvirt.host, libvirt.port, timeout=DEADLINE, plan_port=16509
+        )
     assert (found.service, found.verdict) == ("libvirt", "unknown")
     assert libvirt.procs == [66]

@@ -25,7 +25,7 @@ import realservers
 import support
 from realservers import Running
 
-from xendiscover._fingerprint import WELL_KNOWN_PORTS, probe_port
+from xendiscover._fingerprint import WELL_KNOWN_PORTS, fingerprint_port
 from xendiscover._fingerprint._libvirt import AUTH_LIST_REQUEST, parse_libvirt
 from xendiscover._model import Fingerprint
 
@@ -117,7 +117,7 @@ async def probe_everywhere(server: Running, role: str) -> dict[int, Fingerprint]
     port = server.ports[role]
     found = await asyncio.gather(
         *(
-            probe_port(server.host, port, timeout=DEADLINE, plan_port=plan)
+            fingerprint_port(server.host, port, timeout=DEADLINE, plan_port=plan)
             for plan in WELL_KNOWN_PORTS
         )
     )
@@ -164,7 +164,9 @@ async def test_web_servers_over_tls_on_8002_are_not_xend(
     server: str, request: pytest.FixtureRequest
 ) -> None:
     running: Running = request.getfixturevalue(server)
-    found = await probe_port(running.host, running.ports["tls"], timeout=DEADLINE, plan_port=8002)
+    found = await fingerprint_port(
+        running.host, running.ports["tls"], timeout=DEADLINE, plan_port=8002
+    )
     assert found.verdict not in NEVER, found
 
 
@@ -201,18 +203,22 @@ async def test_libvirtd_with_auth_none_is_reported_by_its_real_type(
     found, data = await converse(host, port)
     assert (found.service, found.verdict) == ("libvirt", "not-xen"), found
     assert found.evidence == f"libvirt type TEST on {check.stdout.strip()}"
-    assert data.endswith(b"\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00\x00\x05\x00\x00\x00\x00")
+    assert data.endswith(b"\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00\x00\x06\x00\x00\x00\x00")
+    # The test driver's version, from CONNECT_GET_VERSION: the libvirt test driver's own.
+    assert found.product is not None
+    assert (found.product.name, found.product.confidence) == ("TEST", "certain")
+    assert found.product.version is not None
 
 
-async def test_libvirtd_with_auth_none_through_probe_port(libvirtd_none: Running) -> None:
+async def test_libvirtd_with_auth_none_through_fingerprint_port(libvirtd_none: Running) -> None:
     host, port = libvirtd_none.host, libvirtd_none.ports["tcp"]
-    found = await probe_port(host, port, timeout=DEADLINE)
+    found = await fingerprint_port(host, port, timeout=DEADLINE)
     assert (found.service, found.verdict) == ("libvirt", "not-xen"), found
 
 
 async def test_libvirtd_with_auth_sasl_is_libvirt_unknown(libvirtd_sasl: Running) -> None:
     host, port = libvirtd_sasl.host, libvirtd_sasl.ports["tcp"]
-    found = await probe_port(host, port, timeout=DEADLINE, plan_port=16509)
+    found = await fingerprint_port(host, port, timeout=DEADLINE, plan_port=16509)
     assert (found.service, found.verdict) == ("libvirt", "unknown"), found
     assert "sasl" in found.evidence
     stepped, data = await converse(host, port)

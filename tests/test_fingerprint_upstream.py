@@ -305,16 +305,19 @@ def test_xapi_pages_on_get(reply: bytes) -> None:
 
 # Recorded from libvirtd 9.0.0 (Debian 12), test driver, auth_tcp = "none",
 # host name "vm": the replies to AUTH_LIST, CONNECT_OPEN, CONNECT_GET_TYPE,
-# CONNECT_GET_HOSTNAME and CONNECT_CLOSE, in order, as one stream.
+# CONNECT_GET_VERSION, CONNECT_GET_HOSTNAME and CONNECT_CLOSE, in order, as
+# one stream (re-recorded with GET_VERSION, libvirtd of Debian's libvirt-daemon).
 LIBVIRTD_NONE = bytes.fromhex(
     "00000024" "20008086" "00000001" "00000042" "00000001" "00000001" "00000000"
     "00000001" "00000000"  # AUTH_LIST: [none]
     "0000001c" "20008086" "00000001" "00000001" "00000001" "00000002" "00000000"  # OPEN
     "00000024" "20008086" "00000001" "00000003" "00000001" "00000003" "00000000"
     "00000004" "54455354"  # GET_TYPE: "TEST"
-    "00000024" "20008086" "00000001" "0000003b" "00000001" "00000004" "00000000"
+    "00000024" "20008086" "00000001" "00000004" "00000001" "00000004" "00000000"
+    "00000000" "00000002"  # GET_VERSION: 2 (the test driver's)
+    "00000024" "20008086" "00000001" "0000003b" "00000001" "00000005" "00000000"
     "00000002" "766d0000"  # GET_HOSTNAME: "vm"
-    "0000001c" "20008086" "00000001" "00000002" "00000001" "00000005" "00000000"  # CLOSE
+    "0000001c" "20008086" "00000001" "00000002" "00000001" "00000006" "00000000"  # CLOSE
 )  # fmt: skip
 # Recorded from the same daemon with auth_tcp = "sasl": AUTH_LIST's reply, [sasl].
 LIBVIRTD_SASL = bytes.fromhex(
@@ -330,12 +333,13 @@ def test_libvirt_calls_are_the_packets_of_the_x_files() -> None:
     assert open_call.hex() == (
         "0000002820008086000000010000000100000000000000020000000000000001" + "00000000" + "00000001"
     )
-    assert [proc for proc, _ in CONVERSATION] == [1, 3, 59, 2]
+    assert [proc for proc, _ in CONVERSATION] == [1, 3, 4, 59, 2]
     assert [call[20:24].hex() for _, call in CONVERSATION] == [
         "00000002",
         "00000003",
         "00000004",
         "00000005",
+        "00000006",
     ]
     for _, call in CONVERSATION:
         assert check_request(call) == call
@@ -350,8 +354,16 @@ def test_libvirt_auth_none_walks_the_conversation() -> None:
         offset += int.from_bytes(replies[offset : offset + 4], "big")
         ends.append(offset)
     steps = [parse_libvirt(replies[:end], closed=False) for end in ends]
-    assert steps[:4] == [Continue(i + 1, CONVERSATION[i][1]) for i in range(4)]
-    assert steps[4] == Fingerprint("libvirt", "not-xen", "libvirt type TEST on vm")
+    assert steps[:5] == [Continue(i + 1, CONVERSATION[i][1]) for i in range(5)]
+    last = steps[5]
+    assert isinstance(last, Fingerprint)
+    assert (last.service, last.verdict, last.evidence) == (
+        "libvirt",
+        "not-xen",
+        "libvirt type TEST on vm",
+    )
+    assert last.product is not None
+    assert (last.product.name, last.product.version) == ("TEST", "0.0.2")
 
 
 def test_libvirt_waits_inside_a_reply_and_repeats_its_step() -> None:
@@ -364,7 +376,14 @@ def test_libvirt_waits_inside_a_reply_and_repeats_its_step() -> None:
 
 def test_libvirt_sasl_stops_at_auth_list() -> None:
     found = parse_libvirt(LIBVIRTD_SASL, closed=False)
-    assert found == Fingerprint("libvirt", "unknown", "libvirt, auth sasl required; Xen or KVM")
+    assert isinstance(found, Fingerprint)
+    assert (found.service, found.verdict, found.evidence) == (
+        "libvirt",
+        "unknown",
+        "libvirt, auth sasl required; Xen or KVM",
+    )
+    assert found.product is not None
+    assert (found.product.name, found.product.version) == ("libvirt", None)  # no more
 
 
 @pytest.mark.parametrize(
@@ -380,7 +399,12 @@ def test_libvirt_closed_midway_gives_the_best_verdict() -> None:
     up_to_type = LIBVIRTD_NONE[: 36 + 28 + 40]
     xen = up_to_type.replace(b"\x00\x00\x00\x04TEST", b"\x00\x00\x00\x03Xen\x00")
     found = parse_libvirt(xen, closed=True)
-    assert found == Fingerprint("libvirt", "confirmed", "libvirt type Xen")
+    assert isinstance(found, Fingerprint)
+    assert (found.service, found.verdict, found.evidence) == (
+        "libvirt",
+        "confirmed",
+        "libvirt type Xen",
+    )
     only_auth = parse_libvirt(LIBVIRTD_NONE[:36], closed=True)
     assert isinstance(only_auth, Fingerprint)
     assert (only_auth.service, only_auth.verdict) == ("libvirt", "unknown")

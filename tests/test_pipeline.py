@@ -291,3 +291,28 @@ def test_draining_an_idle_finisher_ends() -> None:
     worker.start()
     worker.join(2)
     assert not worker.is_alive(), "drain() did not end"
+
+
+async def test_an_exception_anywhere_in_finishing_a_port_is_that_ports_evidence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside the fingerprint's and the name's own guards too: never a lost port.
+
+    More ports fail than the hand-off has workers, so a failure must not
+    cost a worker either (the scan would wait for ever).
+    """
+    import xendiscover._pipeline as pipeline
+
+    def bug(found: object) -> bool:
+        raise LookupError("a bug after the fingerprint")
+
+    monkeypatch.setattr(pipeline, "is_silent", bug)
+    count = 600  # more than the hand-off's workers
+    addresses = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(count)]
+    backend = FakeBackend(dict.fromkeys(addresses, "open"), services=xend_at(*addresses))
+    found = await asyncio.wait_for(
+        open_ports(addresses, port=8002, backend=backend, resolve=False), timeout=60
+    )
+    assert sorted(h.address for h in found) == sorted(addresses)
+    assert {h.evidence for h in found} == {"finishing failed (LookupError)"}
+    assert {h.verdict for h in found} == {"unknown"}

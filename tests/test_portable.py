@@ -69,7 +69,7 @@ def test_a_portable_sweep_finds_and_fingerprints_on_loopback(loopback_net: str) 
         assert selectors.DefaultSelector is not getattr(selectors, "EpollSelector", None)
         import xendiscover
         from xendiscover import _platform
-        from xendiscover._fingerprint import probe_port
+        from xendiscover._fingerprint import fingerprint_port
         from xendiscover.testing import FakeXapi, FakeXendRelocation
         assert _platform.FEATURES == _platform.Features()
 
@@ -80,7 +80,7 @@ def test_a_portable_sweep_finds_and_fingerprints_on_loopback(loopback_net: str) 
                 assert [(f.address, f.port, f.verdict) for f in found] == [
                     (xend, 8002, "confirmed")], found
                 assert fake.connections == 1  # connect once, through a probe process
-                seen = await probe_port(tls.host, tls.port, plan_port=443)
+                seen = await fingerprint_port(tls.host, tls.port, plan_port=443)
                 assert (seen.service, seen.verdict) == ("xapi", "confirmed"), seen
             print("ok")
 

@@ -7,13 +7,11 @@ import pytest
 from xendiscover import Outcome, ScanStats
 from xendiscover._backend import outcome_of_errno
 from xendiscover._sweep._prober import (
-    BACKOFF_FIRST,
     RESOURCE_RETRY_LIMIT,
     Item,
     Prober,
     ProbeResult,
     RttEstimator,
-    _Address,
     _icmp_verdict,
     silent_attempts,
 )
@@ -108,8 +106,11 @@ async def test_transient_resource_errors_are_retried_not_reported(error: str) ->
     results, stats = await sweep(connector, 4)
     assert results["10.0.0.2"].outcome is Outcome.OPEN
     assert stats.backoffs == 3
-    # Exponential back-off: each failure doubles the wait, from BACKOFF_FIRST.
-    assert connector.sleeps == [BACKOFF_FIRST, 2 * BACKOFF_FIRST, 4 * BACKOFF_FIRST]
+    # The waits grow while the errors go on, and stay short: the machine recovers.
+    assert len(connector.sleeps) == 3
+    assert connector.sleeps == sorted(connector.sleeps)
+    assert connector.sleeps[0] < connector.sleeps[-1]
+    assert sum(connector.sleeps) < 1.0
 
 
 async def test_a_resource_error_that_never_clears_ends_as_error() -> None:
@@ -141,11 +142,10 @@ async def test_cancelling_the_run_cancels_pending_connects(round_: int) -> None:
     for _ in range(round_ + 1):
         await asyncio.sleep(0)
     # Cancel wherever the loop happens to be (rounds stop at different turns).
-    assert prober.in_flight == connector.pending <= 8
+    assert connector.pending <= 8
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert prober.in_flight == 0
     await asyncio.sleep(0)  # the cancelled futures' callbacks run
     assert connector.pending == 0
 
@@ -176,20 +176,6 @@ def test_rtt_estimator_follows_answers_within_floor_and_ceiling() -> None:
     assert 0.4 < rtt.timeout < 0.6  # converged on srtt plus a little variance
     rtt.sample(30.0)
     assert rtt.timeout == 2.0  # never beyond the ceiling
-
-
-async def test_attempts_adapt_and_the_last_gets_the_full_timeout() -> None:
-    connector = FakeBackend({"10.0.0.50": ["dark", "dark", "open"]}, pending=True)
-    prober = Prober(connector, timeout=3.0, retries=2, window=1, report=EVERY)
-    results = await collect(prober, 60)
-    assert connector.timeouts[0] == 3.0  # nothing measured yet
-    late_host = [
-        t
-        for (a, _), t in zip(connector.attempts, connector.timeouts, strict=True)
-        if a == "10.0.0.50"
-    ]
-    assert late_host == [0.25, 0.25, 3.0]  # adapted tries, a full-length last one
-    assert results["10.0.0.50"].outcome is Outcome.OPEN
 
 
 # What one port teaches the others (issue 15) ------------------------------------
@@ -246,8 +232,6 @@ async def test_a_dark_address_gets_the_silent_budget_on_every_port() -> None:
     assert {r.outcome for r in results.values()} == {Outcome.TIMEOUT}
     assert {r.attempts for r in results.values()} == {2}
     assert len(connector.attempts) == 28  # not 56: 2 per port, not 4
-    # Nothing answered: the first attempt and the last wait the full timeout.
-    assert set(connector.timeouts) == {1.0}
 
 
 async def test_an_address_that_answered_gives_its_silent_ports_every_retry() -> None:
@@ -275,42 +259,55 @@ async def test_a_port_behind_loss_on_an_answering_host_is_found_on_its_last_try(
     assert results[("10.0.0.1", 8002)].attempts == 4
 
 
-async def test_an_answering_host_retries_at_its_own_pace_not_the_full_timeout() -> None:
+async def test_a_fast_lossy_host_costs_about_one_timeout_not_one_per_retry() -> None:
+    # 8002 drops every SYN; the host's other ports refuse within 1 ms. It is
+    # not slow, only lossy: its retries need not each wait the full 3 s.
     connector = FakeBackend(
         {("10.0.0.1", 8002): "dark", "10.0.0.1": "closed"}, default="dark", pending=True
     )
     prober = Prober(connector, timeout=3.0, retries=3, window=64, report=EVERY, ports=7)
-    await run_items(prober, per_address(["10.0.0.1"]))
+    results = await run_items(prober, per_address(["10.0.0.1"]))
+    assert results[("10.0.0.1", 8002)].attempts == 4  # every retry: the host answered
     waits = [
         t
         for (a, p), t in zip(connector.attempts, connector.timeouts, strict=True)
         if (a, p) == ("10.0.0.1", 8002)
     ]
-    # First try before any answer: the full 3 s. Then the host has answered in
-    # 1 ms: its retries wait the network's estimate (the 0.25 s floor), with
-    # no full-length last one; it is not slow, only lossy.
-    assert waits == [3.0, 0.25, 0.25, 0.25]
+    assert sum(waits) < 2 * 3.0
 
 
-def test_a_slow_answering_host_keeps_a_long_enough_deadline() -> None:
-    prober = Prober(FakeBackend(), timeout=3.0, retries=3, window=1, ports=7)
-    prober.rtt.sample("10.0.0.0", 0.001)
-    host = _Address("10.0.0.9")
-    host.heard(0.9)  # this host answered, but slowly
-    assert prober._deadline(1, host) == pytest.approx(1.8)
-    host.heard(2.5)
-    assert prober._deadline(1, host) == 3.0  # never beyond the ceiling
+async def test_a_slow_host_that_answered_keeps_deadlines_longer_than_its_round_trip() -> None:
+    # Its neighbours answer in 1 ms; it answers in 0.9 s, and 443 loses its
+    # first SYN. The retry must wait for this host, not for its neighbours.
+    fast = [f"10.0.0.{n}" for n in range(1, 30)]
+    connector = FakeBackend(
+        {**dict.fromkeys(fast, "closed"), ("10.0.0.90", 443): ["dark", "open"]},
+        default="closed",
+        pending=True,
+        latency=dict.fromkeys(fast, 0.001) | {"10.0.0.90": 0.9},
+    )
+    prober = Prober(connector, timeout=3.0, retries=3, window=1, report=EVERY, ports=2)
+    results = await run_items(prober, per_address([*fast, "10.0.0.90"], (80, 443)))
+    assert results[("10.0.0.90", 80)].outcome is Outcome.CLOSED
+    assert results[("10.0.0.90", 443)].outcome is Outcome.OPEN
 
 
-async def test_a_dark_network_retries_between_two_full_length_tries() -> None:
-    # No answer anywhere: no round-trip time is known. The first try and the
-    # last wait the full timeout; the ones between, there for lost packets,
-    # wait the floor.
+async def test_a_dark_network_waits_the_full_timeout_once_and_less_between() -> None:
+    # No answer anywhere: every probe still waits the whole timeout once
+    # (a slow host is not lost), but its retries, there for lost packets,
+    # cost less than a full timeout each.
     connector = FakeBackend(default="dark", pending=True)
     prober = Prober(connector, timeout=1.0, retries=3, window=64, report=EVERY)
     await collect(prober, 3)
-    waits = [t for (a, _), t in zip(connector.attempts, connector.timeouts, strict=True)]
-    assert sorted(waits) == [0.25] * 6 + [1.0] * 6
+    for address in ("10.0.0.0", "10.0.0.1", "10.0.0.2"):
+        waits = [
+            t
+            for (a, _), t in zip(connector.attempts, connector.timeouts, strict=True)
+            if a == address
+        ]
+        assert len(waits) == 4
+        assert max(waits) == 1.0
+        assert sum(waits) < 4 * 1.0
 
 
 async def test_a_route_the_kernel_refuses_ends_every_port_of_the_address_at_once() -> None:
@@ -338,7 +335,8 @@ async def test_a_reject_from_the_host_itself_counts_as_an_answer() -> None:
     # The rejections say the host is there: 443 keeps all its retries.
     assert results[("10.0.0.1", 443)].outcome is Outcome.OPEN
     assert results[("10.0.0.1", 443)].attempts == 4
-    assert [a for a, _ in connector.attempts].count("10.0.0.1") == 6 + 4
+    rejected = [p for p in SEVEN if p != 443]
+    assert all(connector.attempts.count(("10.0.0.1", p)) == 1 for p in rejected)  # answers
 
 
 async def test_a_failed_arp_ends_every_port_of_the_address() -> None:

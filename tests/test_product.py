@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import xendiscover
+from xendiscover._fingerprint import fingerprint_port
 from xendiscover._fingerprint._common import ReplyParser, http_body, parse_http_head
 from xendiscover._fingerprint._product import (
     LIST_METHODS_CAP,
@@ -37,6 +39,7 @@ from xendiscover._fingerprint._xapi import (
 )
 from xendiscover._fingerprint._xend import parse_http, parse_relocation, parse_xmlrpc
 from xendiscover._model import Fingerprint, Product
+from xendiscover.testing import FakeLibvirt, FakeXapi, FakeXenOrchestra, XapiIdentity
 from xendiscover.testing._servers import (
     _XAPI_403,
     _XAPI_404,
@@ -441,3 +444,63 @@ def test_jsonrpc_error_objects_confirm_xapi_only_with_its_shape() -> None:
     ).encode()
     reply = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body
     assert parse_isalive_jsonrpc(reply, closed=True, nonce=NONCE).verdict == "not-xen"
+
+
+# --------------------------------------------------------------------------- on loopback
+
+_loop = iter(f"127.71.{a}.{b}" for a in range(1, 250) for b in range(2, 250))
+
+#: release key -> (the port it stands in for, a pool certificate?, the product it shows)
+RELEASE_CASES = {
+    "xenserver-6.0": (443, False, "XenServer 6.0.2 (header layout before mid-2011)"),
+    "xcp-1.1": (443, False, "XCP 1.1 (header layout before mid-2011)"),
+    "xenserver-7.1": (443, False, "XenServer 7.1.2 (xapi <= 23.30)"),
+    "xcp-ng-8.2": (443, False, "XCP-ng 8.2.1 (xapi <= 23.30)"),
+    "xcp-ng-8.3": (443, True, "XCP-ng 8.3 (xapi >= 25.2.0)"),
+    "xenserver-8": (443, True, "XenServer 8 (xapi >= 25.2.0)"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(RELEASE_CASES))
+async def test_each_release_gives_its_product_version_and_identity(key: str) -> None:
+    port, pool, text = RELEASE_CASES[key]
+    identity = XapiIdentity(f"{key}.example", pool_certificate=pool)
+    async with FakeXapi(next(_loop), tls=True, release=key, identity=identity) as xapi:
+        found = await fingerprint_port(xapi.host, xapi.port, timeout=2.0, plan_port=port)
+        assert not any(b"login_with_password" in sent for sent in xapi.received)
+    assert found.service == "xapi"
+    assert found.verdict == "confirmed"
+    assert found.product is not None
+    assert found.product.describe() == text
+    assert found.host_uuid == (identity.uuid if pool else None)
+    assert len(found.key_fingerprints) == (2 if pool else 1)
+
+
+@pytest.mark.parametrize("key", sorted(RELEASE_CASES))
+async def test_port_80_of_each_release_is_xapi(key: str) -> None:
+    async with FakeXapi(next(_loop), release=key) as xapi:
+        found = await fingerprint_port(xapi.host, xapi.port, timeout=2.0, plan_port=80)
+    assert (found.service, found.verdict) == ("xapi", "confirmed")
+    assert found.product is not None
+
+
+async def test_xen_orchestra_on_loopback_is_not_a_host() -> None:
+    async with FakeXenOrchestra(next(_loop), tls=True) as xo:
+        found = await fingerprint_port(xo.host, xo.port, timeout=2.0, plan_port=443)
+        hosts = await xendiscover.discover([xo.host], port=xo.port, resolve=False, timeout=2.0)
+    assert (found.service, found.verdict) == (None, "not-xen")
+    assert found.product is not None
+    assert found.product.name == "Xen Orchestra"
+    assert hosts == []  # not listed among the Xen machines
+
+
+async def test_libvirt_auth_none_names_the_xen_version() -> None:
+    async with FakeLibvirt(next(_loop), auth_types=(0,), hv_type="Xen", hv_version=4017000) as lv:
+        found = await fingerprint_port(lv.host, lv.port, timeout=2.0, plan_port=16509)
+    assert (found.service, found.verdict) == ("libvirt", "confirmed")
+    assert found.product is not None
+    assert (found.product.name, found.product.version, found.product.cpe) == (
+        "Xen",
+        "4.17.0",
+        "cpe:/o:xen:xen:4.17.0",
+    )

@@ -7,6 +7,7 @@ machine, the hints. Every scan here runs on loopback, with ``-n``.
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -19,6 +20,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from pty_run import run_in_pty
@@ -28,10 +30,16 @@ from test_cli import serve_in_a_thread  # noqa: F401 - a fixture, used by name
 from xendiscover import Finding, group_findings
 from xendiscover._console import EXIT_STATUSES, describe
 from xendiscover._errors import TargetError
-from xendiscover._output import ansible_inventory, format_all, format_csv, port_records
+from xendiscover._output import (
+    ansible_inventory,
+    format_all,
+    format_csv,
+    port_records,
+    write_atomically,
+)
 from xendiscover._sweep import ScanStats
 from xendiscover._targets import TargetSpace, parse_ports
-from xendiscover.testing import FakeHttpServer, FakeServer
+from xendiscover.testing import FakeHttpServer, FakeServer, FakeXapi, XapiIdentity
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "xendiscover"]
@@ -470,19 +478,29 @@ def test_only_typers_public_api_is_imported() -> None:
         assert not re.search(r"^\s*(from|import) click\b", text, re.MULTILINE), path
 
 
+def _noxfile() -> tuple[list[str], Callable[[], list[str]]]:
+    """The sessions CI runs and ``lowest_pins``, read from noxfile.py (nox need not be here)."""
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    sessions = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "nox.options.sessions"
+    )
+    pins = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "lowest_pins"]
+    namespace: dict[str, Any] = {"Path": Path, "ROOT": ROOT}
+    exec(compile(ast.Module(body=list(pins), type_ignores=[]), "noxfile.py", "exec"), namespace)
+    return sessions, namespace["lowest_pins"]
+
+
 def test_the_lowest_session_pins_every_floor_and_ci_runs_it() -> None:
-    sys.path.insert(0, str(ROOT))
-    try:
-        import noxfile
-    finally:
-        sys.path.remove(str(ROOT))
+    sessions, lowest_pins = _noxfile()
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    pins = noxfile.lowest_pins()
+    pins = lowest_pins()
     assert len(pins) == len(pyproject["project"]["dependencies"])
     assert "typer==0.15.4" in pins
-    sessions = " ".join(noxfile.nox.options.sessions)  # type: ignore[attr-defined]
-    assert f'exec "$venv/bin/nox" -s {sessions}\n' in (ROOT / ".ci" / "run").read_text()
-    assert f"nox -s {sessions}" in (ROOT / "README.md").read_text()
+    command = " ".join(sessions)
+    assert f'exec "$venv/bin/nox" -s {command}\n' in (ROOT / ".ci" / "run").read_text()
+    assert f"nox -s {command}" in (ROOT / "README.md").read_text()
     assert "lowest" in sessions
 
 
@@ -492,3 +510,33 @@ def test_help_is_the_same_text_with_any_allowed_typer() -> None:
     assert proc.returncode == 0
     assert "[default: 65536; x>=1]" in proc.stdout
     assert "\\[" not in proc.stdout
+
+
+def test_streamed_port_lines_carry_what_their_machine_showed(
+    loopback_net: str,
+    serve_in_a_thread: Callable[[FakeServer], FakeServer],  # noqa: F811 - the fixture
+) -> None:
+    (address,) = hosts_of(loopback_net, 12)
+    identity = XapiIdentity("xen12.pool.test", (address,))
+    plain = serve_in_a_thread(FakeXapi(address, 0))  # says nothing of who it is
+    tls = serve_in_a_thread(FakeXapi(address, 0, tls=True, identity=identity))
+    proc = run("-n", "-q", "-f", "jsonl", "-p", f"{plain.port},{tls.port}", address)
+    assert proc.returncode == 0, proc.stderr
+    lines = {r["port"]: r for r in ports_of(proc.stdout)}
+    assert set(lines) == {plain.port, tls.port}
+    for record in lines.values():  # the plain port's line too, streamed as it was
+        assert record["host_uuid"] == identity.uuid
+        assert record["machine"] == address
+        assert "xen12.pool.test" in cast(list[str], record["certificate_names"])
+
+
+def test_the_library_writer_never_replaces_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    for kind, path in _special_files(tmp_path).items():
+        before = path.lstat()
+        with pytest.raises(OSError, match="not a regular file"):
+            write_atomically(path, "x\n")
+        after = path.lstat()
+        assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino), kind
+    assert not list(tmp_path.glob(".*.tmp"))
+    write_atomically(tmp_path / "new.txt", "x\n")  # absent: created
+    assert (tmp_path / "new.txt").read_text() == "x\n"

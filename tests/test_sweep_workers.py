@@ -11,7 +11,7 @@ from support import Listen, hosts_of, open_ports
 
 import xendiscover
 from xendiscover import Connection, TargetSpace, WorkerError, WorkerProcess
-from xendiscover._sweep._codec import WIRE_VERSION, Failed, Hello, OpenPort, encode
+from xendiscover._sweep._protocol import Failed, OpenPort, encode
 from xendiscover._sweep._sizing import MAX_WORKERS, WORKER_THRESHOLD, auto_workers
 from xendiscover.testing import FakeBackend
 
@@ -118,22 +118,21 @@ class ScriptedBackend(FakeBackend):
         return self.spawned[-1]
 
 
-HELLO = encode(Hello(WIRE_VERSION))
 FOUND = encode(OpenPort("10.2.0.2", 8002, 0.001, 1))
 
 
 @pytest.mark.parametrize(
     ("chunks", "code", "message"),
     [
-        ([HELLO, b"garbage\n"], 0, "bad message"),
-        ([HELLO, FOUND, FOUND[:7]], 1, r"ended early \(exit status 1\)"),  # died mid-line
-        ([HELLO, FOUND, FOUND[:7]], 0, "truncated line"),  # cut off, then exit 0
-        ([b"o 10.2.0.2 8002 0.001 1\n"], 0, "bad message"),  # no Hello
-        ([HELLO, FOUND], 0, "before its finished"),  # exit 0, but never said Finished
-        ([HELLO, FOUND], -9, "ended early"),  # killed
-        ([HELLO, encode(Failed("no memory"))], 1, "no memory"),
+        ([FOUND, b"garbage\n"], 0, "bad message"),
+        ([FOUND, FOUND[:7]], 1, r"ended early \(exit status 1\)"),  # died mid-line
+        ([FOUND, FOUND[:7]], 0, "inside a line"),  # cut off, then exit 0
+        ([FOUND.replace(b'"v":2', b'"v":1')], 0, "protocol version 1"),  # another build
+        ([FOUND], 0, "before its last message"),  # exit 0, but never said finished
+        ([FOUND], -9, "ended early"),  # killed
+        ([encode(Failed("no memory"))], 1, "no memory"),
     ],
-    ids=["garbage", "died-mid-line", "truncated", "no-hello", "no-finish", "killed", "failed"],
+    ids=["garbage", "died-mid-line", "truncated", "other-version", "no-finish", "killed", "failed"],
 )
 async def test_a_broken_probe_process_fails_the_scan_loudly(
     chunks: list[bytes], code: int, message: str

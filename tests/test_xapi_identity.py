@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import xendiscover
-from xendiscover._fingerprint import probe_port
+from xendiscover._fingerprint import fingerprint_port
 from xendiscover._fingerprint._tls import certificate_key, host_names, pool_uuid, xapi_identity
 from xendiscover._model import Finding, group_findings
 from xendiscover._output import ansible_inventory, format_text
@@ -29,7 +29,7 @@ def address() -> str:
 async def test_a_xapi_fingerprint_reads_both_certificates() -> None:
     identity = XapiIdentity("xen7.pool.example", ("192.0.2.7",))
     async with FakeXapi(address(), tls=True, identity=identity) as xapi:
-        found = await probe_port(xapi.host, xapi.port, timeout=2.0, plan_port=443)
+        found = await fingerprint_port(xapi.host, xapi.port, timeout=2.0, plan_port=443)
     assert (found.service, found.verdict) == ("xapi", "confirmed")
     assert found.names == ("xen7.pool.example",)
     assert found.host_uuid == identity.uuid

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Protocol
 import typer
 from typer.core import TyperArgument, TyperCommand
 
-from xendiscover import _console
+from xendiscover import _console, _signals
 from xendiscover._errors import ResultError, XenDiscoverError
 from xendiscover._model import Finding
 from xendiscover._output import FORMATS, View, format_run_json, render, write_atomically
@@ -731,6 +731,30 @@ def demo_command() -> None:
     raise typer.Exit(0 if found else 1)
 
 
+class _SubCommand(TyperCommand):
+    """A subcommand's ``--help`` as the main command's: metavars, no type names."""
+
+    # ``ctx`` is click's Context, which typer re-exports only as a subclass.
+    def _arguments(self, ctx: Any) -> list[TyperArgument]:
+        return [p for p in self.get_params(ctx) if isinstance(p, TyperArgument)]
+
+    def format_usage(self, ctx: Any, formatter: _Formatter) -> None:
+        names = " ".join(str(p.metavar) for p in self._arguments(ctx))
+        formatter.write_usage(ctx.command_path, f"[OPTIONS] {names}")
+
+    def format_options(self, ctx: Any, formatter: _Formatter) -> None:
+        with formatter.section("Arguments"):
+            formatter.write_dl([(str(p.metavar), str(p.help or "")) for p in self._arguments(ctx)])
+        options = [
+            record
+            for param in self.get_params(ctx)
+            if not isinstance(param, TyperArgument)
+            and (record := param.get_help_record(ctx)) is not None
+        ]
+        with formatter.section("Options"):
+            formatter.write_dl(options)
+
+
 def _sub_app() -> typer.Typer:
     return typer.Typer(
         add_completion=False,
@@ -774,7 +798,7 @@ _OUTPUT_OPTION = typer.Option(
 )
 
 
-@diff_app.command()
+@diff_app.command(cls=_SubCommand)
 def diff_command(
     old: Annotated[str, typer.Argument(metavar="OLD", help="An earlier json or jsonl result.")],
     new: Annotated[str, typer.Argument(metavar="NEW", help="A later json or jsonl result.")],
@@ -805,7 +829,7 @@ def diff_command(
     raise typer.Exit(1 if changed(changes) else 0)
 
 
-@merge_app.command()
+@merge_app.command(cls=_SubCommand)
 def merge_command(
     files: Annotated[
         list[str], typer.Argument(metavar="FILE...", help="The json or jsonl result of each shard.")
@@ -854,15 +878,13 @@ _SUBCOMMANDS = {"demo": demo_app, "diff": diff_app, "merge": merge_app}
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (``xendiscover`` and ``python -m xendiscover``)."""
-    _console.handle_termination()
+    _signals.command()
     try:
         _main(list(sys.argv[1:] if argv is None else argv))
     except (KeyboardInterrupt, typer.Abort):  # Ctrl-C before or after the scan
-        sys.stderr.write("xendiscover: interrupted (SIGINT)\n")
-        sys.exit(_console.EXIT_SIGINT)
-    except _console.Terminated:
-        sys.stderr.write("xendiscover: interrupted (SIGTERM)\n")
-        sys.exit(_console.EXIT_SIGTERM)
+        _signals.stop(_signals.EXIT_SIGINT)
+    except _signals.Terminated:
+        _signals.stop(_signals.EXIT_SIGTERM)
 
 
 #: How alike an unknown option and a real one must be for "did you mean" (difflib's

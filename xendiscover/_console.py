@@ -2,9 +2,9 @@
 
 :func:`run_scan` runs :func:`xendiscover.scan` to its end in a fresh event
 loop and returns a :class:`RunResult`; :func:`finish` delivers the output
-and says the exit status. Signals are handled here, once: SIGTERM from the
-first instruction of the command (:func:`handle_termination`), SIGINT as
-Python does; either ends the run as 143 or 130 after everything found so
+and says the exit status. Signals follow the one policy of
+:mod:`xendiscover._signals` (SIGTERM stops the scan's loop, SIGINT as
+Python does); either ends the run as 143 or 130 after everything found so
 far was collected and printed. On a terminal a progress bar runs on stderr
 and each Xen machine is shown as it is found; every line built from what a
 peer sent is shown as plain text (no markup, every non-printable character
@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -55,6 +54,7 @@ from xendiscover._output import (
 from xendiscover._pipeline import scan
 from xendiscover._plan import LOCAL_NETWORKS, ScanOptions, Targets, _LocalNetworks
 from xendiscover._run import RunInfo, now
+from xendiscover._signals import EXIT_SIGINT, EXIT_SIGTERM, Terminated, command, during_loop
 from xendiscover._sweep import ScanStats
 from xendiscover._version import __version__
 
@@ -73,13 +73,11 @@ __all__ = [
     "OutputError",
     "PipeClosed",
     "RunResult",
-    "Terminated",
     "check_stdout",
     "deliver",
     "deliver_run_file",
     "describe",
     "exit_code",
-    "handle_termination",
     "interrupted_note",
     "no_xen_hint",
     "report",
@@ -95,9 +93,7 @@ __all__ = [
 EXIT_NONE_FOUND = 1
 EXIT_FAILED = 3
 EXIT_OUTPUT = 4
-EXIT_SIGINT = 130
 EXIT_PIPE = 141
-EXIT_SIGTERM = 143
 
 #: Every exit status of the command and what it means (``--help`` lists them).
 EXIT_STATUSES: tuple[tuple[int, str], ...] = (
@@ -114,24 +110,6 @@ EXIT_STATUSES: tuple[tuple[int, str], ...] = (
 #: A port waited on for this long (seconds) without an answer is "silent":
 #: the live display names it.
 SILENT_AFTER = 1.0
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived while no event loop was running (raised by the handler)."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-def handle_termination() -> None:
-    """Make SIGTERM raise :class:`Terminated`: call first thing, and after each event loop.
-
-    A SIGTERM during start-up or while the output is written then ends the
-    command like one during the scan (status 143, a line on stderr), not
-    silently with the default action.
-    """
-    signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 class OutputError(XenDiscoverError):
@@ -323,24 +301,19 @@ async def _collect(
             result.stopped = EXIT_SIGTERM
             task.cancel()
 
-    # A Python-level handler that hands over to the loop, not the loop's own
-    # add_signal_handler: closing the loop would put SIGTERM back to its
-    # default (death with no output) for as long as the clean-up takes.
-    loop = asyncio.get_running_loop()
-    signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(terminate))
     ticker = asyncio.ensure_future(display.tick())
     try:
-        findings = scan(targets or LOCAL_NETWORKS, **options)
-        async with contextlib.aclosing(findings):
-            async for finding in findings:
-                result.findings.append(finding)
-                on_found(finding)
-                display.found(finding)
+        with during_loop(terminate):
+            findings = scan(targets or LOCAL_NETWORKS, **options)
+            async with contextlib.aclosing(findings):
+                async for finding in findings:
+                    result.findings.append(finding)
+                    on_found(finding)
+                    display.found(finding)
     finally:
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
-        handle_termination()  # from here on, SIGTERM raises Terminated again
 
 
 class _PortStream:
@@ -474,7 +447,7 @@ def _run(collect: Coroutine[None, None, None], result: RunResult) -> None:
     except asyncio.CancelledError:
         result.stopped = result.stopped or EXIT_SIGINT
     finally:
-        handle_termination()  # the loop put SIGTERM back to its default
+        command()  # the loop may have put SIGTERM back to its default
 
 
 def _flush_stream(stream: _PortStream, result: RunResult) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ from xendiscover._model import Finding
 from xendiscover._sweep import ProbeResult, ScanStats
 
 __all__ = ["HANDOFF_SIZE", "SILENT_EVIDENCE", "SILENT_PORTS", "WORKERS", "Finished", "Handoff"]
+
+_log = logging.getLogger("xendiscover")
 
 #: The most open ports waiting between the sweep and the fingerprints.
 HANDOFF_SIZE = 1024
@@ -112,7 +115,12 @@ class Handoff:
         self._queue.put_nowait((hit, True))
 
     async def drain(self) -> None:
-        """Wait until every port handed over is finished; report what was held back."""
+        """Wait until every port handed over is finished; report what was held back.
+
+        Every port handed over is reported: one whose finishing raised
+        anything at all is reported with the exception as its evidence
+        (``finishing failed (LookupError)``), and its worker carries on.
+        """
         await self._queue.join()
         for address in list(self._addresses):
             state = self._addresses.pop(address)
@@ -141,6 +149,8 @@ class Handoff:
                 self._stats.waiting -= 1
             try:
                 await self._take(hit, from_sweep)
+            except Exception as exc:  # a bug must cost neither the port nor a worker
+                self._emit(_failed(hit, exc))
             finally:
                 queue.task_done()
 
@@ -203,6 +213,18 @@ class Handoff:
         for parked in state.parked:
             _drop(parked)
         self._emit(dataclasses.replace(state.held[0], evidence=SILENT_EVIDENCE))
+
+
+def _failed(hit: ProbeResult, exc: Exception) -> Finding:
+    """The finding of a port whose finishing raised: the exception is its evidence."""
+    _log.warning("finishing %s:%d failed: %r", hit.address, hit.port, exc)
+    _drop(hit)
+    return Finding(
+        address=hit.address,
+        port=hit.port,
+        evidence=f"finishing failed ({type(exc).__name__})",
+        latency_ms=hit.latency * 1000.0,
+    )
 
 
 def _drop(hit: ProbeResult) -> None:

@@ -170,6 +170,12 @@ class Fingerprint:
 UNPROBED = Fingerprint(service=None, verdict="unknown", evidence="")
 
 
+def _address_key(address: str) -> tuple[int, int]:
+    """A key that orders addresses as addresses (IPv4 first), not as text."""
+    ip = ipaddress.ip_address(address)
+    return (ip.version, int(ip))
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One open port, as :func:`xendiscover.scan` yields it.
@@ -207,8 +213,7 @@ class Finding:
     @property
     def sort_key(self) -> tuple[int, int, int]:
         """A key that orders findings by address (IPv4 first), then port."""
-        ip = ipaddress.ip_address(self.address)
-        return (ip.version, int(ip), self.port)
+        return (*_address_key(self.address), self.port)
 
     def as_dict(self) -> dict[str, object]:
         """The record as a JSON-ready dictionary (one ``jsonl`` line)."""
@@ -260,11 +265,6 @@ class PortFinding:
             "latency_ms": round(self.latency_ms, 3),
             **product_fields(self.product),
         }
-
-
-def _address_key(address: str) -> tuple[int, int]:
-    ip = ipaddress.ip_address(address)
-    return (ip.version, int(ip))
 
 
 @dataclass(frozen=True, slots=True)

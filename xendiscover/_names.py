@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from xendiscover._escape import escape
+
 __all__ = ["MAX_NAME", "escape_name", "is_dns_name", "same_address"]
 
 #: The longest DNS name, in characters, without the root's trailing dot (RFC 1035).
@@ -41,26 +43,13 @@ def is_dns_name(name: str) -> bool:
 
 
 def escape_name(name: str) -> str:
-    r"""Show a name that is not a DNS name: every other character as ``\xNN`` or ``\uNNNN``.
+    r"""Show a name that is not a DNS name: every other character escaped (:func:`escape`).
 
     The result is printable ASCII without spaces, quotes, brackets, ``=`` or
-    backslashes standing for themselves; a name longer than 255 characters
-    is cut and ends in ``...``.
+    backslashes standing for themselves, at most 255 characters (a longer
+    one is cut and ends in ``...``).
     """
-    cut = name[:_SHOWN]
-    shown = "".join(c if c in _SAFE else _escape(c) for c in cut)
-    return shown + ("..." if len(name) > _SHOWN else "")
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return (
-        f"\\x{code:02x}"
-        if code < 0x100
-        else f"\\u{code:04x}"
-        if code < 0x10000
-        else f"\\U{code:08x}"
-    )
+    return escape(name, keep=_SAFE, limit=_SHOWN)
 
 
 def same_address(a: str, b: str) -> bool:

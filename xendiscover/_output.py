@@ -53,6 +53,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any, Final, Literal, get_args
 
+from xendiscover._escape import escape
 from xendiscover._model import (
     VERDICT_RANK,
     XEN_VERDICTS,
@@ -153,19 +154,8 @@ SCHEMA_ID: Final = "https://xendiscover.invalid/schema/host/3.json"
 
 _GROUPS = ("xapi", "xend", "libvirt")
 
-_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
 #: First characters that make a spreadsheet read a cell as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _escape(char: str) -> str:
-    if char in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[char]
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: str) -> str:
@@ -177,9 +167,7 @@ def printable(text: str) -> str:
     ``\UNNNNNNNN`` (tab, newline and CR as ``\t``, ``\n``, ``\r``):
     ``"a\x1b[2J"`` becomes ``"a\\x1b[2J"``, visible, inert, one line.
     """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else _escape(c) for c in text)
+    return escape(text)
 
 
 def neutralise_cell(text: str) -> str:
@@ -630,9 +618,14 @@ class OutputFile:
 
         Raises:
             OSError: The target's directory cannot be written (or the link
-                there may not be followed); nothing was created.
+                there may not be followed), or the target exists and is not
+                a regular file (a device, a FIFO, a socket, a directory:
+                replacing one would break it); nothing was created.
         """
         self._target = _resolve_target(self.path)
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.stat(self._target).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(self.path))
         self._fd, self._temp = _create_temp(self._target.parent, self._target.name)
 
     def commit(self, text: str) -> None:

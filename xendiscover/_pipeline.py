@@ -94,7 +94,7 @@ class _Finisher:
         await self._handoff.put(hit)
 
     async def drain(self) -> None:
-        """Wait until every port submitted so far is finished."""
+        """Wait until every port submitted so far is finished (and reported, see Handoff)."""
         await self._handoff.drain()
 
     async def cancel(self) -> None:
@@ -199,10 +199,18 @@ async def run_plan(
 
     async def produce() -> None:
         try:
-            hits = sweep(scan_plan, io, finisher.stats, keep=scan_plan.fingerprint)
+            started = io.time()
+            hits = sweep(
+                scan_plan.job,
+                io,
+                finisher.stats,
+                workers=scan_plan.workers,
+                keep=scan_plan.fingerprint,
+            )
             async with contextlib.aclosing(hits):
                 async for hit in hits:
                     await finisher.submit(hit)
+            finisher.stats.sweep_seconds = io.time() - started
             await finisher.drain()
         finally:
             finisher.out.put_nowait(None)
@@ -301,7 +309,8 @@ async def discover(
 
     Takes the same arguments as :func:`scan`, which it runs to the end, and
     groups the findings into machines (:func:`~xendiscover.group_findings`:
-    one machine per address, and per XAPI host UUID across addresses).
+    one machine per address, and across addresses per key a XAPI host
+    proved in a handshake; never per UUID).
 
     Args:
         targets: As for :func:`scan`.

@@ -14,7 +14,7 @@ from xendiscover._fingerprint import WELL_KNOWN_PORTS
 from xendiscover._networks import why_no_networks
 from xendiscover._resolve import parse_nameserver
 from xendiscover._sources import Discovery, OSSystem, Parts, System, discover_sources
-from xendiscover._sweep import ScanStats, auto_workers, default_window
+from xendiscover._sweep import Job, ScanStats, auto_workers, default_window
 from xendiscover._targets import (
     DEFAULT_MAX_HOSTS,
     DEFAULT_MAX_PROBES,
@@ -143,6 +143,11 @@ class ScanPlan:
     def total(self) -> int:
         """The number of probes: addresses × ports."""
         return self.space.size * len(self.ports)
+
+    @property
+    def job(self) -> Job:
+        """What the sweep needs of the plan (:func:`~xendiscover._sweep.sweep`)."""
+        return Job(self.space, self.ports, self.timeout, self.retries, self.window, self.rate)
 
 
 class ScanOptions(TypedDict, total=False):

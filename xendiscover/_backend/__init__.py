@@ -6,6 +6,8 @@ tree; :class:`SocketBackend` is the real implementation and
 """
 
 from xendiscover._backend._base import (
+    BACKOFF_FIRST,
+    BACKOFF_MAX,
     RESOURCE_ERRNOS,
     Backend,
     ConnectFailed,
@@ -18,11 +20,14 @@ from xendiscover._backend._base import (
     Stream,
     TLSFailed,
     WorkerProcess,
+    backoff,
     outcome_of_errno,
 )
 from xendiscover._backend._socket import WORKER_MODULE, SocketBackend
 
 __all__ = [
+    "BACKOFF_FIRST",
+    "BACKOFF_MAX",
     "RESOURCE_ERRNOS",
     "WORKER_MODULE",
     "Backend",
@@ -37,5 +42,6 @@ __all__ = [
     "Stream",
     "TLSFailed",
     "WorkerProcess",
+    "backoff",
     "outcome_of_errno",
 ]

@@ -38,6 +38,8 @@ from typing import Protocol
 from xendiscover._errors import XenDiscoverError
 
 __all__ = [
+    "BACKOFF_FIRST",
+    "BACKOFF_MAX",
     "RESOURCE_ERRNOS",
     "Backend",
     "ConnectFailed",
@@ -50,8 +52,23 @@ __all__ = [
     "Stream",
     "TLSFailed",
     "WorkerProcess",
+    "backoff",
     "outcome_of_errno",
 ]
+
+#: The one back-off policy, after a local resource error (too many open
+#: files, no buffer space): the first wait and the ceiling, in seconds.
+BACKOFF_FIRST = 0.005
+BACKOFF_MAX = 1.0
+
+
+def backoff(errors: int) -> float:
+    """Seconds to wait after ``errors`` local resource errors in a row (1 or more).
+
+    The wait doubles from :data:`BACKOFF_FIRST` up to :data:`BACKOFF_MAX`;
+    the sweep and the fingerprints both use it.
+    """
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2.0 ** min(max(errors, 1) - 1, 16))
 
 
 class Outcome(enum.Enum):

@@ -50,7 +50,6 @@ __all__ = [
     "fingerprint_port",
     "is_silent",
     "probe_plan",
-    "probe_port",
     "run_probe",
 ]
 
@@ -149,13 +148,16 @@ async def fingerprint_port(
     backend: Backend | None = None,
     rtt: float = 0.0,
     connection: Connection | None = None,
+    plan_port: int | None = None,
 ) -> Fingerprint:
     """Probe one open port and say which Xen management service, if any, is on it.
 
     The port's own probes go first (:data:`WELL_KNOWN_PORTS`), then the others
-    in a safe order; the first probe that recognises the peer ends it. A peer
-    that stays silent, streams without end or refuses ends it too: more
-    probes would learn nothing and cost more deadlines.
+    in a safe order; the first probe that confirms a service ends it (a reply
+    shape that is only *likely* xapi, a page, a 403, a 301, lets xapi's own
+    probes still run, to confirm it with an echo). A peer that stays silent,
+    streams without end or refuses ends it too: more probes would learn
+    nothing and cost more deadlines.
 
     Args:
         address: The IP address, as text.
@@ -173,13 +175,19 @@ async def fingerprint_port(
             fewer, and a service that accepts one connection at a time
             (xend's accept thread, stalled by its reverse lookup of the
             scanner) makes the scanner wait once, not twice. Closed here.
+        plan_port: Choose the probes as if the service sat on this port (a
+            fake on an ephemeral port standing in for 8002, say).
 
     Returns:
         The fingerprint. Never raises for anything the network or peer does.
     """
-    return await probe_port(
-        address, port, timeout=timeout, backend=backend, rtt=rtt, connection=connection
-    )
+    try:
+        return await _probe_port(
+            address, port, timeout, plan_port, backend or SocketBackend(), rtt, connection
+        )
+    finally:
+        if connection is not None:
+            connection.close()  # unused (no probe ran), or already closed: idempotent
 
 
 class _Budget:
@@ -308,42 +316,6 @@ async def _recognised(
     if probe.tls:
         found = await _xapi_identity(found, result, address, port, budget, backend)
     return await _xapi_product(found, probe, address, port, budget, backend)
-
-
-async def probe_port(
-    address: str,
-    port: int,
-    *,
-    timeout: float = 2.0,
-    plan_port: int | None = None,
-    backend: Backend | None = None,
-    rtt: float = 0.0,
-    connection: Connection | None = None,
-) -> Fingerprint:
-    """Run :func:`fingerprint_port` with its inputs exposed, for tests and tools.
-
-    The first probe that confirms a service ends it. A reply shape that is
-    only *likely* xapi (a page, a 403, a 301) lets xapi's own probes still
-    run, to confirm it with an echo.
-
-    Args:
-        address: The IP address, as text.
-        port: The TCP port to connect to.
-        timeout: The deadline of each probe, in seconds.
-        plan_port: Choose the probes as if the service sat on this port (a
-            fake on an ephemeral port standing in for 8002, say).
-        backend: Where connections are opened (a :class:`SocketBackend` if ``None``).
-        rtt: The address's measured round-trip time (see :func:`fingerprint_port`).
-        connection: The sweep's connection, for the first probe (see
-            :func:`fingerprint_port`).
-    """
-    try:
-        return await _probe_port(
-            address, port, timeout, plan_port, backend or SocketBackend(), rtt, connection
-        )
-    finally:
-        if connection is not None:
-            connection.close()  # unused (no probe ran), or already closed: idempotent
 
 
 async def _probe_port(

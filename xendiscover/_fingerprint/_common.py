@@ -28,6 +28,7 @@ from typing import Literal, Protocol
 import h11
 
 from xendiscover._errors import XenDiscoverError
+from xendiscover._escape import escape
 from xendiscover._model import Fingerprint, Service
 
 __all__ = [
@@ -110,9 +111,6 @@ class ReplyParser(Protocol):
         ...
 
 
-_ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\"}
-
-
 def excerpt(data: bytes, limit: int = EVIDENCE_LIMIT) -> str:
     r"""Render ``data`` as a printable excerpt of at most ``limit`` characters.
 
@@ -126,19 +124,7 @@ def excerpt(data: bytes, limit: int = EVIDENCE_LIMIT) -> str:
     Returns:
         The excerpt, pure printable ASCII.
     """
-    limit = max(limit, 4)
-    out: list[str] = []
-    size = 0
-    for byte in data:
-        piece = _ESCAPES.get(byte) or (chr(byte) if 0x20 <= byte < 0x7F else f"\\x{byte:02x}")
-        if size + len(piece) > limit:
-            while out and size + 3 > limit:
-                size -= len(out.pop())
-            out.append("...")
-            break
-        out.append(piece)
-        size += len(piece)
-    return "".join(out)
+    return escape(data, limit=limit)
 
 
 def evidence(label: str, data: bytes = b"") -> str:

@@ -25,6 +25,7 @@ from xendiscover._backend import (
     Outcome,
     Stream,
     TLSFailed,
+    backoff,
 )
 from xendiscover._fingerprint._common import (
     Continue,
@@ -212,7 +213,7 @@ async def _connect(
             if error.outcome is not Outcome.RESOURCE or exhausted:
                 raise
             resource_errors += 1
-            await backend.sleep(min(1.0, 0.01 * 2**resource_errors, deadline.left()))
+            await backend.sleep(min(backoff(resource_errors), deadline.left()))
 
 
 def _unconnected(ending: Ending, why: str) -> Exchange:

@@ -8,10 +8,13 @@ authentication is ever attempted. When it offers ``none``, no credential is
 needed for the rest, which changes nothing on the host::
 
     AUTH_LIST -> CONNECT_OPEN (read-only, the daemon's default URI)
-              -> CONNECT_GET_TYPE -> CONNECT_GET_HOSTNAME -> CONNECT_CLOSE
+              -> CONNECT_GET_TYPE -> CONNECT_GET_VERSION
+              -> CONNECT_GET_HOSTNAME -> CONNECT_CLOSE
 
 and the type decides: ``Xen`` (the libxl driver, or the old xen driver) is
 ``confirmed``; ``QEMU``, ``TEST``, ``LXC`` and the rest are ``not-xen``.
+``CONNECT_GET_VERSION`` gives the hypervisor's version (``major * 1,000,000
++ minor * 1,000 + release``: 4017000 is Xen 4.17.0) for the product.
 
 The exchange is multi-step: :func:`parse_libvirt` is handed the cumulative
 bytes of the connection, walks the replies from the first byte, and returns
@@ -22,7 +25,9 @@ Upstream: libvirt (9.0.0, as in Debian 12) ``src/rpc/virnetprotocol.x``
 (packet header: length, prog, vers, proc, type, serial, status; ``struct
 virNetMessageError``) and ``src/remote/remote_protocol.x`` (``REMOTE_PROGRAM
 = 0x20008086``, version 1; procedures ``CONNECT_OPEN = 1``, ``CONNECT_CLOSE =
-2``, ``CONNECT_GET_TYPE = 3``, ``CONNECT_GET_HOSTNAME = 59``, ``AUTH_LIST =
+2``, ``CONNECT_GET_TYPE = 3``, ``CONNECT_GET_VERSION = 4``
+(``remote_connect_get_version_ret { unsigned hyper hv_ver; }``),
+``CONNECT_GET_HOSTNAME = 59``, ``AUTH_LIST =
 66``; ``remote_connect_open_args { remote_string name; unsigned int flags; }``,
 ``remote_auth_type``: 0 none, 1 SASL, 2 polkit); ``VIR_CONNECT_RO = 1`` from
 ``include/libvirt/libvirt-host.h``. An empty name means the daemon's default
@@ -42,6 +47,7 @@ from xendiscover._fingerprint._common import (
     evidence,
     excerpt,
 )
+from xendiscover._fingerprint._product import libvirt_product
 from xendiscover._model import Fingerprint
 
 __all__ = [
@@ -51,6 +57,7 @@ __all__ = [
     "REMOTE_PROC_CONNECT_CLOSE",
     "REMOTE_PROC_CONNECT_GET_HOSTNAME",
     "REMOTE_PROC_CONNECT_GET_TYPE",
+    "REMOTE_PROC_CONNECT_GET_VERSION",
     "REMOTE_PROC_CONNECT_OPEN",
     "REMOTE_PROGRAM",
     "VIR_CONNECT_RO",
@@ -76,6 +83,8 @@ REMOTE_PROC_CONNECT_CLOSE = 2
 REMOTE_PROC_CONNECT_GET_TYPE = 3
 #: ``REMOTE_PROC_CONNECT_GET_HOSTNAME``.
 REMOTE_PROC_CONNECT_GET_HOSTNAME = 59
+#: ``CONNECT_GET_VERSION``: the hypervisor's version, an unsigned 64-bit number.
+REMOTE_PROC_CONNECT_GET_VERSION = 4
 #: ``REMOTE_PROC_AUTH_LIST``: allowed before authentication.
 REMOTE_PROC_AUTH_LIST = 66
 #: ``VIR_CONNECT_RO``: open read-only.
@@ -117,7 +126,7 @@ def _call(proc: int, serial: int, payload: bytes = b"") -> bytes:
 AUTH_LIST_REQUEST = _call(REMOTE_PROC_AUTH_LIST, 1)
 
 #: The calls after ``AUTH_LIST`` when it offers ``none``, one per step, with
-#: serials 2 to 5. ``CONNECT_OPEN``'s name is a present, empty
+#: serials 2 to 6. ``CONNECT_OPEN``'s name is a present, empty
 #: ``remote_string`` (XDR: 1, then the empty string), flags read-only.
 CONVERSATION: tuple[tuple[int, bytes], ...] = (
     (
@@ -129,8 +138,9 @@ CONVERSATION: tuple[tuple[int, bytes], ...] = (
         ),
     ),
     (REMOTE_PROC_CONNECT_GET_TYPE, _call(REMOTE_PROC_CONNECT_GET_TYPE, 3)),
-    (REMOTE_PROC_CONNECT_GET_HOSTNAME, _call(REMOTE_PROC_CONNECT_GET_HOSTNAME, 4)),
-    (REMOTE_PROC_CONNECT_CLOSE, _call(REMOTE_PROC_CONNECT_CLOSE, 5)),
+    (REMOTE_PROC_CONNECT_GET_VERSION, _call(REMOTE_PROC_CONNECT_GET_VERSION, 4)),
+    (REMOTE_PROC_CONNECT_GET_HOSTNAME, _call(REMOTE_PROC_CONNECT_GET_HOSTNAME, 5)),
+    (REMOTE_PROC_CONNECT_CLOSE, _call(REMOTE_PROC_CONNECT_CLOSE, 6)),
 )
 
 
@@ -241,13 +251,24 @@ def _split(data: bytes) -> tuple[list[Packet], bool]:
     return packets, False
 
 
-def type_verdict(kind: str, hostname: str | None) -> Fingerprint:
-    """The verdict from ``CONNECT_GET_TYPE``: ``Xen`` is confirmed, any other type not Xen."""
+def type_verdict(kind: str, hostname: str | None, version: int | None = None) -> Fingerprint:
+    """The verdict from ``CONNECT_GET_TYPE``: ``Xen`` is confirmed, any other type not Xen.
+
+    The product is the hypervisor, with its version from ``CONNECT_GET_VERSION``.
+    """
     where = f" on {hostname}" if hostname else ""
     label = f"libvirt type {kind}{where}"
+    product = libvirt_product(kind, version)
     if kind == "Xen":
-        return Fingerprint("libvirt", "confirmed", evidence(label))
-    return Fingerprint("libvirt", "not-xen", evidence(label))
+        return Fingerprint("libvirt", "confirmed", evidence(label), product=product)
+    return Fingerprint("libvirt", "not-xen", evidence(label), product=product)
+
+
+def _version(packet: Packet) -> int | None:
+    """The ``hv_ver`` of a ``CONNECT_GET_VERSION`` reply, or ``None``."""
+    if packet.status != 0 or len(packet.payload) < 8:
+        return None
+    return int(struct.unpack_from(">Q", packet.payload)[0])
 
 
 def _after_auth(auth: Packet, closed: bool) -> Fingerprint | None:
@@ -255,16 +276,20 @@ def _after_auth(auth: Packet, closed: bool) -> Fingerprint | None:
     if auth.proc != REMOTE_PROC_AUTH_LIST:
         return Fingerprint(None, "not-xen", evidence("not a libvirt AUTH_LIST reply"))
     if auth.status != 0:
-        return Fingerprint("libvirt", "unknown", evidence("libvirt AUTH_LIST error reply"))
+        label = "libvirt AUTH_LIST error reply"
+        return Fingerprint("libvirt", "unknown", evidence(label), product=_LIBVIRT)
     types = _auth_types(auth.payload)
     if _AUTH_NONE not in types:
         label = f"libvirt, auth {_auth_label(types)} required; Xen or KVM"
-        return Fingerprint("libvirt", "unknown", evidence(label))
+        return Fingerprint("libvirt", "unknown", evidence(label), product=_LIBVIRT)
     if closed:
         label = f"libvirt (auth {_auth_label(types)}); Xen or KVM"
-        return Fingerprint("libvirt", "unknown", evidence(label))
+        return Fingerprint("libvirt", "unknown", evidence(label), product=_LIBVIRT)
     return None
 
+
+#: What an AUTH_LIST reply alone proves: libvirt, not which hypervisor.
+_LIBVIRT = libvirt_product(None, None)
 
 # The calls whose failure ends the exchange; the host name and the close
 # are courtesies, and their failure changes no verdict.
@@ -287,19 +312,24 @@ def _conversation(replies: list[Packet], closed: bool) -> ParseResult:
     """Walk the replies after ``AUTH_LIST``; the next call, or the verdict."""
     kind: str | None = None
     hostname: str | None = None
+    version: int | None = None
     for step, packet in enumerate(replies[1:], start=1):
         failed = _step_failed(step, packet)
         if failed is not None:
             return failed
-        if CONVERSATION[step - 1][0] == REMOTE_PROC_CONNECT_GET_TYPE:
+        proc = CONVERSATION[step - 1][0]
+        if proc == REMOTE_PROC_CONNECT_GET_TYPE:
             kind = _read_string(packet.payload)
-        elif CONVERSATION[step - 1][0] == REMOTE_PROC_CONNECT_GET_HOSTNAME:
+        elif proc == REMOTE_PROC_CONNECT_GET_VERSION:
+            version = _version(packet)
+        elif proc == REMOTE_PROC_CONNECT_GET_HOSTNAME:
             hostname = _read_string(packet.payload) if packet.status == 0 else None
     step = len(replies)
     if step > len(CONVERSATION) or closed:
         if kind is None:
-            return Fingerprint("libvirt", "unknown", evidence("libvirt (auth none); Xen or KVM"))
-        return type_verdict(kind, hostname)
+            label = "libvirt (auth none); Xen or KVM"
+            return Fingerprint("libvirt", "unknown", evidence(label), product=_LIBVIRT)
+        return type_verdict(kind, hostname, version)
     return Continue(step, CONVERSATION[step - 1][1])
 
 

@@ -132,25 +132,22 @@ def xapi_layout(raw_head: bytes) -> Product | None:
     xapi writes itself are weighed (``content-length`` and the CORS headers
     look the same in every era).
     """
-    seen: set[str] = set()
+    seen: dict[str, bytes] = {}
     for name, space in _HEADER_LINE.findall(raw_head):
         lowered = name.lower()
         if lowered not in _XAPI_WRITTEN:
             continue
-        if name != lowered:
-            seen.add("capitalised")
-        else:
-            seen.add("spaced" if space else "compact")
+        era = "capitalised" if name != lowered else ("spaced" if space else "compact")
+        seen.setdefault(era, name + b":" + space)
     if len(seen) != 1:
         return None
-    era = seen.pop()
-    lines = raw_head.split(b"\n")
-    shown = excerpt(lines[1].rstrip(b"\r") if len(lines) > 1 else b"", 40)
+    era, sample = seen.popitem()
+    shown = f"header layout '{excerpt(sample, 30)}'"
     if era == "capitalised":
         return Product("xapi", None, "firm", info="header layout before mid-2011", evidence=shown)
     if era == "compact":
-        return Product("xapi", "<= 23.30", "firm", evidence=f"header layout: {shown}")
-    return Product("xapi", ">= 23.31", "firm", evidence=f"header layout: {shown}")
+        return Product("xapi", "<= 23.30", "firm", evidence=shown)
+    return Product("xapi", ">= 23.31", "firm", evidence=shown)
 
 
 _TITLE = re.compile(rb"<title>\s{0,8}([^<]{1,80}?)\s{0,8}</title>", re.IGNORECASE)
@@ -263,7 +260,8 @@ def combine_xapi(clues: Iterable[Product | None]) -> Product | None:
         return None
     floor, ceiling = _bounds(known)
     bounds = _bound_text(floor, ceiling)
-    trail = "; ".join(dict.fromkeys(clue.evidence for clue in known if clue.evidence))
+    pieces = (piece for clue in known for piece in clue.evidence.split("; ") if piece)
+    trail = "; ".join(dict.fromkeys(pieces))
     shown = trail if len(trail) <= _TRAIL_LIMIT else trail[: _TRAIL_LIMIT - 3] + "..."
     brands = [clue for clue in known if clue.name != "xapi"]
     if brands:

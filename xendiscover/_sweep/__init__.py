@@ -1,41 +1,37 @@
 """The sweep: which ``(address, port)`` pairs accept a TCP connection.
 
 :func:`sweep` is the one entry point. It runs the
-:class:`~xendiscover._sweep._prober.Prober` over the plan's addresses in this
-process, or, for large sweeps, over the first of ``plan.workers``
-interleaved parts while probe processes (``_worker``, started through the
-backend) sweep the others and stream their open ports back over the wire
-codec (``_codec``, read by ``_parent``)::
+:class:`~xendiscover._sweep._prober.Prober` over a :class:`Job` in this
+process, or, for large sweeps, over the first of ``workers`` interleaved
+parts while probe processes (``_worker``, started through the backend)
+sweep the others and stream their open ports back over the protocol
+(``_protocol``, read by ``_parent``)::
 
-    sweep(plan, backend, stats)
-      ├── Prober.run(part 1)                      in this process
+    sweep(job, backend, stats, workers=n)
+      ├── job.prober().run(part 1)                 in this process
       └── run_worker(part k) ── backend.spawn_worker ── _worker.run_job(part k)
                     ▲                                         │
-                    └──── Hello, OpenPort…, Progress…, Finished (_codec)
+                    └──── open…, progress…, finished (_protocol)
 
-The decision rests on ``plan.workers`` alone; a fake backend runs its probe
-"processes" as tasks over the same codec, so the multi-process path is
-tested without a network.
+Both sides build their prober from the job (:meth:`Job.prober`). A fake
+backend runs its probe "processes" as tasks over the same protocol, so the
+multi-process path is tested without a network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator
 
 from xendiscover._backend import Backend
-from xendiscover._sweep._codec import Job
 from xendiscover._sweep._parent import WorkerError, run_worker
-from xendiscover._sweep._prober import Item, Prober, ProbeResult, ScanStats
+from xendiscover._sweep._prober import ProbeResult, ScanStats
+from xendiscover._sweep._protocol import Job
 from xendiscover._sweep._sizing import auto_workers, default_window, raise_open_file_limit
-from xendiscover._targets import TargetSpace
-
-if TYPE_CHECKING:
-    from xendiscover._plan import ScanPlan
 
 __all__ = [
+    "Job",
     "ProbeResult",
     "ScanStats",
     "WorkerError",
@@ -46,14 +42,13 @@ __all__ = [
 ]
 
 
-def _items(space: TargetSpace, ports: Sequence[int]) -> Iterator[Item]:
-    return ((family, address, port) for family, address in space for port in ports)
-
-
 async def sweep(
-    plan: ScanPlan, backend: Backend, stats: ScanStats, *, keep: bool = False
+    job: Job, backend: Backend, stats: ScanStats, *, workers: int = 1, keep: bool = False
 ) -> AsyncGenerator[ProbeResult, None]:
-    """Sweep the plan's addresses and ports; yield each open port as it is found.
+    """Sweep the job's addresses and ports; yield each open port as it is found.
+
+    With ``workers`` above 1, the job is split into that many interleaved
+    parts, all but the first swept by probe processes.
 
     With ``keep``, each open port comes with the connection the sweep opened
     (``ProbeResult.connection``, from probe processes too), for the
@@ -62,24 +57,10 @@ async def sweep(
     Raises:
         WorkerError: A probe process failed (its part is not done).
     """
-    stats.total = plan.total
-    parts = plan.space.split(plan.workers)
-    window = max(1, plan.window // len(parts))
-    rate = plan.rate / len(parts) if plan.rate else None
-    prober = Prober(
-        backend,
-        timeout=plan.timeout,
-        retries=plan.retries,
-        window=window,
-        rate=rate,
-        stats=stats,
-        ports=len(plan.ports),
-        keep=keep,
-    )
-    sources = [prober.run(_items(parts[0], plan.ports))]
-    for part in parts[1:]:
-        job = Job(part, plan.ports, plan.timeout, plan.retries, window, rate)
-        sources.append(run_worker(backend, job, stats, keep=keep))
+    stats.total = job.total
+    first, *others = job.split(workers)
+    sources = [first.prober(backend, stats, keep=keep).run(first.items())]
+    sources.extend(run_worker(backend, part, stats, keep=keep) for part in others)
     results = sources[0] if len(sources) == 1 else _merge(sources)
     async with contextlib.aclosing(results):
         async for result in results:

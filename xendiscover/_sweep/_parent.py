@@ -1,10 +1,10 @@
 """The scanning process's side of a probe process: start it, read it, merge it.
 
-Everything a probe process writes is decoded by the one wire codec
-(:mod:`~xendiscover._sweep._codec`). Whatever goes wrong on the other side
-(a bad message, a line cut short, an exit before ``Finished``, an explicit
-``Failed``) ends the scan with a :class:`WorkerError`: a part of the sweep
-is never silently dropped.
+Everything a probe process writes is read by the one protocol
+(:mod:`~xendiscover._sweep._protocol`). Whatever goes wrong on the other side
+(a bad line, a line cut short, an exit before its ``finished`` line, an
+explicit ``failed``) ends the scan with a :class:`WorkerError`: a part of the
+sweep is never silently dropped.
 """
 
 from __future__ import annotations
@@ -13,19 +13,16 @@ from collections.abc import AsyncGenerator
 
 from xendiscover._backend import Backend, Outcome, WorkerProcess
 from xendiscover._errors import XenDiscoverError
-from xendiscover._sweep._codec import (
-    Counters,
+from xendiscover._sweep._prober import ProbeResult, ScanStats
+from xendiscover._sweep._protocol import (
     Failed,
-    Finished,
     Job,
     Message,
-    MessageReader,
     OpenPort,
-    Progress,
+    Reader,
     WireError,
     encode_job,
 )
-from xendiscover._sweep._prober import ProbeResult, ScanStats
 
 __all__ = ["WorkerError", "run_worker"]
 
@@ -34,47 +31,35 @@ class WorkerError(XenDiscoverError):
     """A probe process failed, so its part of the sweep is not done."""
 
 
-class _CounterMerge:
-    """Adds what a probe process counted since its last report to the scan's stats."""
-
-    def __init__(self, stats: ScanStats) -> None:
-        self._stats = stats
-        self._before = Counters(0, 0, 0, 0, 0, {})
-
-    def take(self, now: Counters) -> None:
-        stats, before = self._stats, self._before
-        stats.done += now.done - before.done
-        stats.open += now.open - before.open
-        stats.attempts += now.attempts - before.attempts
-        stats.retries += now.retries - before.retries
-        stats.backoffs += now.backoffs - before.backoffs
-        for name, count in now.outcomes.items():
-            outcome = Outcome(name)
-            delta = count - before.outcomes.get(name, 0)
-            stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + delta
-        self._before = now
-
-
-def _take(message: Message, merge: _CounterMerge, proc: WorkerProcess | None) -> ProbeResult | None:
-    """Act on one message: an open port to yield, counters to add, or a failure.
+class _Merge:
+    """Acts on a probe process's messages; adds what it counted to the scan's stats.
 
     With ``proc``, an open port comes with the connection it handed over.
     """
-    if isinstance(message, OpenPort):
-        kept = proc.connection(message.address, message.port) if proc is not None else None
-        return ProbeResult(
-            message.address,
-            message.port,
-            Outcome.OPEN,
-            message.latency,
-            message.attempts,
-            connection=kept,
-        )
-    if isinstance(message, Progress | Finished):
-        merge.take(message.counters)
-    elif isinstance(message, Failed):
-        raise WorkerError(f"a probe process failed: {message.reason}")
-    return None
+
+    def __init__(self, stats: ScanStats, proc: WorkerProcess | None) -> None:
+        self._stats = stats
+        self._proc = proc
+        self._before = ScanStats()
+
+    def take(self, message: Message) -> ProbeResult | None:
+        """Act on one message: an open port to yield, counters to add, or a failure."""
+        if isinstance(message, OpenPort):
+            proc = self._proc
+            kept = proc.connection(message.address, message.port) if proc is not None else None
+            return ProbeResult(
+                message.address,
+                message.port,
+                Outcome.OPEN,
+                message.latency,
+                message.attempts,
+                connection=kept,
+            )
+        if isinstance(message, Failed):
+            raise WorkerError(f"a probe process failed: {message.reason}")
+        self._stats.add_growth(message.stats, self._before)
+        self._before = message.stats
+        return None
 
 
 async def run_worker(
@@ -88,26 +73,26 @@ async def run_worker(
     ``None`` where it could not be handed over).
 
     Raises:
-        WorkerError: The process could not start, sent something that is not
-            the wire format, or ended without finishing its part.
+        WorkerError: The process could not start, wrote something that is not
+            the protocol, or ended without finishing its part.
     """
     try:
         proc = await backend.spawn_worker(encode_job(job), connections=keep)
     except XenDiscoverError as exc:
         raise WorkerError(str(exc)) from None
-    reader = MessageReader()
-    merge = _CounterMerge(stats)
+    reader = Reader()
+    merge = _Merge(stats, proc if keep else None)
     ended = False
     try:
         while chunk := await proc.read():
             for message in reader.feed(chunk):
-                if (found := _take(message, merge, proc if keep else None)) is not None:
+                if (found := merge.take(message)) is not None:
                     yield found
         code = await proc.wait()
         ended = True
         if code != 0:
             raise WorkerError(f"a probe process ended early (exit status {code})")
-        reader.end()  # a cut line, or no Finished: a WireError
+        reader.end()  # a cut line, or no finished line: a WireError
     except WireError as exc:
         raise WorkerError(f"a probe process sent a bad message: {exc}") from None
     finally:

@@ -37,13 +37,12 @@ import socket
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from xendiscover._backend import Backend, Connection, ConnectResult, Outcome
+from xendiscover._backend import Backend, Connection, ConnectResult, Outcome, backoff
 from xendiscover._names import same_address
 
 __all__ = [
-    "BACKOFF_FIRST",
-    "BACKOFF_MAX",
     "MIN_TIMEOUT",
     "RESOURCE_RETRY_LIMIT",
     "SILENT_MIN_ATTEMPTS",
@@ -57,9 +56,6 @@ __all__ = [
     "silent_attempts",
 ]
 
-#: Back-off after a local resource error: first wait, and the ceiling.
-BACKOFF_FIRST = 0.005
-BACKOFF_MAX = 1.0
 #: How many times one probe meets a resource error before it is given up
 #: as ``Outcome.ERROR`` (a machine that never recovers must still finish).
 RESOURCE_RETRY_LIMIT = 64
@@ -128,6 +124,8 @@ class ScanStats:
         waiting: Open ports waiting for a fingerprint (the hand-off's queue).
         fingerprinting: Open ports being fingerprinted and named right now.
         silent_hosts: Addresses reported once as accepting every port silently.
+        sweep_seconds: How long the sweep took, once it is over (the rest of
+            a job is fingerprints and names); ``None`` before.
         pending_connects: The connect attempts pending in this process, by
             ``(address, port)``: when the attempt started and the latest
             time (the backend's clock) its probe can end, retries included.
@@ -150,14 +148,38 @@ class ScanStats:
     waiting: int = 0
     fingerprinting: int = 0
     silent_hosts: int = 0
+    sweep_seconds: float | None = None
     pending_connects: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
     pending_fingerprints: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
     networks: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
 
+    #: The counters a sweep keeps by itself (besides ``outcomes``): what a
+    #: probe process reports (:meth:`counts`) and the scanning process adds up.
+    COUNTED: ClassVar[tuple[str, ...]] = ("done", "open", "attempts", "retries", "backoffs")
+
+    def counts(self) -> dict[str, object]:
+        """The sweep's own counters, JSON-ready (what a probe process reports)."""
+        counted: dict[str, object] = {name: getattr(self, name) for name in self.COUNTED}
+        counted["outcomes"] = {o.value: n for o, n in self.outcomes.items()}
+        return counted
+
+    def add_growth(self, now: ScanStats, before: ScanStats) -> None:
+        """Add what another sweep counted between ``before`` and ``now``."""
+        for name in self.COUNTED:
+            setattr(self, name, getattr(self, name) + getattr(now, name) - getattr(before, name))
+        for outcome, count in now.outcomes.items():
+            grown = count - before.outcomes.get(outcome, 0)
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + grown
+
     def waiting_for(self) -> str:
-        """What the job is waiting for now, in a few words (for a display)."""
-        if self.total and self.done < self.total:
+        """What the job is waiting for now, in a few words (for a display or a summary).
+
+        The sweep's probes while it runs; then the open ports still being
+        fingerprinted and named (a silent port holds its worker for its whole
+        deadline, 12 s on 8002); then nothing.
+        """
+        if self.sweep_seconds is None and self.total and self.done < self.total:
             return f"the sweep ({self.total - self.done:,} probes left)"
         if self.fingerprinting or self.waiting:
             return f"fingerprints ({self.fingerprinting + self.waiting:,} open ports left)"
@@ -174,6 +196,7 @@ class ScanStats:
             "retries": self.retries,
             "backoffs": self.backoffs,
             "silent_hosts": self.silent_hosts,
+            "sweep_seconds": self.sweep_seconds,
         }
 
 
@@ -420,16 +443,7 @@ class Prober:
         self._address_name = ""
         self._address_state = _Address()
         self._backoff = 0.0
-
-    @property
-    def window(self) -> int:
-        """The current limit on connects pending at once."""
-        return self._window
-
-    @property
-    def in_flight(self) -> int:
-        """Connects pending right now."""
-        return self._in_flight
+        self._resource_errors = 0  # in a row, for the back-off
 
     async def run(self, items: Iterable[Item]) -> AsyncGenerator[ProbeResult, None]:
         """Probe every item once (plus retries), yielding the final results.
@@ -618,6 +632,7 @@ class Prober:
         if self._backoff or self._window < self._max_window:
             # Additive increase: one more slot per answer, until the ceiling.
             self._backoff = 0.0
+            self._resource_errors = 0
             self._window = min(self._max_window, self._window + 1)
         if outcome is Outcome.OPEN or outcome is Outcome.CLOSED:
             host.heard(result.latency)
@@ -646,5 +661,6 @@ class Prober:
         """A local resource ran out: not an answer from the peer. Shrink, wait, ask again."""
         self.stats.backoffs += 1
         self._window = max(1, min(self._window, self._in_flight + 1) // 2)
-        self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
+        self._resource_errors += 1
+        self._backoff = backoff(self._resource_errors)
         self._again.append(job)

@@ -11,6 +11,7 @@ from xendiscover.testing._certs import XapiIdentity, fake_certificate_pem
 from xendiscover.testing._fakes import Behaviour, FakeBackend, FakeResolver, FakeService
 from xendiscover.testing._servers import (
     DEFAULT_XEND_METHODS,
+    XAPI_RELEASES,
     XEND_PYTHON,
     FakeHttpServer,
     FakeLibvirt,
@@ -22,11 +23,15 @@ from xendiscover.testing._servers import (
     FakeXendHttp,
     FakeXendRelocation,
     FakeXendXmlRpc,
+    FakeXenOrchestra,
+    XapiRelease,
     fake_tls_context,
+    xapi_messages,
 )
 
 __all__ = [
     "DEFAULT_XEND_METHODS",
+    "XAPI_RELEASES",
     "XEND_PYTHON",
     "Behaviour",
     "FakeBackend",
@@ -39,10 +44,13 @@ __all__ = [
     "FakeStreamer",
     "FakeTarpit",
     "FakeXapi",
+    "FakeXenOrchestra",
     "FakeXendHttp",
     "FakeXendRelocation",
     "FakeXendXmlRpc",
     "XapiIdentity",
+    "XapiRelease",
     "fake_certificate_pem",
     "fake_tls_context",
+    "xapi_messages",
 ]

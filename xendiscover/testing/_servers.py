@@ -25,6 +25,7 @@ Fake                       Answers like
 :class:`FakeXapi`          xapi, in the clear (80) or over TLS (443)
 :class:`FakeLibvirt`       libvirtd's TCP listener (16509), auth sasl or none
 :class:`FakeHttpServer`    decoy: a web server that is not Xen
+:class:`FakeXenOrchestra`  decoy: Xen Orchestra, an appliance, not a host
 :class:`FakeTarpit`        decoy: accepts, reads, never answers
 :class:`FakeStreamer`      decoy: streams an HTTP head that never ends
 :class:`FakeResetter`      decoy: starts a reply, then resets the connection
@@ -54,6 +55,7 @@ from xendiscover.testing._certs import XapiIdentity, fake_tls_context
 
 __all__ = [
     "DEFAULT_XEND_METHODS",
+    "XAPI_RELEASES",
     "XEND_PYTHON",
     "FakeHttpServer",
     "FakeLibvirt",
@@ -62,10 +64,13 @@ __all__ = [
     "FakeStreamer",
     "FakeTarpit",
     "FakeXapi",
+    "FakeXenOrchestra",
     "FakeXendHttp",
     "FakeXendRelocation",
     "FakeXendXmlRpc",
+    "XapiRelease",
     "fake_tls_context",
+    "xapi_messages",
 ]
 
 #: The most bytes a fake keeps of what one connection sent it.
@@ -1270,7 +1275,8 @@ _XAPI_404 = (
 
 _LIBVIRT_HEADER = struct.Struct(">IIIIIII")
 _REMOTE_PROGRAM = 0x20008086
-_PROC_OPEN, _PROC_CLOSE, _PROC_TYPE, _PROC_HOSTNAME, _PROC_AUTH_LIST = 1, 2, 3, 59, 66
+_PROC_OPEN, _PROC_CLOSE, _PROC_TYPE, _PROC_VERSION = 1, 2, 3, 4
+_PROC_HOSTNAME, _PROC_AUTH_LIST = 59, 66
 # virNetServerProgram refuses a packet longer than this (virnetprotocol.x).
 _LIBVIRT_MAX_PACKET = 32 * 1024 * 1024
 # virErrorNumber VIR_ERR_OPERATION_INVALID / VIR_ERR_AUTH_FAILED, VIR_FROM_RPC.
@@ -1321,6 +1327,8 @@ class FakeLibvirt(FakeServer):
         auth_types: The auth types to list.
         hv_type: What ``CONNECT_GET_TYPE`` answers.
         hostname: What ``CONNECT_GET_HOSTNAME`` answers.
+        hv_version: What ``CONNECT_GET_VERSION`` (4) answers: ``major *
+            1,000,000 + minor * 1,000 + release`` (4017000: Xen 4.17.0).
 
     Attributes:
         procs: Every procedure number called, in order.
@@ -1338,11 +1346,13 @@ class FakeLibvirt(FakeServer):
         auth_types: Iterable[int] = (1,),
         hv_type: str = "QEMU",
         hostname: str = "fake-libvirt-host",
+        hv_version: int = 8002002,
     ) -> None:
         super().__init__(host, port)
         self.auth_types = tuple(auth_types)
         self.hv_type = hv_type
         self.hostname = hostname
+        self.hv_version = hv_version
         self.procs: list[int] = []
         self.opened: list[tuple[str | None, int]] = []
         if self.auth_types == (0,):
@@ -1377,6 +1387,8 @@ class FakeLibvirt(FakeServer):
             return 0, b""
         if opened and proc == _PROC_TYPE:
             return 0, _xdr_string(self.hv_type)
+        if opened and proc == _PROC_VERSION:
+            return 0, struct.pack(">Q", self.hv_version)
         if opened and proc == _PROC_HOSTNAME:
             return 0, _xdr_string(self.hostname)
         if opened and proc == _PROC_CLOSE:
@@ -1474,6 +1486,54 @@ class FakeHttpServer(FakeServer):
         self.paths.append(request.path)
         status = "405 Not Allowed" if request.method == "POST" else "404 Not Found"
         await conn.send(self._page(status))
+
+
+class FakeXenOrchestra(FakeServer):
+    """Decoy: Xen Orchestra, a Xen management appliance (not a Xen host).
+
+    ``GET /`` is Express's 302 to ``/signin`` with a ``connect.sid`` session
+    cookie, as nmap-service-probes recorded it from a real one ("Xen
+    Orchestra"); anything else a 404 with Express's ``X-Powered-By``.
+
+    Args:
+        host: The address to bind.
+        port: The port to bind (0: any free port).
+        tls: Serve over TLS (it usually sits on 443).
+    """
+
+    description = "Xen Orchestra (appliance)"
+    _scheme = "http"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tls: bool = False) -> None:
+        super().__init__(host, port, ssl_context=fake_tls_context() if tls else None)
+
+    async def _serve(self, conn: _Conn) -> None:
+        try:
+            request = await _read_request(conn)
+        except _BadRequest:
+            return
+        if request is None:
+            return
+        if request.method == "GET" and request.path == "/":
+            await conn.send(_XO_SIGNIN)
+        else:
+            await conn.send(_XO_404)
+
+
+# Express (helmet) 302 to /signin, as nmap-service-probes' "Xen Orchestra" line has it.
+_XO_SIGNIN = (
+    b"HTTP/1.1 302 Found\r\nX-DNS-Prefetch-Control: off\r\nX-Frame-Options: SAMEORIGIN\r\n"
+    b"Strict-Transport-Security: max-age=15552000; includeSubDomains\r\n"
+    b"X-Download-Options: noopen\r\nX-Content-Type-Options: nosniff\r\n"
+    b"X-XSS-Protection: 1; mode=block\r\nLocation: /signin\r\nVary: Accept\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 29\r\n"
+    b"set-cookie: connect.sid=s%3Afake.session; Path=/; HttpOnly\r\n"
+    b"Connection: close\r\n\r\nFound. Redirecting to /signin"
+)
+_XO_404 = (
+    b"HTTP/1.1 404 Not Found\r\nX-Powered-By: Express\r\nContent-Type: text/html\r\n"
+    b"Content-Length: 9\r\nConnection: close\r\n\r\nNot Found"
+)
 
 
 class FakeTarpit(FakeServer):

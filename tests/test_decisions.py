@@ -1,0 +1,127 @@
+"""Verdict decisions and grouping that the mutation run found untested.
+
+A parser that cannot read a reply, or breaks its contract by asking for more
+after the peer closed, must give a safe ``unknown`` that says why, with the
+bytes it saw, never a verdict and never an exception.
+"""
+
+from __future__ import annotations
+
+from xendiscover._fingerprint import fingerprint_port
+from xendiscover._fingerprint._common import Continue, ReplyError
+from xendiscover._fingerprint._driver import exchange
+from xendiscover._model import Finding, Fingerprint, group_findings
+from xendiscover.testing import FakeBackend, FakeService
+
+PEER = "10.7.0.1"
+
+
+def backend_with(reply: bytes) -> FakeBackend:
+    return FakeBackend({PEER: "open"}, services={(PEER, 9): FakeService(reply)})
+
+
+async def test_an_unreadable_reply_is_unknown_with_the_reason_and_the_bytes() -> None:
+    def parse(data: bytes, closed: bool) -> Fingerprint:
+        raise ReplyError("no status line")
+
+    result = await exchange(
+        backend_with(b"\x00garbage"), PEER, 9, b"x", parse, tls=False, timeout=2.0
+    )
+    assert result.fingerprint.service is None
+    assert result.fingerprint.verdict == "unknown"
+    assert result.fingerprint.evidence.startswith("unreadable reply (no status line)")
+    assert "\\x00garbage" in result.fingerprint.evidence
+
+
+async def test_a_parser_asking_for_more_after_the_close_gets_unknown() -> None:
+    def parse(data: bytes, closed: bool) -> Continue:
+        return Continue(1, b"more")
+
+    result = await exchange(backend_with(b"hello"), PEER, 9, b"x", parse, tls=False, timeout=2.0)
+    assert result.fingerprint.service is None
+    assert result.fingerprint.verdict == "unknown"
+    assert result.fingerprint.evidence.startswith("asked for more after the close")
+    assert "hello" in result.fingerprint.evidence
+
+
+XEN_ORCHESTRA_LOGIN = (
+    b"HTTP/1.1 302 Found\r\nLocation: /signin\r\n"
+    b"Set-Cookie: connect.sid=s%3Aabc; Path=/\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+async def test_of_the_unrecognised_answers_an_answer_beats_silence() -> None:
+    # The first probe meets a close without a reply; the second an SSH banner.
+    def reply(received: bytes) -> bytes:
+        return b"SSH-2.0-OpenSSH_9.2\r\n" if received.startswith(b"(help)") else b""
+
+    backend = FakeBackend({PEER: "open"}, services={(PEER, 9): FakeService(reply)})
+    found = await fingerprint_port(PEER, 9, backend=backend, timeout=2.0)
+    assert (found.service, found.verdict) == (None, "not-xen")
+    assert "SSH-2.0" in found.evidence
+
+
+async def test_of_the_unrecognised_answers_a_named_product_beats_a_bare_answer() -> None:
+    # GET / meets an SSH banner (not Xen); a later probe meets Xen Orchestra.
+    def reply(received: bytes) -> bytes:
+        if received.startswith(b"GET /"):
+            return b"SSH-2.0-OpenSSH_9.2\r\n"
+        return b"" if received.startswith(b"(help)") else XEN_ORCHESTRA_LOGIN
+
+    backend = FakeBackend({PEER: "open"}, services={(PEER, 9): FakeService(reply)})
+    found = await fingerprint_port(PEER, 9, backend=backend, timeout=2.0)
+    assert found.verdict == "not-xen"
+    assert found.product is not None
+    assert found.product.name == "Xen Orchestra"
+
+
+# Grouping ------------------------------------------------------------------------
+
+
+def test_one_machine_claiming_two_uuids_is_a_conflict_and_lists_addresses_as_numbers() -> None:
+    key = "ab" * 32
+    findings = [
+        Finding("10.0.0.10", 443, "xapi", "confirmed", host_uuid="uuid-a", key_fingerprints=(key,)),
+        Finding("10.0.0.9", 443, "xapi", "confirmed", host_uuid="uuid-b", key_fingerprints=(key,)),
+    ]
+    (machine,) = group_findings(findings)
+    assert machine.uuid_conflict
+    assert machine.addresses == ("10.0.0.9", "10.0.0.10")  # 9 before 10, not as text
+    assert machine.address == "10.0.0.9"
+
+
+def test_one_machine_with_one_uuid_is_no_conflict() -> None:
+    key = "cd" * 32
+    findings = [
+        Finding("10.0.0.1", 443, "xapi", "confirmed", host_uuid="uuid-a", key_fingerprints=(key,)),
+        Finding("10.0.0.2", 443, "xapi", "confirmed", host_uuid="UUID-A", key_fingerprints=(key,)),
+    ]
+    (machine,) = group_findings(findings)
+    assert not machine.uuid_conflict
+    assert machine.host_uuid == "uuid-a"
+
+
+# A silent close -----------------------------------------------------------------
+
+#: A DER blob standing in for a certificate (the fake only hands it back).
+SOME_CERTIFICATE = b"0\x03\x02\x01\x00"
+
+
+async def silent_close(port: int, certificate: bytes | None) -> Fingerprint:
+    service = FakeService(b"", certificate=certificate)  # accepts, reads, closes
+    backend = FakeBackend({PEER: "open"}, services={(PEER, port): service})
+    return await fingerprint_port(PEER, port, backend=backend, timeout=2.0)
+
+
+async def test_a_silent_close_off_the_relocation_ports_is_unknown() -> None:
+    found = await silent_close(9, None)
+    assert (found.service, found.verdict) == (None, "unknown")
+    assert "closed without a reply" in found.evidence
+
+
+async def test_a_silent_close_on_8002_is_likely_xend_unless_tls_answers() -> None:
+    plain = await silent_close(8002, None)  # xend's hosts-allow reject
+    assert (plain.service, plain.verdict) == ("xend-relocation", "likely")
+    tls = await silent_close(8002, SOME_CERTIFICATE)  # a TLS server dropped "(help)"
+    assert (tls.service, tls.verdict) == (None, "not-xen")
+    assert "TLS handshake completed" in tls.evidence
