@@ -15,8 +15,11 @@ Workloads (issues 5 and 15; ``docs/performance.md`` describes each):
   inside a lab namespace whose interfaces sit on a /24 (half dark) and a
   routed /20 (half dark, 5% loss each way), with xapi, xend, libvirt, decoys
   and a tarpit listening.
+- **W6** a far site (issue 22): a /27 behind a userspace delay router
+  (600-800 ms round trips, 2% loss each way; ``tests/farlab.py``), the
+  whole job at the defaults against nmap ``-T4`` and at its default timing.
 
-W2, W3 and W5 need root (network namespaces); without it they are skipped
+W2, W3, W5 and W6 need root (network namespaces); without it they are skipped
 and the table says so. Every tool runs in its own process, the fakes in
 another; runs alternate between the tools (the order rotates each round),
 and every ratio is given with the range of its per-round ratios. Wall time
@@ -89,6 +92,7 @@ XD_SWEEP = "xendiscover sweep"
 XD_JOB = "xendiscover whole job"
 NMAP = "nmap -sT"
 NMAP_T4 = "nmap -sT -T4"
+NMAP_DEFAULT = "nmap -sT (default timing)"
 NMAP_TUNED_NAME = "nmap -sT tuned"
 NMAP_PARALLEL_NAME = "nmap -sT tuned, parallel"
 THR = "thread-per-address"
@@ -764,6 +768,54 @@ def w5(plan: Plan, current: Xendiscover) -> list[Row]:
     return rows
 
 
+#: W6's targets and what listens there: the far site of ``tests/farlab.py``.
+W6_ARGS = ("--no-resolve", "--format", "jsonl", "--quiet")
+
+
+def w6(plan: Plan, current: Xendiscover) -> list[Row]:
+    """W6: a far site (600-800 ms round trips, 2 % loss each way), defaults, against nmap -T4.
+
+    The far-site lab (``tests/farlab.py``): a userspace delay router over two
+    TUN devices, a /27 behind it with xapi (443, 80), xend (8002), two dark
+    addresses, the rest refusing. xendiscover's whole job (fingerprints
+    included) at its defaults; nmap's connect scan at ``-T4``.
+    """
+    sys.path.insert(0, str(REPO / "tests"))
+    import farlab
+
+    targets = list(farlab.FAR_TARGETS)
+    expected = frozenset(f"{a}:{p}" for a, p, _ in farlab.FAR_SERVICES)
+    lab = farlab.FarLab()
+    with lab:
+        tools = [
+            xd_tool(current, XD_JOB, (*targets, *W6_ARGS), plan.runs, 120, parse_jsonl_ports),
+            Tool(
+                NMAP_T4,
+                nmap_argv(targets, "-T4", ports=netns.DEFAULT_PORTS),
+                parse_nmap_ports,
+                plan.runs,
+                plan.cap,
+            ),
+            # nmap at its default timing: -T4's probes give up on a 700 ms
+            # round trip (filtered, no-response) where -T3's do not.
+            Tool(
+                NMAP_DEFAULT,
+                nmap_argv(targets, ports=netns.DEFAULT_PORTS),
+                parse_nmap_ports,
+                plan.runs,
+                plan.cap,
+            ),
+        ]
+        rows = run_workload(
+            "W6 far site",
+            tools,
+            expected,
+            lambda argv: lab.exec_argv(lab.admin, argv),
+            unit="open ports",
+        )
+    return rows
+
+
 # --------------------------------------------------------------------------- reporting
 
 
@@ -978,6 +1030,7 @@ def commands(rows: Sequence[Row]) -> list[str]:
         "W2": " (inside the scanner namespace: `ip netns exec xdb-…-s …`)",
         "W3": " (inside the scanner namespace: `ip netns exec xdb-…-s …`)",
         "W5": " (inside the lab's admin namespace: `ip netns exec xdb-…-a …`)",
+        "W6": " (inside the far-site lab's admin namespace: `ip netns exec xdl-…-adm …`)",
     }
     for row in rows:
         if row.workload not in seen:
@@ -1187,22 +1240,21 @@ def run_workloads(
     """Run the chosen workloads; return their rows and the reasons any were skipped."""
     rows: list[Row] = []
     skipped: list[str] = []
-    if "W1" in chosen:
-        rows += w1(plan, current)
-    if chosen & {"W2", "W3"}:
-        reason = netns.available()
+    steps: list[tuple[set[str], str, Callable[[], str | None] | None, Callable[[], list[Row]]]] = [
+        ({"W1"}, "W1", None, lambda: w1(plan, current)),
+        ({"W2", "W3"}, "W2, W3", netns.available, lambda: w2_w3(plan, chosen, current)),
+        ({"W4"}, "W4", None, lambda: w4(plan, current)),
+        ({"W5"}, "W5", netns.auto_available, lambda: w5(plan, current)),
+        ({"W6"}, "W6", netns.available, lambda: w6(plan, current)),
+    ]
+    for names, label, check, run in steps:
+        if not chosen & names:
+            continue
+        reason = check() if check is not None else None
         if reason is None:
-            rows += w2_w3(plan, chosen, current)
+            rows += run()
         else:
-            skipped.append(f"W2, W3: {reason}")
-    if "W4" in chosen:
-        rows += w4(plan, current)
-    if "W5" in chosen:
-        reason = netns.auto_available()
-        if reason is None:
-            rows += w5(plan, current)
-        else:
-            skipped.append(f"W5: {reason}")
+            skipped.append(f"{label}: {reason}")
     return rows, skipped
 
 
@@ -1217,7 +1269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, help="runs per fast tool (default 5, quick 2)")
     parser.add_argument(
-        "--workloads", default="W1,W2,W3,W4,W5", help="comma-separated subset (default: all)"
+        "--workloads", default="W1,W2,W3,W4,W5,W6", help="comma-separated subset (default: all)"
     )
     parser.add_argument(
         "--baseline-rev",

@@ -34,7 +34,7 @@ PAGES = ("cli.md", "output.md")
 DOCS = Path(__file__).resolve().parent
 # A role before inline code; ``~a.b.C`` shows as ``C``, as Sphinx shows it.
 _SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|class|data|mod|attr|meth|exc|obj):<code>(~[\w.]*\.)?")
-_ALLOWED = {"--help", "-h", "demo", "--version"}
+_ALLOWED = {"--help", "-h", "demo", "diff", "merge", "--version"}
 # Command output, not source: a ```python block would be reformatted by ruff.
 _FENCE = {"json": "json", "jsonl": "json", "ansible": "json", "list": "text"}
 

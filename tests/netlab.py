@@ -575,6 +575,9 @@ class Lab:
 
         for ns in self.namespaces:
             _run([_ip(), "netns", "add", ns])
+            # No duplicate address detection: link-local addresses are usable at
+            # once, so an echo to ff02::1 right after the build is answered.
+            self._sysctl(ns, "net.ipv6.conf.default.accept_dad", "0")
             self._ipn(ns, "link", "set", "lo", "up")
 
         adm, lan, wan, gw, far = self.namespaces
@@ -680,6 +683,28 @@ class Lab:
         for proc, ns in servers:
             self._wait_ready(proc, ns, deadline)
         self._wait_dnsmasq(dns, deadline)
+        self.wait_ipv6_echo(adm, "lan0", t.admin_v6, t.v6_trap_xen[0])
+
+    def wait_ipv6_echo(self, ns: str, interface: str, source: str, host: str) -> None:
+        """Wait (bounded) until ``host`` answers an echo to ff02::1 sent from ``ns``.
+
+        A link made a moment ago does not answer multicast echo at once (seen:
+        the first echo after the build went unanswered, the next ones were
+        answered); a machine's links have been up for long. Raises
+        :class:`LabError` after :data:`READY_TIMEOUT`.
+        """
+        code = (
+            "import sys\n"
+            "from xendiscover._sources import system_echo\n"
+            "answers, _ = system_echo([(sys.argv[1], sys.argv[2])])\n"
+            "print(' '.join(str(a.address) for a in answers))\n"
+        )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            done = self.python_run(ns, code, interface, source)
+            if host in done.stdout.split():
+                return
+        raise LabError(f"{host} does not answer an echo to ff02::1 on {interface}")
 
     def _log(self, name: str) -> IO[bytes]:
         assert self.workdir is not None

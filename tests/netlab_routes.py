@@ -182,6 +182,8 @@ class RouteLab(netlab.Lab):
         deadline = netlab.time.monotonic() + netlab.READY_TIMEOUT
         for proc, ns in servers:
             self._wait_ready(proc, ns, deadline)
+        self._sysctl(n["scn"], "net.ipv4.ping_group_range", "'0 2147483647'")
+        self.wait_ipv6_echo(n["scn"], "up0", t.scanner_v6[0], t.v6_global)
 
 
 if __name__ == "__main__":

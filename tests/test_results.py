@@ -445,3 +445,19 @@ def test_a_product_one_sweep_could_not_tell_is_no_change_another_one_is() -> Non
     )
     (change,) = xendiscover.diff(sweep(xcp82), sweep(Product("XenServer", "8.2")))
     assert change.event == "product-changed"
+
+
+@pytest.mark.parametrize("command", ["diff", "merge"])
+def test_the_subcommands_help_is_plain(command: str) -> None:
+    done = _cli(command, "--help")
+    assert done.returncode == 0
+    first = done.stdout.splitlines()[0]
+    assert (
+        first
+        == {
+            "diff": "Usage: xendiscover diff [OPTIONS] OLD NEW",
+            "merge": "Usage: xendiscover merge [OPTIONS] FILE...",
+        }[command]
+    )
+    assert "<str>" not in done.stdout
+    assert "{" not in done.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+from pathlib import Path
 
 import ifaddr
 import pytest
@@ -354,3 +355,14 @@ def test_an_echo_that_fails_on_one_interface_is_a_note() -> None:
     assert answers == []
     assert note is not None
     assert note.startswith("the ICMPv6 echo from fd00::1 on xdl-nosuch0 failed")
+
+
+def test_list_targets_writes_o_file_whole(tmp_path: Path) -> None:
+    target = tmp_path / "plan.txt"
+    result = runner.invoke(app, ["-sL", "10.0.0.0/30", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert target.read_text().splitlines()[-1] == "total\t4 addresses"
+    bad = runner.invoke(app, ["-sL", "10.0.0.0/8", "--max-hosts", "10", "-o", str(tmp_path / "x")])
+    assert bad.exit_code != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.txt"]  # no temporary left

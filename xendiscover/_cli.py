@@ -579,7 +579,7 @@ def scan_command(
     specs = [*(targets or []), *_file_targets(targets_file, nameserver or [])]
     auto = _automatic(specs, routes=routes, no_ipv6=no_ipv6)
     if list_targets:
-        _list_targets(specs or auto, options, as_json=fmt in ("json", "jsonl"))
+        _list_targets(specs or auto, options, as_json=fmt in ("json", "jsonl"), path=path)
     raise_open_file_limit()  # the process is ours: allow the widest window
     try:
         out = _console.reserve(path)  # before the first packet
@@ -618,22 +618,37 @@ def _automatic(specs: list[str], *, routes: bool, no_ipv6: bool) -> _LocalNetwor
     return auto | ROUTED_NETWORKS if routes else auto
 
 
-def _list_targets(targets: Targets, options: ScanOptions, *, as_json: bool) -> None:
-    """Print what a scan of ``targets`` would sweep (``--list-targets``) and exit 0."""
+def _list_targets(
+    targets: Targets, options: ScanOptions, *, as_json: bool, path: Path | None
+) -> None:
+    """Print what a scan of ``targets`` would sweep (``--list-targets``) and exit 0.
+
+    To stdout, or to ``-o FILE`` (replaced whole, as a scan's output is).
+    """
     from xendiscover._listing import listing
     from xendiscover._pipeline import _resolve_targets
 
+    out = None
     try:
+        out = _console.reserve(path)
         resolved = asyncio.run(_resolve_targets(targets, options))
         text = listing(targets, options, resolved=resolved, as_json=as_json)
-        _console.write_stdout(text)
+        if out is None:
+            _console.write_stdout(text)
+        else:
+            out.commit(text)
     except _console.PipeClosed:
         raise typer.Exit(_console.EXIT_PIPE) from None
     except _console.OutputError as exc:
         typer.echo(f"xendiscover: error: {exc}", err=True)
         raise typer.Exit(_console.EXIT_OUTPUT) from None
     except XenDiscoverError as exc:
+        if out is not None:
+            out.discard()
         raise _UsageError(str(exc)) from None
+    except OSError as exc:
+        typer.echo(f"xendiscover: error: cannot write {path}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(_console.EXIT_OUTPUT) from None
     raise typer.Exit(0)
 
 
@@ -716,6 +731,30 @@ def demo_command() -> None:
     raise typer.Exit(0 if found else 1)
 
 
+class _SubCommand(TyperCommand):
+    """A subcommand's ``--help`` as the main command's: metavars, no type names."""
+
+    # ``ctx`` is click's Context, which typer re-exports only as a subclass.
+    def _arguments(self, ctx: Any) -> list[TyperArgument]:
+        return [p for p in self.get_params(ctx) if isinstance(p, TyperArgument)]
+
+    def format_usage(self, ctx: Any, formatter: _Formatter) -> None:
+        names = " ".join(str(p.metavar) for p in self._arguments(ctx))
+        formatter.write_usage(ctx.command_path, f"[OPTIONS] {names}")
+
+    def format_options(self, ctx: Any, formatter: _Formatter) -> None:
+        with formatter.section("Arguments"):
+            formatter.write_dl([(str(p.metavar), str(p.help or "")) for p in self._arguments(ctx)])
+        options = [
+            record
+            for param in self.get_params(ctx)
+            if not isinstance(param, TyperArgument)
+            and (record := param.get_help_record(ctx)) is not None
+        ]
+        with formatter.section("Options"):
+            formatter.write_dl(options)
+
+
 def _sub_app() -> typer.Typer:
     return typer.Typer(
         add_completion=False,
@@ -759,7 +798,7 @@ _OUTPUT_OPTION = typer.Option(
 )
 
 
-@diff_app.command()
+@diff_app.command(cls=_SubCommand)
 def diff_command(
     old: Annotated[str, typer.Argument(metavar="OLD", help="An earlier json or jsonl result.")],
     new: Annotated[str, typer.Argument(metavar="NEW", help="A later json or jsonl result.")],
@@ -790,7 +829,7 @@ def diff_command(
     raise typer.Exit(1 if changed(changes) else 0)
 
 
-@merge_app.command()
+@merge_app.command(cls=_SubCommand)
 def merge_command(
     files: Annotated[
         list[str], typer.Argument(metavar="FILE...", help="The json or jsonl result of each shard.")

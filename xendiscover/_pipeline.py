@@ -199,6 +199,7 @@ async def run_plan(
 
     async def produce() -> None:
         try:
+            started = io.time()
             hits = sweep(
                 scan_plan.job,
                 io,
@@ -209,6 +210,7 @@ async def run_plan(
             async with contextlib.aclosing(hits):
                 async for hit in hits:
                     await finisher.submit(hit)
+            finisher.stats.sweep_seconds = io.time() - started
             await finisher.drain()
         finally:
             finisher.out.put_nowait(None)

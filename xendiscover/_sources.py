@@ -669,6 +669,12 @@ class _Echo:
     sock: socket.socket
     raw: bool
     interface: str
+    index: int = 0
+
+    def send(self, ident: int, sequence: int) -> None:
+        """Send an echo request to ``ff02::1`` on the interface."""
+        request = struct.pack("!BBHHH", _ECHO_REQUEST, 0, 0, ident, sequence)
+        self.sock.sendto(request, (_ALL_NODES, 0, 0, self.index))
 
 
 def _send_echo(source: str, interface: str, ident: int) -> _Echo:
@@ -679,12 +685,13 @@ def _send_echo(source: str, interface: str, ident: int) -> _Echo:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
         sock.bind((source, 0, 0, index))
-        sock.sendto(struct.pack("!BBHHH", _ECHO_REQUEST, 0, 0, ident, 1), (_ALL_NODES, 0, 0, index))
+        echo = _Echo(sock, raw, interface, index)
+        echo.send(ident, 1)
         sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
-    return _Echo(sock, raw, interface)
+    return echo
 
 
 def _answer(echo: _Echo, ident: int) -> EchoAnswer | None:
@@ -707,9 +714,16 @@ def _answers(echoes: list[_Echo], ident: int) -> list[EchoAnswer]:
     with selectors.DefaultSelector() as selector:
         for echo in echoes:
             selector.register(echo.sock, selectors.EVENT_READ, echo)
-        deadline = time.monotonic() + ECHO_WAIT
+        start = time.monotonic()
+        deadline, resend = start + ECHO_WAIT, start + ECHO_WAIT / 4
         while (left := deadline - time.monotonic()) > 0 and len(answers) < MAX_ECHO_ANSWERS:
-            for key, _ in selector.select(left):
+            if resend and time.monotonic() >= resend:
+                resend = 0.0  # once: a multicast request is lost more easily than a unicast one
+                for echo in echoes:
+                    with contextlib.suppress(OSError):
+                        echo.send(ident, 2)
+            wait = left if not resend else max(0.0, min(left, resend - time.monotonic()))
+            for key, _ in selector.select(wait):
                 if (found := _answer(key.data, ident)) is not None:
                     answers.append(found)
     return answers
@@ -719,8 +733,10 @@ def system_echo(sources: Sequence[tuple[str, str]]) -> tuple[list[EchoAnswer], s
     """Echo ``ff02::1`` once from each ``(interface, address)``; the answers and a note.
 
     Every request is sent first, then the answers are read for
-    :data:`ECHO_WAIT` seconds, once. Where neither a ping socket nor (as
-    root) a raw socket is allowed, no echo is sent and the note says so once.
+    :data:`ECHO_WAIT` seconds, once; each request is repeated once after a
+    quarter of that (a lost multicast packet must not hide a link's hosts).
+    Where neither a ping socket nor (as root) a raw socket is allowed, no
+    echo is sent and the note says so once.
     """
     echoes: list[_Echo] = []
     failed: list[str] = []

@@ -124,6 +124,8 @@ class ScanStats:
         waiting: Open ports waiting for a fingerprint (the hand-off's queue).
         fingerprinting: Open ports being fingerprinted and named right now.
         silent_hosts: Addresses reported once as accepting every port silently.
+        sweep_seconds: How long the sweep took, once it is over (the rest of
+            a job is fingerprints and names); ``None`` before.
         pending_connects: The connect attempts pending in this process, by
             ``(address, port)``: when the attempt started and the latest
             time (the backend's clock) its probe can end, retries included.
@@ -146,6 +148,7 @@ class ScanStats:
     waiting: int = 0
     fingerprinting: int = 0
     silent_hosts: int = 0
+    sweep_seconds: float | None = None
     pending_connects: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
     pending_fingerprints: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
     networks: tuple[str, ...] = ()
@@ -170,8 +173,13 @@ class ScanStats:
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + grown
 
     def waiting_for(self) -> str:
-        """What the job is waiting for now, in a few words (for a display)."""
-        if self.total and self.done < self.total:
+        """What the job is waiting for now, in a few words (for a display or a summary).
+
+        The sweep's probes while it runs; then the open ports still being
+        fingerprinted and named (a silent port holds its worker for its whole
+        deadline, 12 s on 8002); then nothing.
+        """
+        if self.sweep_seconds is None and self.total and self.done < self.total:
             return f"the sweep ({self.total - self.done:,} probes left)"
         if self.fingerprinting or self.waiting:
             return f"fingerprints ({self.fingerprinting + self.waiting:,} open ports left)"
@@ -188,6 +196,7 @@ class ScanStats:
             "retries": self.retries,
             "backoffs": self.backoffs,
             "silent_hosts": self.silent_hosts,
+            "sweep_seconds": self.sweep_seconds,
         }
 
 
