@@ -7,7 +7,7 @@ bytes it saw, never a verdict and never an exception.
 
 from __future__ import annotations
 
-from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, fingerprint_port, probe_plan
+from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, PROBES, fingerprint_port, probe_plan
 from xendiscover._fingerprint._common import Continue, ReplyError
 from xendiscover._fingerprint._driver import exchange
 from xendiscover._model import Finding, Fingerprint, Product, group_findings
@@ -161,3 +161,38 @@ def test_a_port_record_carries_its_product_and_a_service_record_too() -> None:
 def test_a_product_is_described_with_its_version_only_when_known() -> None:
     assert XCP.describe() == "XCP-ng 8.3 (xapi >= 24.17.0)"
     assert Product("xend").describe() == "xend"
+
+
+# A likely xapi, and a refused port --------------------------------------------------
+
+XAPI_404 = b"<address>Xapi Server</address>"
+
+
+async def test_a_likely_xapi_gets_only_xapis_own_probes_and_stays_likely() -> None:
+    # Every request meets xapi's 404 page: a shape anyone can copy. Only
+    # xapi's own probes may still confirm it (none does here), and the
+    # answer stays "likely", with its product clue.
+    page = b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(XAPI_404), XAPI_404)
+    service = FakeService(page)
+    backend = FakeBackend({PEER: "open"}, services={(PEER, 80): service})
+    found = await fingerprint_port(PEER, 80, backend=backend, timeout=2.0)
+    assert (found.service, found.verdict) == ("xapi", "likely")
+    assert found.product is not None
+    assert found.product.name == "xapi"
+    xapi_requests = {
+        tuple(p.build(host=PEER, nonce="n").split(b" ", 2)[:2])
+        for p in PROBES
+        if p.service == "xapi"
+    }
+    # (TLS probes send nothing this plain fake can read: their handshake fails.)
+    later = [tuple(r.split(b" ", 2)[:2]) for r in service.received[1:] if r]
+    assert later  # xapi's probes were asked to confirm it
+    assert all(r in xapi_requests for r in later), later
+
+
+async def test_a_port_that_refuses_ends_its_fingerprint_at_once() -> None:
+    backend = FakeBackend({PEER: "closed"})
+    found = await fingerprint_port(PEER, 80, backend=backend, timeout=2.0)
+    assert (found.service, found.verdict) == (None, "unknown")
+    assert "refused" in found.evidence
+    assert backend.streams == [(PEER, 80)]  # one connect, not one per probe
