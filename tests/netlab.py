@@ -69,7 +69,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -443,7 +443,7 @@ class Lab:
 
     # ----------------------------------------------------------------- context manager
 
-    def __enter__(self) -> Lab:
+    def __enter__(self) -> Self:
         self.up()
         return self
 

@@ -30,8 +30,11 @@ the tests (:meth:`RouteLab.ping_groups`).
 from __future__ import annotations
 
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import netlab
 
@@ -88,7 +91,7 @@ class RouteLab(netlab.Lab):
 
     def _build(self) -> None:
         t = self.rtopo
-        self.workdir = netlab.Path(netlab.tempfile.mkdtemp(prefix=f"{self.tag}-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
         for ns in self.namespaces:
             netlab._run([netlab._ip(), "netns", "add", ns])
             self._sysctl(ns, "net.ipv6.conf.default.accept_dad", "0")
@@ -179,7 +182,7 @@ class RouteLab(netlab.Lab):
             self._start_serve(n["hg"], xen=[t.v6_global, t.local_xen], http=[]),
             self._start_serve(n["hu"], xen=[t.v6_ula], http=[]),
         ]
-        deadline = netlab.time.monotonic() + netlab.READY_TIMEOUT
+        deadline = time.monotonic() + netlab.READY_TIMEOUT
         for proc, ns in servers:
             self._wait_ready(proc, ns, deadline)
         self._sysctl(n["scn"], "net.ipv4.ping_group_range", "'0 2147483647'")

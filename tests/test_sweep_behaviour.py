@@ -83,7 +83,9 @@ async def test_retries_zero_still_tells_every_outcome_apart() -> None:
         "10.0.0.5": "dark",
     }
     backend = FakeBackend(hosts, pending=True, latency={"10.0.0.1": 0.9})
-    found = await outcomes(backend, list(hosts), (443,), timeout=1.0, retries=0, window=8)
+    found = await outcomes(
+        backend, [str(h) for h in hosts], (443,), timeout=1.0, retries=0, window=8
+    )
     assert found == {
         ("10.0.0.1", 443): Outcome.OPEN,  # 0.9 s away: one attempt, the full timeout
         ("10.0.0.2", 443): Outcome.CLOSED,
