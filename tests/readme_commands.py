@@ -252,7 +252,8 @@ def run_sweep(
     """Command 1's sweep half, inside the lab's admin namespace; check what it found."""
     argv = lab.exec_argv(lab.admin, commands.sweep)  # ip netns exec passes env on
     done = _run(argv, cwd=checkout, env=env, timeout=SWEEP_TIMEOUT)
-    found = done.stdout.splitlines()
+    # One line per Xen machine: its key, then (two spaces on) what it runs.
+    found = [line.split("  ", 1)[0] for line in done.stdout.splitlines()]
     want = expected_sweep(lab.topo)
     if done.returncode != 0 or found != want:
         raise ReadmeError(

@@ -96,6 +96,11 @@ def _click_class(name: str) -> type[Exception]:
 _PARSE_ERROR = _click_class("ClickException")
 
 
+def _unescaped(record: tuple[str, str]) -> tuple[str, str]:
+    """A help record as typed: older typers (0.15 to 0.19 at least) escape "[" for rich."""
+    return record[0], record[1].replace("\\[", "[")
+
+
 class _Command(TyperCommand):
     """``--help`` as a Unix tool writes it: usage lines, grouped options, examples last."""
 
@@ -115,8 +120,7 @@ class _Command(TyperCommand):
             else:
                 group = getattr(param, "rich_help_panel", None) or "Options"
             if record is not None:
-                # Older typers (0.15 to 0.19 at least) escape "[" for rich markup, even off.
-                groups.setdefault(group, []).append((record[0], record[1].replace("\\[", "[")))
+                groups.setdefault(group, []).append(_unescaped(record))
         for group in _GROUPS:
             if group in groups:
                 with formatter.section(group):
@@ -746,7 +750,7 @@ class _SubCommand(TyperCommand):
         with formatter.section("Arguments"):
             formatter.write_dl([(str(p.metavar), str(p.help or "")) for p in self._arguments(ctx)])
         options = [
-            record
+            _unescaped(record)
             for param in self.get_params(ctx)
             if not isinstance(param, TyperArgument)
             and (record := param.get_help_record(ctx)) is not None
