@@ -63,7 +63,7 @@ async def test_the_pool_certificate_is_asked_for_with_sni_pool_only() -> None:
     identity = XapiIdentity("sni.example")
     default, pool = identity.certificates()
     assert pool is not None
-    facts_wrong_sni = xapi_identity(default, default)  # what SNI "xapi:pool" gets
+    facts_wrong_sni = xapi_identity(default, default)  # what any other SNI gets
     assert facts_wrong_sni.host_uuid is None
     assert not facts_wrong_sni.pool_certificate
     facts = xapi_identity(default, pool)

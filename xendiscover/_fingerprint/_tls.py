@@ -17,8 +17,7 @@ the certificates xapi generated for the host (:func:`xapi_identity`).
 xapi's stunnel serves the pool certificate (xapi >= 1.291, XenServer 8 /
 XCP-ng 8.3) to a client that sends SNI ``pool``: xen-api
 ``ocaml/libs/stunnel/stunnel.ml`` (``let pool = { sni = Some "pool"; ... }``).
-The server-side line ``sni = xapi:pool`` is stunnel's ``SERVICE:PATTERN``
-syntax, so SNI ``xapi:pool`` gets the default certificate. The pool
+Any other SNI, or none, gets the default certificate. The pool
 certificate's subject is ONE multi-valued RDN ``{CN=<installation UUID>,
 serialNumber=<creation time as a float>}`` with no extensions
 (``ocaml/gencert/selfcert.ml``).
