@@ -250,8 +250,9 @@ _PREFIXES_KEPT = 4096
 
 def prefix_of(address: str) -> str:
     """The address's /24 (IPv4) or /64 (IPv6), as text: its neighbourhood's key."""
-    bits = 24 if ":" not in address else 64
-    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False).network_address)
+    if ":" not in address:  # dotted quad: string work, ~50x cheaper than ipaddress
+        return address.rpartition(".")[0] + ".0"  # once per address: the sweep's hot path
+    return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
 
 
 class RttTable:
@@ -535,7 +536,6 @@ class Prober:
             return True
         self.stats.attempts += 1
         deadline = self._deadline(attempts, host)
-        now = self._backend.time()
         started = self._backend.connect(item[0], item[1], item[2], deadline, self._keep)
         if isinstance(started, ConnectResult):
             if started.outcome is Outcome.UNREACHABLE and started.errno in _NO_ROUTE:
@@ -544,6 +544,7 @@ class Prober:
             return True
         self._in_flight += 1
         self._pending.add(started)
+        now = self._backend.time()  # only a pending connect is shown as waited on
         later = max(0, self._allowed(host) - attempts) * self.rtt.ceiling
         self.stats.pending_connects[item[1], item[2]] = (now, now + deadline + later)
         started.add_done_callback(
