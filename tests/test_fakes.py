@@ -15,8 +15,7 @@ import support
 import XenAPI
 
 from xendiscover._fingerprint._libvirt import AUTH_LIST_REQUEST, parse_auth_list
-from xendiscover.testing import _servers
-from xendiscover.testing._servers import (
+from xendiscover.testing import (
     FakeHttpServer,
     FakeLibvirt,
     FakeResetter,
@@ -226,13 +225,25 @@ async def test_close_drops_open_connections() -> None:
 
 def test_public_names_are_documented_and_exported() -> None:
     import xendiscover.testing as testing
+    from xendiscover.testing import _decoys, _libvirt, _server, _xapi, _xend
 
-    for name in _servers.__all__:
-        value = getattr(_servers, name)
-        if callable(value):
-            assert inspect.getdoc(value), name
-        assert getattr(testing, name) is value
-        assert name in testing.__all__
+    modules = (_decoys, _libvirt, _server, _xapi, _xend)
+    for module in modules:
+        assert inspect.getdoc(module), module.__name__
+        for name in module.__all__:
+            value = getattr(module, name)
+            if callable(value):
+                assert inspect.getdoc(value), name
+            assert getattr(testing, name) is value
+            assert name in testing.__all__
+    servers = {
+        name
+        for name in testing.__all__
+        if isinstance(getattr(testing, name), type)
+        and issubclass(getattr(testing, name), testing.FakeServer)
+    }
+    homes = {name: [m.__name__ for m in modules if name in m.__all__] for name in servers}
+    assert all(len(found) == 1 for found in homes.values()), homes
     for cls in (FakeXapi, FakeXendRelocation, FakeLibvirt):
         for attr in ("start", "close", "port", "host", "url", "received", "open_connections"):
             assert inspect.getdoc(getattr(cls, attr)), attr

@@ -27,8 +27,8 @@ from xendiscover._fingerprint import (
 from xendiscover._fingerprint._driver import RESOURCE_ATTEMPTS, exchange
 from xendiscover._fingerprint._xend import HOSTS_ALLOW_EVIDENCE
 from xendiscover._model import Fingerprint, Service, Verdict
-from xendiscover.testing import FakeBackend
-from xendiscover.testing._servers import (
+from xendiscover.testing import (
+    FakeBackend,
     FakeHttpServer,
     FakeLibvirt,
     FakeResetter,

@@ -46,7 +46,7 @@ from xendiscover._fingerprint._xend import (
 )
 from xendiscover._model import Fingerprint
 from xendiscover.testing import DEFAULT_XEND_METHODS, fake_certificate_pem
-from xendiscover.testing._servers import _xenapi_names
+from xendiscover.testing._xend import _xenapi_names
 
 NONCE = "0f6a3c2e-54b1-4f7d-9c1e-8a2b3c4d5e6f"
 

@@ -40,7 +40,7 @@ from xendiscover._fingerprint._xapi import (
 from xendiscover._fingerprint._xend import parse_http, parse_relocation, parse_xmlrpc
 from xendiscover._model import Fingerprint, Product
 from xendiscover.testing import FakeLibvirt, FakeXapi, FakeXenOrchestra, XapiIdentity
-from xendiscover.testing._servers import (
+from xendiscover.testing._xapi import (
     _XAPI_403,
     _XAPI_404,
     _XAPI_ERROR_HEADERS,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from xendiscover._model import Service, Verdict
-from xendiscover.testing._servers import (
+from xendiscover.testing import (
     FakeHttpServer,
     FakeLibvirt,
     FakeServer,
