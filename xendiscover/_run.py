@@ -170,16 +170,6 @@ class RunInfo:
                 index += end - start + 1
         return False
 
-    def plan_key(self) -> tuple[object, ...]:
-        """What the shards of one plan share: version, targets, exclusions, ports, count."""
-        return (
-            self.version,
-            frozenset(self.resolved),
-            frozenset(self.exclude),
-            frozenset(self.ports),
-            self.shard[1],
-        )
-
 
 @functools.lru_cache(maxsize=64)
 def _target_space(resolved: tuple[str, ...]) -> TargetSpace:

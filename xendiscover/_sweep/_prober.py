@@ -172,19 +172,6 @@ class ScanStats:
             grown = count - before.outcomes.get(outcome, 0)
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + grown
 
-    def waiting_for(self) -> str:
-        """What the job is waiting for now, in a few words (for a display or a summary).
-
-        The sweep's probes while it runs; then the open ports still being
-        fingerprinted and named (a silent port holds its worker for its whole
-        deadline, 12 s on 8002); then nothing.
-        """
-        if self.sweep_seconds is None and self.total and self.done < self.total:
-            return f"the sweep ({self.total - self.done:,} probes left)"
-        if self.fingerprinting or self.waiting:
-            return f"fingerprints ({self.fingerprinting + self.waiting:,} open ports left)"
-        return "nothing"
-
     def as_dict(self) -> dict[str, object]:
         """The counters as a JSON-ready dictionary (outcomes by name)."""
         return {
