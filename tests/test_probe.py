@@ -3,15 +3,19 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xendiscover import Outcome, ScanStats
 from xendiscover._backend import outcome_of_errno
 from xendiscover._sweep._prober import (
+    _PREFIXES_KEPT,
     RESOURCE_RETRY_LIMIT,
     Item,
     Prober,
     ProbeResult,
     RttEstimator,
+    RttTable,
     _icmp_verdict,
     silent_attempts,
 )
@@ -394,3 +398,126 @@ async def test_a_second_port_with_a_third_partys_host_unreachable_ends_the_addre
     results = await run_items(prober, per_address(["10.0.0.1"]))
     assert {r.outcome for r in results.values()} == {Outcome.UNREACHABLE}
     assert [a for a, _ in connector.attempts].count("10.0.0.1") == 7  # no retry at all
+
+
+async def test_a_third_partys_host_unreachable_leaves_the_silent_ports_to_their_retries() -> None:
+    # One port's router "host unreachable" is not believed for the others:
+    # the silent ports are still retried and end as timeouts, not as
+    # "unreachable" (which only a second port's vote would make them).
+    connector = FakeBackend({("10.0.0.1", 443): "routed", "10.0.0.1": "dark"}, pending=True)
+    prober = Prober(connector, timeout=1.0, retries=2, window=64, report=EVERY, ports=7)
+    results = await run_items(prober, per_address(["10.0.0.1"]))
+    outcomes = {p: r.outcome for (_, p), r in results.items()}
+    assert outcomes.pop(443) is Outcome.UNREACHABLE
+    assert set(outcomes.values()) == {Outcome.TIMEOUT}
+    assert all(results[("10.0.0.1", p)].attempts > 1 for p in outcomes)  # retried
+
+
+@pytest.mark.parametrize("pending", [True, False])
+async def test_an_answered_connect_is_no_longer_listed_as_pending(pending: bool) -> None:
+    # The live display lists the connects still waiting: once every answer
+    # is in, none may be left listed (open, closed, silent or unreachable).
+    backend = FakeBackend(
+        {"10.4.0.1": "open", "10.4.0.2": "closed", "10.4.0.3": "unreachable"},
+        default="dark",
+        pending=pending,
+    )
+    stats = ScanStats()
+    prober = Prober(backend, timeout=1.0, retries=1, window=8, report=EVERY, stats=stats)
+    answered = []
+    async with asyncio.timeout(10):
+        async for result in prober.run(per_address([f"10.4.0.{n}" for n in range(1, 6)])):
+            answered.append((result.address, result.port))
+            assert not set(answered) & set(stats.pending_connects)  # none still listed
+    assert len(answered) == 5 * 7
+    assert stats.pending_connects == {}
+
+
+def test_the_summary_counts_what_the_sweep_counted() -> None:
+    # The -v summary (JSON) carries each counter under its own name.
+    stats = ScanStats(total=9, done=7, open=2, attempts=11, retries=3, backoffs=1)
+    stats.outcomes = {Outcome.OPEN: 2, Outcome.TIMEOUT: 5}
+    stats.silent_hosts = 4
+    summary = stats.as_dict()
+    assert {k: summary[k] for k in ("total", "done", "open", "attempts", "retries")} == {
+        "total": 9,
+        "done": 7,
+        "open": 2,
+        "attempts": 11,
+        "retries": 3,
+    }
+    assert summary["backoffs"] == 1
+    assert summary["silent_hosts"] == 4
+    assert summary["outcomes"] == {"open": 2, "timeout": 5}
+
+
+def test_a_neighbourhood_keeps_its_history_through_one_slow_answer() -> None:
+    # Twenty answers in 10 ms, then one in 300 ms: the /24's deadline moves
+    # up, but stays below what that one slow answer alone would give.
+    table = RttTable(ceiling=5.0, floor=0.01)
+    for _ in range(20):
+        table.sample("10.1.0.0", 0.010)
+    table.sample("10.1.0.0", 0.300)
+    alone = RttTable(ceiling=5.0, floor=0.01)
+    alone.sample("10.2.0.0", 0.300)
+    assert 0.03 < table.near("10.1.0.0").timeout < alone.near("10.2.0.0").timeout
+
+
+def test_a_neighbourhood_deadline_never_goes_below_the_floor() -> None:
+    table = RttTable(ceiling=3.0, floor=0.25)
+    for _ in range(10):
+        table.sample("10.1.0.0", 0.0004)
+    assert table.near("10.1.0.0").timeout == pytest.approx(0.25)
+    assert table.overall.timeout == pytest.approx(0.25)
+
+
+def test_the_table_forgets_the_oldest_neighbourhood_past_its_bound() -> None:
+    # A sweep of a /8 answers from more /24s than the table keeps: it stays
+    # bounded, the oldest falls back to the global estimate, the newest keep
+    # their own.
+    table = RttTable(ceiling=3.0, floor=0.01)
+    table.sample("10.0.0.0", 1.0)  # the slow first one
+    for n in range(1, _PREFIXES_KEPT + 1):
+        table.sample(f"10.{n // 256}.{n % 256}.0", 0.02)
+    assert table.near("10.0.0.0") is table.overall
+    newest = table.near(f"10.{_PREFIXES_KEPT // 256}.{_PREFIXES_KEPT % 256}.0")
+    assert newest is not table.overall
+    assert newest.timeout == pytest.approx(0.06)
+
+
+_snapshots = st.lists(
+    st.tuples(st.integers(0, 50), st.integers(0, 5), st.integers(0, 50)), max_size=6
+)
+
+
+def _growing(steps: list[tuple[int, int, int]]) -> list[ScanStats]:
+    """Successive progress snapshots of one probe process (totals so far)."""
+    done = opened = timeouts = 0
+    out = []
+    for d, o, t in steps:
+        done, opened, timeouts = done + d, opened + o, timeouts + t
+        snapshot = ScanStats(done=done, open=opened, attempts=done + timeouts)
+        snapshot.outcomes = {Outcome.OPEN: opened, Outcome.TIMEOUT: timeouts}
+        out.append(snapshot)
+    return out
+
+
+@given(_snapshots, _snapshots)
+def test_progress_from_two_probe_processes_adds_up_to_their_totals(
+    first: list[tuple[int, int, int]], second: list[tuple[int, int, int]]
+) -> None:
+    # Each process reports totals so far; the scan adds what grew since the
+    # last report, so its counters end as the sum of the processes' last ones.
+    merged = ScanStats()
+    streams = [_growing(first), _growing(second)]
+    before = [ScanStats(), ScanStats()]
+    for index in range(max(len(first), len(second))):
+        for process, stream in enumerate(streams):
+            if index < len(stream):
+                merged.add_growth(stream[index], before[process])
+                before[process] = stream[index]
+    for name in ("done", "open", "attempts"):
+        assert getattr(merged, name) == getattr(before[0], name) + getattr(before[1], name)
+    for outcome in (Outcome.OPEN, Outcome.TIMEOUT):
+        expected = before[0].outcomes.get(outcome, 0) + before[1].outcomes.get(outcome, 0)
+        assert merged.outcomes.get(outcome, 0) == expected
