@@ -178,6 +178,9 @@ async def test_refused_port_is_unknown_and_stops() -> None:
     # nothing listens there now: the kernel refuses
     found = await fingerprint_port(host, port, timeout=DEADLINE)
     assert found == Fingerprint(None, "unknown", "connection refused")
+    probe = next(p for p in PROBES if p.name == "xend-http")
+    result = await run_probe(probe, host, port, timeout=DEADLINE)
+    assert (result.ending, result.received) == ("refused", 0)  # no byte from nobody
 
 
 async def test_partial_reply_then_silence_is_unknown_within_one_deadline(

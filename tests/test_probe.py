@@ -521,3 +521,33 @@ def test_progress_from_two_probe_processes_adds_up_to_their_totals(
     for outcome in (Outcome.OPEN, Outcome.TIMEOUT):
         expected = before[0].outcomes.get(outcome, 0) + before[1].outcomes.get(outcome, 0)
         assert merged.outcomes.get(outcome, 0) == expected
+
+
+async def test_a_resource_error_uses_up_no_attempt() -> None:
+    # At the open-file limit (connects past 4 pending fail with EMFILE) the
+    # sweep backs off and retries; every address still gets exactly the
+    # attempts it gets with files to spare, and the same outcome.
+    def sweep_with(capacity: int | None) -> tuple[FakeBackend, ScanStats, Prober]:
+        backend = FakeBackend(
+            {"10.6.0.1": "open", "10.6.0.2": "closed"},
+            default="dark",
+            pending=True,
+            capacity=capacity,
+        )
+        stats = ScanStats()
+        prober = Prober(backend, timeout=1.0, retries=2, window=32, report=EVERY, stats=stats)
+        return backend, stats, prober
+
+    addresses = [f"10.6.0.{n}" for n in range(1, 17)]
+    _, spare_stats, spare = sweep_with(None)
+    spare_results = await run_items(spare, per_address(addresses, ports=(80,)))
+    _, tight_stats, tight = sweep_with(4)
+    tight_results = await run_items(tight, per_address(addresses, ports=(80,)))
+    assert tight_stats.backoffs > 0
+    assert spare_stats.backoffs == 0
+    # Each back-off answered one connect that never left this machine; the
+    # rest are the same connects, as many as with files to spare.
+    assert tight_stats.attempts - tight_stats.backoffs == spare_stats.attempts
+    assert {k: (r.outcome, r.attempts) for k, r in tight_results.items()} == {
+        k: (r.outcome, r.attempts) for k, r in spare_results.items()
+    }
