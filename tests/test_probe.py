@@ -17,6 +17,7 @@ from xendiscover._sweep._prober import (
     RttEstimator,
     RttTable,
     _icmp_verdict,
+    prefix_of,
     silent_attempts,
 )
 from xendiscover.testing import FakeBackend
@@ -464,11 +465,12 @@ def test_a_neighbourhood_keeps_its_history_through_one_slow_answer() -> None:
 
 
 def test_a_neighbourhood_deadline_never_goes_below_the_floor() -> None:
-    table = RttTable(ceiling=3.0, floor=0.25)
-    for _ in range(10):
-        table.sample("10.1.0.0", 0.0004)
-    assert table.near("10.1.0.0").timeout == pytest.approx(0.25)
-    assert table.overall.timeout == pytest.approx(0.25)
+    for floor in (0.1, 0.4):
+        table = RttTable(ceiling=3.0, floor=floor)
+        for _ in range(10):
+            table.sample("10.1.0.0", 0.0004)
+        assert table.near("10.1.0.0").timeout == pytest.approx(floor)
+        assert table.overall.timeout == pytest.approx(floor)
 
 
 def test_the_table_forgets_the_oldest_neighbourhood_past_its_bound() -> None:
@@ -551,3 +553,23 @@ async def test_a_resource_error_uses_up_no_attempt() -> None:
     assert {k: (r.outcome, r.attempts) for k, r in tight_results.items()} == {
         k: (r.outcome, r.attempts) for k, r in spare_results.items()
     }
+
+
+def test_a_neighbourhood_is_the_addresss_24_or_64() -> None:
+    assert prefix_of("192.0.2.7") == prefix_of("192.0.2.250") != prefix_of("192.0.3.7")
+    assert prefix_of("2001:db8:1:2::5") == prefix_of("2001:db8:1:2:ffff::1")
+    assert prefix_of("2001:db8:1:2::5") != prefix_of("2001:db8:1:3::5")
+    assert prefix_of("2001:db8:1:2::5") != prefix_of("192.0.2.7")
+
+
+async def test_results_never_taken_have_their_kept_connections_closed() -> None:
+    # The consumer stops after the first open port: the others the sweep had
+    # already found (and kept connected) are closed, not leaked.
+    backend = FakeBackend(default="open", pending=True)  # answers arrive together
+    prober = Prober(backend, timeout=1.0, retries=0, window=64, report=EVERY, keep=True)
+    results = prober.run(per_address([f"10.8.0.{n}" for n in range(1, 9)]))
+    first = await anext(results)
+    assert first.connection is not None
+    await results.aclose()
+    first.connection.close()  # ours to close, as the taker of the result
+    assert not backend.kept

@@ -449,9 +449,7 @@ class Prober:
                 job = self._next_job()
                 if job is None:
                     if not self._pending:
-                        if not self._ready:
-                            return
-                        continue
+                        return  # nothing to start, nothing to wait for, all yielded
                     await self._wait()
                     continue
                 await self._admit()
