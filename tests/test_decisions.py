@@ -8,7 +8,7 @@ bytes it saw, never a verdict and never an exception.
 from __future__ import annotations
 
 from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, PROBES, fingerprint_port, probe_plan
-from xendiscover._fingerprint._common import Continue, ReplyError
+from xendiscover._fingerprint._common import Continue, NeedMoreData, ReplyError
 from xendiscover._fingerprint._driver import exchange
 from xendiscover._model import Finding, Fingerprint, Product, group_findings
 from xendiscover.testing import FakeBackend, FakeService
@@ -42,6 +42,19 @@ async def test_a_parser_asking_for_more_after_the_close_gets_unknown() -> None:
     assert result.fingerprint.verdict == "unknown"
     assert result.fingerprint.evidence.startswith("asked for more after the close")
     assert "hello" in result.fingerprint.evidence
+
+
+async def test_a_parser_still_waiting_after_the_close_gets_unknown() -> None:
+    # NeedMoreData once the peer has closed breaks the contract too: nothing
+    # more can come, so the exchange ends as unknown, saying so, with the bytes.
+    def parse(data: bytes, closed: bool) -> Fingerprint:
+        raise NeedMoreData
+
+    result = await exchange(backend_with(b"partial"), PEER, 9, b"x", parse, tls=False, timeout=2.0)
+    assert (result.fingerprint.service, result.fingerprint.verdict) == (None, "unknown")
+    assert result.fingerprint.evidence.startswith("closed")
+    assert "partial" in result.fingerprint.evidence
+    assert result.ending == "closed"
 
 
 XEN_ORCHESTRA_LOGIN = (
