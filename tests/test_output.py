@@ -189,9 +189,14 @@ def test_all_shows_each_machine_then_its_services(scan: Scan) -> None:
     service_lines = [line[2:].split("\t") for line in lines if line.startswith("  ")]
     assert len(machine_lines) == 7
     assert len(service_lines) == len(scan.findings)
-    assert all(len(row) == 5 for row in machine_lines)
+    assert all(len(row) == 6 for row in machine_lines)
     assert all(len(row) == 4 for row in service_lines)
-    assert machine_lines[0] == [NAMES[POLAR], POLAR, "confirmed", "ptr", "-"]
+    assert machine_lines[0][:5] == [NAMES[POLAR], POLAR, "confirmed", "ptr", "-"]
+    # The last field is the machine's product, as the default view shows it.
+    for row, machine in zip(machine_lines, scan.machines, strict=True):
+        product = machine.product
+        assert row[5] == ("-" if product is None else product.describe())
+    assert machine_lines[0][5].startswith("xend")
     decoy = next(row for row in service_lines if row[0].startswith(DECOY + ":"))
     assert decoy[1:3] == ["-", "not-xen"]
 
@@ -549,7 +554,7 @@ def test_line_formats_keep_one_record_per_line(findings: list[Finding]) -> None:
     assert len(format_jsonl(findings).splitlines()) == len(findings)
     lines = format_all(group_findings(findings)).split("\n")[:-1]
     assert len([line for line in lines if line.startswith("  ")]) == len(findings)
-    assert all(line.count("\t") in (3, 4) for line in lines)
+    assert all(line.count("\t") in (3, 5) for line in lines)  # service, machine
 
 
 # --------------------------------------------------------------------------- schema

@@ -110,7 +110,7 @@ def test_text_is_one_printable_line_per_machine(found: list[Finding], view: View
         assert len(lines) == len(hosts) + sum(len(h.services) for h in hosts)
         machine_lines = [line for line in lines if not line.startswith("  ")]
         assert len(machine_lines) == len(hosts)
-        assert all(line.count("\t") == 4 for line in machine_lines)
+        assert all(line.count("\t") == 5 for line in machine_lines)
         assert all(line.count("\t") == 3 for line in lines if line.startswith("  "))
     else:
         assert len(lines) == len(hosts)

@@ -425,7 +425,10 @@ def test_every_port_line_carries_its_machine() -> None:
 
 def test_all_puts_the_key_first_and_other_names_later() -> None:
     line = format_all(group_findings(_xapi_host())).splitlines()[0].split("\t")
-    assert line == ["10.0.0.12", "10.0.0.12", "confirmed", "ptr-unconfirmed: polar.lab.test", UUID]
+    key, addresses, verdict, other_name, uuid, product = line
+    assert (key, addresses, verdict) == ("10.0.0.12", "10.0.0.12", "confirmed")
+    assert (other_name, uuid) == ("ptr-unconfirmed: polar.lab.test", UUID)
+    assert product == "-"  # the findings name no product
     confirmed = [
         Finding("10.0.0.7", 8002, "xend-relocation", "confirmed", "", 0, "xen7.lab.test", "ptr")
     ]

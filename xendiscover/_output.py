@@ -235,18 +235,21 @@ def format_all(hosts: Sequence[Host]) -> str:
     The machine line: its key (a confirmed name, else its address: what
     ``cut -f1`` gives, one per machine), its addresses, its verdict, any
     other name with its source (``ptr-unconfirmed: NAME``; the source alone
-    when the name is the key; ``-`` if none) and its UUID (``-`` if none); a
-    service line: ``address:port``, service (``-`` if none), verdict,
-    evidence. All tab-separated.
+    when the name is the key; ``-`` if none), its UUID (``-`` if none) and
+    its product (``XCP-ng 8.3 (xapi >= 25.2.0)``, ``-`` if none); a service
+    line: ``address:port``, service (``-`` if none), verdict, evidence. All
+    tab-separated.
     """
     out = []
     for host in hosts:
+        product = host.product
         cells = (
             host.key,
             ",".join(host.addresses),
             host.verdict,
             _other_name(host),
             host.host_uuid or "-",
+            "-" if product is None else product.describe(),
         )
         out.append("\t".join(_cell(c) for c in cells) + "\n")
         out.extend(_service_line(s) for s in host.services)
