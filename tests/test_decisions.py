@@ -57,6 +57,57 @@ async def test_a_parser_still_waiting_after_the_close_gets_unknown() -> None:
     assert result.ending == "closed"
 
 
+async def test_a_deadline_mid_conversation_gets_the_parsers_final_word() -> None:
+    # The parser read a first reply and asked for a next step; the peer then
+    # fell silent without closing. At the deadline, what did come decides.
+    def parse(data: bytes, closed: bool) -> Fingerprint | Continue:
+        if closed:
+            return Fingerprint("xapi", "likely", f"final word on {len(data)} bytes")
+        return Continue(1, b"step two")
+
+    def reply(received: bytes) -> bytes:
+        return b"first reply" + (b", second" if b"step two" in received else b"")
+
+    service = FakeService(reply, close=False)
+    backend = FakeBackend({PEER: "open"}, services={(PEER, 9): service})
+    result = await exchange(backend, PEER, 9, b"x", parse, tls=False, timeout=2.0)
+    assert result.ending == "deadline"
+    assert result.fingerprint == Fingerprint("xapi", "likely", "final word on 19 bytes")
+    # The parser asked for step 1 after each reply; it was sent once.
+    assert service.received == [b"xstep two"]
+
+
+async def test_a_deadline_mid_reply_is_unknown_saying_why_with_the_bytes() -> None:
+    # A parser still waiting for the rest of one reply has no verdict.
+    def parse(data: bytes, closed: bool) -> Fingerprint:
+        raise NeedMoreData
+
+    backend = FakeBackend(
+        {PEER: "open"}, services={(PEER, 9): FakeService(b"HTTP/1.1 200", close=False)}
+    )
+    result = await exchange(backend, PEER, 9, b"x", parse, tls=False, timeout=2.0)
+    assert result.ending == "deadline"
+    assert (result.fingerprint.service, result.fingerprint.verdict) == (None, "unknown")
+    assert "HTTP/1.1 200" in result.fingerprint.evidence
+
+
+async def test_the_read_cap_ends_a_reply_that_never_decides() -> None:
+    # A banner, then (asked for more) a stream without end: the exchange
+    # stops at the cap, reads no byte past it, and says so.
+    def parse(data: bytes, closed: bool) -> Continue:
+        if closed:
+            raise NeedMoreData
+        return Continue(1, b"go on")
+
+    streamer = FakeService(b"A" * 5000, greeting=b"B" * 600, close=False)
+    backend = FakeBackend({PEER: "open"}, services={(PEER, 9): streamer})
+    result = await exchange(backend, PEER, 9, b"", parse, tls=False, timeout=2.0, cap=1000)
+    assert streamer.received == [b"go on"]
+    assert (result.ending, result.received) == ("cap", 1000)
+    assert result.fingerprint.verdict == "unknown"
+    assert "1000 bytes" in result.fingerprint.evidence
+
+
 XEN_ORCHESTRA_LOGIN = (
     b"HTTP/1.1 302 Found\r\nLocation: /signin\r\n"
     b"Set-Cookie: connect.sid=s%3Aabc; Path=/\r\nContent-Length: 0\r\n\r\n"
