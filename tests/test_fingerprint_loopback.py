@@ -171,6 +171,26 @@ async def test_reset_mid_reply_is_not_xen_or_unknown() -> None:
     assert elapsed < 3 * DEADLINE
 
 
+async def test_a_reset_mid_reply_is_an_error_that_says_so() -> None:
+    # The half reply is kept as evidence; the port is not given up (an
+    # "error" ending lets the next probe try, unlike a deadline or the cap).
+    probe = next(p for p in PROBES if p.name == "xend-http")
+    async with FakeResetter(address()) as resetter:
+        result = await run_probe(probe, resetter.host, resetter.port, timeout=DEADLINE)
+    assert result.ending == "error"
+    assert result.fingerprint.verdict == "unknown"
+    assert result.fingerprint.evidence.startswith("connection reset")
+    assert "HTTP/1.1 200 OK" in result.fingerprint.evidence
+
+
+async def test_a_tls_probe_of_a_plain_server_is_an_error_that_says_so() -> None:
+    probe = next(p for p in PROBES if p.name == "xapi-page-tls")
+    async with FakeHttpServer(address()) as web:
+        result = await run_probe(probe, web.host, web.port, timeout=DEADLINE)
+    assert result.ending == "error"
+    assert result.fingerprint.evidence.startswith("TLS failed")
+
+
 async def test_refused_port_is_unknown_and_stops() -> None:
     with socket.socket() as sock:
         sock.bind((address(), 0))
