@@ -11,7 +11,7 @@ from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, PROBES, fingerprint
 from xendiscover._fingerprint._common import Continue, NeedMoreData, ReplyError
 from xendiscover._fingerprint._driver import exchange
 from xendiscover._model import Finding, Fingerprint, Product, group_findings
-from xendiscover.testing import FakeBackend, FakeService
+from xendiscover.testing import XAPI_RELEASES, FakeBackend, FakeService
 
 PEER = "10.7.0.1"
 
@@ -252,6 +252,27 @@ async def test_a_likely_xapi_gets_only_xapis_own_probes_and_stays_likely() -> No
     later = [tuple(r.split(b" ", 2)[:2]) for r in service.received[1:] if r]
     assert later  # xapi's probes were asked to confirm it
     assert all(r in xapi_requests for r in later), later
+
+
+async def test_a_likely_xapi_still_gets_its_product_from_its_landing_page() -> None:
+    # XML-RPC meets xapi's 404 page (likely); the landing page, asked for
+    # after, names the release: the follow-up goes to the same address and
+    # port, and what it shows becomes the product.
+    landing = XAPI_RELEASES["xenserver-7.1"].page
+    page = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(landing), landing)
+    not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(XAPI_404),
+        XAPI_404,
+    )
+
+    def reply(received: bytes) -> bytes:
+        return page if received.startswith(b"GET / ") else not_found
+
+    backend = FakeBackend({PEER: "open"}, services={(PEER, 80): FakeService(reply)})
+    found = await fingerprint_port(PEER, 80, backend=backend, timeout=2.0)
+    assert (found.service, found.verdict) == ("xapi", "likely")
+    assert found.product is not None
+    assert (found.product.name, found.product.version) == ("XenServer", "7.1.2")
 
 
 async def test_a_port_that_refuses_ends_its_fingerprint_at_once() -> None:
