@@ -573,3 +573,19 @@ async def test_results_never_taken_have_their_kept_connections_closed() -> None:
     await results.aclose()
     first.connection.close()  # ours to close, as the taker of the result
     assert not backend.kept
+
+
+@pytest.mark.parametrize("rate", [50.0, 400.0])
+async def test_a_rate_cap_spaces_the_connects_out_and_no_more(rate: float) -> None:
+    # --rate: 200 connects at `rate` per second take 200 / rate seconds of
+    # (virtual) time, give or take the cap's small burst; uncapped, none.
+    count = 200
+    capped = FakeBackend(default="closed")
+    prober = Prober(capped, timeout=1.0, retries=0, window=64, report=EVERY, rate=rate)
+    found = await run_items(prober, [(V4, f"10.9.{i // 256}.{i % 256}", 80) for i in range(count)])
+    assert len(found) == count
+    assert (count - 1) / rate - 0.02 <= capped.time() <= count / rate + 0.02
+    free = FakeBackend(default="closed")
+    prober = Prober(free, timeout=1.0, retries=0, window=64, report=EVERY)
+    await run_items(prober, [(V4, f"10.9.{i // 256}.{i % 256}", 80) for i in range(count)])
+    assert free.time() < 0.02
