@@ -281,3 +281,12 @@ async def test_a_port_that_refuses_ends_its_fingerprint_at_once() -> None:
     assert (found.service, found.verdict) == (None, "unknown")
     assert "refused" in found.evidence
     assert backend.streams == [(PEER, 80)]  # one connect, not one per probe
+
+
+async def test_a_port_given_no_time_is_unknown_and_never_connected() -> None:
+    # The pipeline never asks this (a plan refuses --timeout 0), but the
+    # driver must not connect, or say anything but "not probed", without time.
+    backend = FakeBackend({PEER: "open"}, services={(PEER, 8002): FakeService(b"(ok)")})
+    found = await fingerprint_port(PEER, 8002, backend=backend, timeout=0.0)
+    assert found == Fingerprint(None, "unknown", "not probed")
+    assert backend.streams == []
