@@ -17,7 +17,7 @@ from xendiscover._fingerprint import fingerprint_port
 from xendiscover._fingerprint._tls import certificate_key, host_names, pool_uuid, xapi_identity
 from xendiscover._model import Finding, group_findings
 from xendiscover._output import ansible_inventory, format_text
-from xendiscover.testing import FakeResolver, FakeXapi, XapiIdentity
+from xendiscover.testing import XAPI_RELEASES, FakeResolver, FakeXapi, XapiIdentity, XapiRelease
 
 _addresses = (f"127.69.{a}.{b}" for a, b in itertools.product(range(1, 250), range(2, 250)))
 
@@ -261,3 +261,19 @@ def test_no_private_key_ships_in_the_package() -> None:
     for path in shipped:
         assert path.suffix not in {".pem", ".key", ".p12", ".crt"}, path
         assert b"PRIVATE KEY-----" not in path.read_bytes(), path
+
+
+async def test_the_pool_certificate_raises_the_products_version_floor() -> None:
+    # A xapi whose listMethods shows no message newer than 1.249 but which
+    # serves a pool certificate (xapi >= 1.291): the product keeps both clues.
+    release = XapiRelease(
+        "XCP-ng 8.2.1", "1.249.0", "compact", XAPI_RELEASES["xcp-ng-8.2"].page, "301"
+    )
+    identity = XapiIdentity("xen9.pool.example")
+    async with FakeXapi(address(), tls=True, identity=identity, release=release) as xapi:
+        found = await fingerprint_port(xapi.host, xapi.port, timeout=2.0)
+    assert (found.service, found.verdict) == ("xapi", "confirmed")
+    assert found.product is not None
+    assert found.product.info is not None
+    assert ">= 1.291" in found.product.info
+    assert "pool certificate" in found.product.evidence
