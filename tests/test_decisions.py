@@ -80,6 +80,7 @@ async def test_a_deadline_mid_conversation_gets_the_parsers_final_word() -> None
 async def test_a_deadline_mid_reply_is_unknown_saying_why_with_the_bytes() -> None:
     # A parser still waiting for the rest of one reply has no verdict.
     def parse(data: bytes, closed: bool) -> Fingerprint:
+        assert data == b"HTTP/1.1 200"  # every byte so far, and only those
         raise NeedMoreData
 
     backend = FakeBackend(
