@@ -47,7 +47,7 @@ def _example(fmt: str) -> str:
     from xendiscover._model import Product
     from xendiscover._output import format_run_json, render
 
-    polar = {"hostname": "polar.inf.ufsm.br", "hostname_source": "ptr"}
+    polar: dict[str, Any] = {"hostname": "polar.inf.ufsm.br", "hostname_source": "ptr"}
     uuid = "5b0e3a52-6d1c-4f0e-9a77-2c1e8f3b9d40"
     xend = Product(
         "xend",
