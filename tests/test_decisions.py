@@ -7,7 +7,13 @@ bytes it saw, never a verdict and never an exception.
 
 from __future__ import annotations
 
-from xendiscover._fingerprint import MAX_DEADLINES_PER_PORT, PROBES, fingerprint_port, probe_plan
+from xendiscover._fingerprint import (
+    MAX_DEADLINES_PER_PORT,
+    PROBES,
+    fingerprint_port,
+    probe_plan,
+    run_probe,
+)
 from xendiscover._fingerprint._common import Continue, NeedMoreData, ReplyError
 from xendiscover._fingerprint._driver import exchange
 from xendiscover._model import Finding, Fingerprint, Product, group_findings
@@ -291,3 +297,19 @@ async def test_a_port_given_no_time_is_unknown_and_never_connected() -> None:
     found = await fingerprint_port(PEER, 8002, backend=backend, timeout=0.0)
     assert found == Fingerprint(None, "unknown", "not probed")
     assert backend.streams == []
+
+
+async def test_every_http_probe_names_the_address_it_asks_in_its_host_header() -> None:
+    # xend builds its links from Host and, without one, resolves dom0's own
+    # name (a 500, or no answer in time): every HTTP probe sends the address.
+    checked = []
+    for address, host in (("10.7.0.9", b"10.7.0.9"), ("2001:db8::9", b"[2001:db8::9]")):
+        for probe in (p for p in PROBES if not p.tls):
+            service = FakeService(b"")
+            backend = FakeBackend({address: "open"}, services={(address, 80): service})
+            await run_probe(probe, address, 80, timeout=1.0, backend=backend)
+            request = service.received[0]
+            if request.startswith((b"GET ", b"POST ", b"OPTIONS ")):
+                assert b"\r\nHost: " + host + b"\r\n" in request, (probe.name, request)
+                checked.append(probe.name)
+    assert {"xend-http", "xapi-xmlrpc", "xapi-jsonrpc"} <= set(checked)
