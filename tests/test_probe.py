@@ -589,3 +589,25 @@ async def test_a_rate_cap_spaces_the_connects_out_and_no_more(rate: float) -> No
     prober = Prober(free, timeout=1.0, retries=0, window=64, report=EVERY)
     await run_items(prober, [(V4, f"10.9.{i // 256}.{i % 256}", 80) for i in range(count)])
     assert free.time() < 0.02
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"timeout": 0.0}, {"retries": -1}, {"window": 0}, {"rate": 0.0}, {"rate": -5.0}],
+)
+def test_a_prober_refuses_settings_it_cannot_honour(bad: dict[str, float]) -> None:
+    settings: dict[str, float] = {"timeout": 1.0, "retries": 0, "window": 1} | bad
+    with pytest.raises(ValueError, match="must be"):
+        Prober(FakeBackend(), **settings)  # type: ignore[arg-type]
+
+
+async def test_a_prober_takes_the_smallest_settings_it_can_honour() -> None:
+    # One slot, no retry, half a connect per second: slow, but it works.
+    backend = FakeBackend({"10.2.0.1": "open"}, default="closed")
+    prober = Prober(backend, timeout=1.0, retries=0, window=1, rate=0.5, report=EVERY)
+    found = await run_items(prober, per_address(["10.2.0.1", "10.2.0.2"], ports=(80,)))
+    assert {k: r.outcome for k, r in found.items()} == {
+        ("10.2.0.1", 80): Outcome.OPEN,
+        ("10.2.0.2", 80): Outcome.CLOSED,
+    }
+    assert backend.time() >= 1.9  # the second connect waited its turn at 0.5/s
