@@ -637,10 +637,7 @@ def _list_targets(
         out = _console.reserve(path)
         resolved = asyncio.run(_resolve_targets(targets, options))
         text = listing(targets, options, resolved=resolved, as_json=as_json)
-        if out is None:
-            _console.write_stdout(text)
-        else:
-            out.commit(text)
+        _console.write_output(text, out)
     except _console.PipeClosed:
         raise typer.Exit(_console.EXIT_PIPE) from None
     except _console.OutputError as exc:
@@ -650,9 +647,6 @@ def _list_targets(
         if out is not None:
             out.discard()
         raise _UsageError(str(exc)) from None
-    except OSError as exc:
-        typer.echo(f"xendiscover: error: cannot write {path}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(_console.EXIT_OUTPUT) from None
     raise typer.Exit(0)
 
 

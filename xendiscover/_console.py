@@ -534,10 +534,8 @@ def deliver(result: RunResult, text: str | None, out: OutputFile | None) -> None
     if result.pipe_closed:
         return
     try:
-        if out is None:
-            write_stdout(text)
-        elif result.complete:
-            out.commit(text)
+        if out is None or result.complete:
+            write_output(text, out)
         else:
             partial = out.keep_partial(text)
             _note(f"{out.path} left as it was; what was found is in {partial}")
@@ -545,10 +543,25 @@ def deliver(result: RunResult, text: str | None, out: OutputFile | None) -> None
         result.pipe_closed = True
     except OutputError as exc:
         result.output_error = str(exc)
-    except OSError as exc:
+    except OSError as exc:  # keep_partial
         result.output_error = f"cannot write {out.path if out else 'the output'}: {exc.strerror}"
-        if out is not None:
-            out.discard()
+
+
+def write_output(text: str, out: OutputFile | None) -> None:
+    """Write ``text`` to stdout, or replace ``-o FILE`` with it (all or nothing).
+
+    Raises:
+        PipeClosed: Nobody reads stdout any more.
+        OutputError: stdout or the file cannot be written (the file is unchanged).
+    """
+    if out is None:
+        write_stdout(text)
+        return
+    try:
+        out.commit(text)
+    except OSError as exc:
+        out.discard()
+        raise OutputError(f"cannot write {out.path}: {exc.strerror or exc}") from None
 
 
 def warn(line: str) -> None:

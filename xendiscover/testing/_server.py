@@ -316,16 +316,6 @@ def _safe_xmlrpc_loads(body: bytes) -> tuple[tuple[Any, ...], str | None] | None
         return None
 
 
-async def _pending(conn: _Conn) -> bool:
-    """Whether the client has sent anything (without waiting for it)."""
-    if conn.buffer:
-        return True
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(0.01):
-            return await conn.more()
-    return False
-
-
 def _abort_with_reset(writer: asyncio.StreamWriter) -> None:
     """Close with a TCP RST (``SO_LINGER`` 0), as a close with unread bytes does."""
     sock = writer.get_extra_info("socket")

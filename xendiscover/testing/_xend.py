@@ -10,6 +10,7 @@ sizes, and the timing of the hosts-allow close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import re
 import xmlrpc.client
@@ -22,7 +23,6 @@ from xendiscover.testing._server import (
     _abort_with_reset,
     _BadRequest,
     _Conn,
-    _pending,
     _read_request,
     _Request,
     _response,
@@ -69,6 +69,16 @@ def _py2_error(code: int, message: str, explain: str, *, headers: bool, python: 
         f"Date: {_http_date()}\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n"
     )
     return head.encode("latin-1") + page
+
+
+async def _pending(conn: _Conn) -> bool:
+    """Whether the client has sent anything (without waiting for it)."""
+    if conn.buffer:
+        return True
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0.01):
+            return await conn.more()
+    return False
 
 
 class FakeXendRelocation(FakeServer):
